@@ -1,0 +1,283 @@
+"""Neural-network ops, each a Function whose forward and backward call kernels.
+
+Import as `from tinydeep import functional as F`. Names and conventions follow
+PyTorch's `torch.nn.functional`, so results can be checked against it.
+Every op checks its inputs (shapes, dtypes) before any kernel runs.
+"""
+import numpy as np
+
+from .tensor import Function, Tensor, check_float
+
+__all__ = ["relu", "linear", "log_softmax", "softmax", "cross_entropy", "mse_loss",
+           "conv2d", "max_pool2d", "affine_grid", "grid_sample"]
+
+
+def _need_tensor(name, x):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} needs a Tensor, got {type(x).__name__}")
+    return x
+
+
+def _need_ndim(name, what, x, ndim):
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: {what} must be {ndim}-D, got shape {tuple(x.shape)}")
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else tuple(int(a) for a in v)
+
+
+# --- activations ---------------------------------------------------------
+
+class ReLU(Function):
+    def forward(self, x):
+        check_float("relu", x)
+        self.y = self.k.relu(x)
+        return self.y
+
+    def backward(self, g):  # d relu(x) = [x > 0] dx
+        return (self.k.relu_backward(self.y, g),)
+
+
+def relu(x):
+    return ReLU.apply(_need_tensor("relu", x))
+
+
+# --- linear layer ----------------------------------------------------------
+
+class Linear(Function):
+    """y = x Wᵀ + b with x (M, in), W (out, in), b (out,)."""
+
+    def forward(self, x, w, b):
+        k = self.k
+        self.x, self.w, self.has_bias = x, w, b is not None
+        y = k.matmul_nt(x, w)
+        return k.add_rowvec(y, b, out=y) if b is not None else y
+
+    def backward(self, g):  # dx = g W, dW = gᵀ x, db = Σ_rows g
+        k = self.k
+        return (k.matmul(g, self.w) if self.needs_grad[0] else None,
+                k.matmul_tn(g, self.x) if self.needs_grad[1] else None,
+                k.sum(g, axis=0) if self.has_bias and self.needs_grad[2] else None)
+
+
+def linear(x, weight, bias=None):
+    """x (..., in) -> (..., out); leading dimensions are flattened into rows."""
+    _need_tensor("linear", x)
+    check_float("linear", x.data, weight.data, *([bias.data] if bias is not None else []))
+    _need_ndim("linear", "weight", weight, 2)
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {tuple(x.shape)} does not match weight of "
+                         f"shape {tuple(weight.shape)} (needs last dim {weight.shape[1]})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias shape {tuple(bias.shape)} should be ({weight.shape[0]},)")
+    lead = x.shape[:-1]
+    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+    y = Linear.apply(x2, weight, bias)
+    return y if x.ndim == 2 else y.reshape(*lead, weight.shape[0])
+
+
+# --- softmax and losses --------------------------------------------------------
+
+class LogSoftmax(Function):
+    def forward(self, x):
+        self.logp = self.k.log_softmax(x)
+        return self.logp
+
+    def backward(self, g):  # d logp = g - softmax Σ g
+        return (self.k.log_softmax_backward(self.logp, g),)
+
+
+class Softmax(Function):
+    def forward(self, x):
+        self.logp = self.k.log_softmax(x)
+        self.p = self.k.exp(self.logp)
+        return self.p
+
+    def backward(self, g):  # d p = p (g - Σ g p), which is log_softmax's backward applied to g p
+        return (self.k.log_softmax_backward(self.logp, self.k.mul(g, self.p)),)
+
+
+def _rows(name, x, dim):
+    _need_tensor(name, x)
+    check_float(name, x.data)
+    if x.ndim != 2 or dim not in (1, -1):
+        raise ValueError(f"{name} works over dim=1 of a 2-D tensor, got shape {tuple(x.shape)} "
+                         f"and dim={dim}")
+    return x
+
+
+def log_softmax(x, dim=1):
+    return LogSoftmax.apply(_rows("log_softmax", x, dim))
+
+
+def softmax(x, dim=1):
+    return Softmax.apply(_rows("softmax", x, dim))
+
+
+class CrossEntropy(Function):
+    """mean_i [ logsumexp(z_i) - z_i[t_i] ], computed from a max-shifted log-softmax."""
+
+    def forward(self, logits, targets):
+        loss, self.logp = self.k.cross_entropy(logits, targets)
+        self.targets = targets
+        return np.asarray(loss, dtype=logits.dtype)
+
+    def backward(self, g):  # d loss / d z = (softmax(z) - onehot(t)) / M
+        return (self.k.cross_entropy_backward(self.logp, self.targets, float(g)), None)
+
+
+def cross_entropy(logits, targets):
+    """Mean cross-entropy of logits (M, C) against integer class targets (M,)."""
+    _rows("cross_entropy", logits, 1)
+    t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy targets must be integer class indices, got dtype {t.dtype}")
+    if t.shape != (logits.shape[0],):
+        raise ValueError(f"cross_entropy: targets of shape {t.shape} do not match logits of "
+                         f"shape {tuple(logits.shape)} (need ({logits.shape[0]},))")
+    if t.size == 0:
+        raise ValueError("cross_entropy of an empty batch is undefined")
+    if t.min() < 0 or t.max() >= logits.shape[1]:
+        raise ValueError(f"cross_entropy: targets must lie in [0, {logits.shape[1]}), "
+                         f"got values from {t.min()} to {t.max()}")
+    return CrossEntropy.apply(logits, t.astype(np.int64, copy=False))
+
+
+def mse_loss(input, target):
+    """mean((input - target)²); shapes must match exactly (no silent broadcasting)."""
+    _need_tensor("mse_loss", input)
+    t_shape = tuple(np.shape(target.data if isinstance(target, Tensor) else target))
+    if tuple(input.shape) != t_shape:
+        raise ValueError(f"mse_loss: input shape {tuple(input.shape)} != target shape {t_shape}")
+    return ((input - target) ** 2).mean()
+
+
+# --- convolution and pooling ------------------------------------------------
+
+class Conv2d(Function):
+    """Convolution as a matrix product: unfold every k×k patch into a row
+    (im2col), multiply by the flattened filters, fold gradients back (col2im)."""
+
+    def forward(self, x, w, b, stride, padding):
+        k = self.k
+        n, _, h, wd = x.shape
+        c_out, _, kh, kw = w.shape
+        self.geom = (x.shape, kh, kw, stride, padding)
+        self.ho = (h + 2 * padding - kh) // stride + 1
+        self.wo = (wd + 2 * padding - kw) // stride + 1
+        self.cols = k.im2col(x, kh, kw, stride, padding)          # (N·Ho·Wo, C·kh·kw)
+        self.w2 = w.reshape(c_out, -1)                            # (C_out, C·kh·kw)
+        y = k.matmul_nt(self.cols, self.w2)                       # (N·Ho·Wo, C_out)
+        if b is not None:
+            k.add_rowvec(y, b, out=y)
+        self.has_bias = b is not None
+        return np.ascontiguousarray(y.reshape(n, self.ho, self.wo, c_out).transpose(0, 3, 1, 2))
+
+    def backward(self, g):
+        k = self.k
+        c_out = self.w2.shape[0]
+        g2 = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, c_out)
+        x_shape, kh, kw, stride, padding = self.geom
+        dx = (k.col2im(k.matmul(g2, self.w2), x_shape, kh, kw, stride, padding)
+              if self.needs_grad[0] else None)
+        dw = (k.matmul_tn(g2, self.cols).reshape(c_out, x_shape[1], kh, kw)
+              if self.needs_grad[1] else None)
+        db = k.sum(g2, axis=0) if self.has_bias and self.needs_grad[2] else None
+        return dx, dw, db
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0):
+    """input (N, C, H, W) * weight (C_out, C, kh, kw) -> (N, C_out, Ho, Wo)."""
+    _need_tensor("conv2d", input)
+    check_float("conv2d", input.data, weight.data, *([bias.data] if bias is not None else []))
+    _need_ndim("conv2d", "input", input, 4)
+    _need_ndim("conv2d", "weight", weight, 4)
+    (stride, _), (padding, _) = _pair(stride), _pair(padding)
+    n, c, h, w = input.shape
+    c_out, c_in, kh, kw = weight.shape
+    if c != c_in:
+        raise ValueError(f"conv2d: input has {c} channels {tuple(input.shape)} but weight "
+                         f"expects {c_in} {tuple(weight.shape)}")
+    if stride < 1 or padding < 0:
+        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
+    if h + 2 * padding < kh or w + 2 * padding < kw:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input "
+                         f"{h + 2 * padding}x{w + 2 * padding}")
+    if bias is not None and bias.shape != (c_out,):
+        raise ValueError(f"conv2d: bias shape {tuple(bias.shape)} should be ({c_out},)")
+    return Conv2d.apply(input, weight, bias, stride=stride, padding=padding)
+
+
+class MaxPool2d(Function):
+    def forward(self, x, kernel_size, stride, padding):
+        self.x_shape = x.shape
+        y, self.argmax = self.k.max_pool2d(x, kernel_size, stride, padding)
+        return y
+
+    def backward(self, g):  # the gradient goes to the element that won each window
+        return (self.k.max_pool2d_backward(g, self.argmax, self.x_shape),)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0):
+    _need_tensor("max_pool2d", input)
+    check_float("max_pool2d", input.data)
+    _need_ndim("max_pool2d", "input", input, 4)
+    (kernel_size, _), (padding, _) = _pair(kernel_size), _pair(padding)
+    stride = kernel_size if stride is None else _pair(stride)[0]
+    if kernel_size < 1 or stride < 1 or not 0 <= padding <= kernel_size // 2:
+        raise ValueError(f"max_pool2d: need kernel_size >= 1, stride >= 1 and "
+                         f"0 <= padding <= kernel_size/2, got {kernel_size}, {stride}, {padding}")
+    if min(input.shape[2:]) + 2 * padding < kernel_size:
+        raise ValueError(f"max_pool2d: window {kernel_size} is larger than the input "
+                         f"{tuple(input.shape)} with padding {padding}")
+    return MaxPool2d.apply(input, kernel_size=kernel_size, stride=stride, padding=padding)
+
+
+# --- spatial transformer: affine grids and bilinear sampling ----------------------
+
+class AffineGrid(Function):
+    def forward(self, theta, h, w, align_corners):
+        self.align_corners = align_corners
+        return self.k.affine_grid(theta, h, w, align_corners)
+
+    def backward(self, g):  # grid = base · θᵀ, so dθ = Σ_points g ⊗ base
+        return (self.k.affine_grid_backward(g, self.align_corners),)
+
+
+def affine_grid(theta, size, align_corners=False):
+    """theta (N, 2, 3) and size (N, C, H, W) -> sampling grid (N, H, W, 2) in [-1, 1] coords."""
+    _need_tensor("affine_grid", theta)
+    check_float("affine_grid", theta.data)
+    if theta.ndim != 3 or theta.shape[1:] != (2, 3):
+        raise ValueError(f"affine_grid: theta must have shape (N, 2, 3), got {tuple(theta.shape)}")
+    if len(size) != 4 or size[0] != theta.shape[0] or min(size) < 1:
+        raise ValueError(f"affine_grid: size must be (N, C, H, W) with N = {theta.shape[0]} "
+                         f"and positive sizes, got {tuple(size)}")
+    return AffineGrid.apply(theta, h=int(size[2]), w=int(size[3]), align_corners=bool(align_corners))
+
+
+class GridSample(Function):
+    def forward(self, image, grid, padding_mode, align_corners):
+        self.image, self.grid = image, grid
+        self.opts = (padding_mode, align_corners)
+        return self.k.bilinear_sample(image, grid, *self.opts)
+
+    def backward(self, g):  # image gradient: scatter of the bilinear weights; grid: their slope
+        return self.k.bilinear_sample_backward(self.image, self.grid, g, *self.opts)
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    """Sample input (N, C, H, W) at grid (N, Ho, Wo, 2) points (x, y) in [-1, 1]."""
+    _need_tensor("grid_sample", input)
+    _need_tensor("grid_sample", grid)
+    check_float("grid_sample", input.data, grid.data)
+    if mode != "bilinear":
+        raise ValueError(f"grid_sample: only mode='bilinear' is implemented, got {mode!r}")
+    if padding_mode not in ("zeros", "border"):
+        raise ValueError(f"grid_sample: padding_mode must be 'zeros' or 'border', got {padding_mode!r}")
+    _need_ndim("grid_sample", "input", input, 4)
+    if grid.ndim != 4 or grid.shape[3] != 2 or grid.shape[0] != input.shape[0]:
+        raise ValueError(f"grid_sample: grid must have shape (N, Ho, Wo, 2) with N = "
+                         f"{input.shape[0]}, got {tuple(grid.shape)}")
+    return GridSample.apply(input, grid, padding_mode=padding_mode, align_corners=bool(align_corners))

@@ -1,0 +1,260 @@
+"""Layers: Modules that own Parameters and call `functional` ops.
+
+A Module registers every Parameter and sub-Module assigned to it as an
+attribute, so `parameters()`, `state_dict()` and `zero_grad()` can walk the
+tree. Initial weights come from `tinydeep.manual_seed`'s generator.
+"""
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from . import functional as F
+from .rng import generator
+from .tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module trains: requires_grad is on."""
+
+    def __init__(self, data, dtype=None):
+        super().__init__(data, requires_grad=True, dtype=dtype)
+
+
+class Module:
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                               f"before assigning {name!r}")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args, **kwargs):  # subclasses define forward()
+        return self.forward(*args, **kwargs)
+
+    def named_parameters(self, prefix=""):
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, m in self._modules.items():
+            yield from m.named_parameters(prefix + name + ".")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self):
+        yield self
+        for m in self._modules.values():
+            yield from m.modules()
+
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device):
+        for p in self.parameters():
+            p.to(device)  # raises for a device this version cannot use
+        return self
+
+    def state_dict(self):
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state, source="state_dict"):
+        """Copy arrays into the parameters; every name must be present with the right shape."""
+        own = dict(self.named_parameters())
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        misshaped = [f"{n}: {tuple(np.shape(state[n]))} vs {tuple(p.shape)}"
+                     for n, p in own.items() if n in state and np.shape(state[n]) != p.shape]
+        if missing or unexpected or misshaped:
+            parts = [f"missing {missing}" if missing else "",
+                     f"unexpected {unexpected}" if unexpected else "",
+                     f"wrong shapes [{'; '.join(misshaped)}]" if misshaped else ""]
+            raise ValueError(f"{source} does not fit {type(self).__name__}: "
+                             + ", ".join(p for p in parts if p))
+        for n, p in own.items():
+            p.data = np.array(state[n], dtype=p.dtype)
+            p.grad = None
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
+        return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
+
+    def extra_repr(self):
+        return ""
+
+
+def _uniform(bound, shape):
+    return generator().uniform(-bound, bound, size=shape).astype(np.float32)
+
+
+class Linear(Module):
+    """y = x Wᵀ + b. Initialized like PyTorch: Kaiming-uniform with a = √5, which gives
+    W, b ~ U(-1/√in, 1/√in)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = Parameter(_uniform(bound, (out_features, in_features)))
+        self.bias = Parameter(_uniform(bound, (out_features,))) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1):
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim)
+
+
+class Sequential(Module):
+    def __init__(self, *layers):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+
+class MLP(Sequential):
+    """`depth` hidden layers of `width` ReLU units between in_features and out_features."""
+
+    def __init__(self, in_features, width, depth, out_features):
+        layers, n_in = [], in_features
+        for _ in range(depth):
+            layers += [Linear(n_in, width), ReLU()]
+            n_in = width
+        super().__init__(*layers, Linear(n_in, out_features))
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation, as in PyTorch); Kaiming-uniform init with
+    fan_in = in_channels · kh · kw."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        kh, kw = F._pair(kernel_size)
+        self.stride, self.padding = stride, padding
+        bound = 1.0 / math.sqrt(in_channels * kh * kw)
+        self.weight = Parameter(_uniform(bound, (out_channels, in_channels, kh, kw)))
+        self.bias = Parameter(_uniform(bound, (out_channels,))) if bias else None
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        o, i, kh, kw = self.weight.shape
+        return f"{i}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+IDENTITY_THETA = np.array([1, 0, 0, 0, 1, 0], dtype=np.float32)
+
+
+class SpatialTransformer(Module):
+    """Jaderberg et al. 2015: a localization net predicts an affine θ (2×3) per
+    image; the image is resampled at affine_grid(θ) by bilinear grid_sample.
+    The localization net's last layer must be a Linear with 6 outputs; it starts
+    at zero weights and the identity bias, so training begins from "do nothing"."""
+
+    def __init__(self, localization, output_size, align_corners=False):
+        super().__init__()
+        last = [m for m in localization.modules() if isinstance(m, Linear)]
+        if not last or last[-1].out_features != 6:
+            raise ValueError("SpatialTransformer: the localization net must end in a Linear "
+                             "layer with 6 outputs (the affine parameters)")
+        last[-1].weight.data[...] = 0.0
+        if last[-1].bias is None:
+            raise ValueError("SpatialTransformer: the last Linear needs a bias to hold the identity")
+        last[-1].bias.data[...] = IDENTITY_THETA
+        self.localization = localization
+        self.output_size = tuple(output_size)
+        self.align_corners = align_corners
+
+    def theta(self, x):
+        return self.localization(x).reshape(x.shape[0], 2, 3)
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        grid = F.affine_grid(self.theta(x), (n, c) + self.output_size, self.align_corners)
+        return F.grid_sample(x, grid, align_corners=self.align_corners)
+
+
+def save(module, path):
+    """Write the module's parameters to `path` (.npz, no pickle). The file appears
+    complete or not at all: written to a temporary name, then renamed."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **module.state_dict())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(module, path):
+    """Load parameters saved by `save`; names and shapes must match the module."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            state = {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable tinydeep checkpoint (.npz): {e}") from None
+    module.load_state_dict(state, source=f"checkpoint {path}")
+    return module
