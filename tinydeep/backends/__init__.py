@@ -19,6 +19,7 @@ unless stated; `out`, where offered, is an optional preallocated result):
     add/sub/mul/div(a, b, out=None)   same shapes (broadcasting is done above)
     mul_scalar(x, s, out=None)        x * s
     pow_scalar(x, p, out=None)        x ** p
+    exp(x, out=None)                  eˣ
     add_rowvec(x, b, out=None)        x (M,N) + b (N,)       (bias add)
     relu(x, out=None)                 max(x, 0)
     relu_backward(x, grad, out=None)  grad * (x > 0)
@@ -45,7 +46,7 @@ import importlib
 
 KERNELS = (
     "matmul", "matmul_nt", "matmul_tn",
-    "add", "sub", "mul", "div", "mul_scalar", "pow_scalar", "add_rowvec",
+    "add", "sub", "mul", "div", "mul_scalar", "pow_scalar", "exp", "add_rowvec",
     "relu", "relu_backward", "sum",
     "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
     "im2col", "col2im", "max_pool2d", "max_pool2d_backward",

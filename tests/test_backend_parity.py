@@ -1,0 +1,526 @@
+"""Every kernel of the numba CPU backend against the NumPy reference backend,
+then the reference itself against independent sources (an adjoint identity,
+scipy's logsumexp, a hand-unrolled recurrence, PyTorch where installed).
+
+Tolerances: float32 results agree to rtol = atol = 1e-5 (values are O(1);
+the two backends may round differently, e.g. float64 vs float32 accumulation),
+float64 results to rtol = atol = 1e-12. Integer results (argmax) agree exactly.
+"""
+import inspect
+import math
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinydeep.backends import KERNELS, module
+
+ref = module("reference")
+cpu = module("cpu")
+BACKENDS = {"reference": ref, "cpu": cpu}
+
+DTYPES = (np.float32, np.float64)
+TOL = {np.dtype(np.float32): dict(rtol=1e-5, atol=1e-5),
+       np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12)}
+LAYOUTS = ("C", "F", "strided")
+HYPOTHESIS = settings(deadline=None, max_examples=25)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+def arrange(a, layout):
+    """The same values as `a` in another memory layout: 'C' contiguous, 'F' (a
+    transposed view, for 2-D and up) or 'strided' (every other element of a bigger array)."""
+    a = np.asarray(a)
+    if layout == "C" or a.ndim == 0:
+        return np.array(a, order="C")      # (np.ascontiguousarray would make a 0-d array 1-d)
+    if layout == "F" and a.ndim >= 2:
+        return np.asfortranarray(a)
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+    big[..., ::2] = a
+    view = big[..., ::2]
+    assert not view.flags.c_contiguous or a.size <= 1
+    return view
+
+
+class Maker:
+    """Random inputs of one dtype and one layout."""
+
+    def __init__(self, rng, dtype, layout="C"):
+        self.rng, self.dtype, self.layout = rng, np.dtype(dtype), layout
+
+    def normal(self, *shape, scale=1.0):
+        return arrange((scale * self.rng.standard_normal(shape)).astype(self.dtype), self.layout)
+
+    def uniform(self, low, high, *shape):
+        return arrange(self.rng.uniform(low, high, shape).astype(self.dtype), self.layout)
+
+    def away_from_zero(self, *shape):
+        """|value| in [0.5, 2], random sign: safe divisors."""
+        mag = self.rng.uniform(0.5, 2.0, shape) * self.rng.choice([-1.0, 1.0], shape)
+        return arrange(mag.astype(self.dtype), self.layout)
+
+    def with_zeros(self, *shape):
+        """Normal values with exact zeros sprinkled in (ReLU's kink)."""
+        x = self.rng.standard_normal(shape)
+        x.reshape(-1)[::7] = 0.0
+        return arrange(x.astype(self.dtype), self.layout)
+
+    def ints(self, high, *shape):
+        return self.rng.integers(0, high, shape).astype(np.int64)
+
+
+def copy_args(args):
+    """Fresh copies of the array arguments that keep each one's layout (C, F or strided)."""
+    def copy(a):
+        if a.flags.c_contiguous:
+            return a.copy(order="C")
+        return a.copy(order="F") if a.flags.f_contiguous else arrange(a, "strided")
+    return [copy(a) if isinstance(a, np.ndarray) else a for a in args]
+
+
+def assert_close(got, want, dtype, what=""):
+    """Results of the two backends agree: same type, shape, dtype, and values to TOL."""
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want), what
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, dtype, f"{what}[{i}]")
+    elif want is None:
+        assert got is None, what
+    elif type(want) is float:
+        assert type(got) is float, f"{what}: expected a Python float, got {type(got)}"
+        tol = TOL[np.dtype(dtype)]
+        assert got == pytest.approx(want, rel=tol["rtol"], abs=tol["atol"]), what
+    else:
+        assert isinstance(got, np.ndarray), f"{what}: expected an ndarray, got {type(got)}"
+        assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+        assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+        if want.dtype.kind in "iub":
+            np.testing.assert_array_equal(got, want, err_msg=what)
+        else:
+            np.testing.assert_allclose(got, want, err_msg=what, **TOL[want.dtype])
+
+
+def run_both(name, args, kwargs, dtype):
+    """Run kernel `name` on both backends with copies of the same inputs and compare the
+    results and the inputs afterwards (which also compares in-place updates)."""
+    results, after = {}, {}
+    for backend, mod in BACKENDS.items():
+        mine = copy_args(args)
+        results[backend] = getattr(mod, name)(*mine, **kwargs)
+        after[backend] = mine
+    assert_close(results["cpu"], results["reference"], dtype, name)
+    for i, (a_cpu, a_ref, a_in) in enumerate(zip(after["cpu"], after["reference"], args)):
+        if isinstance(a_in, np.ndarray):
+            assert_close(a_cpu, a_ref, dtype, f"{name} argument {i} after the call")
+            if name != "sgd_update":  # only the optimizer updates its inputs
+                np.testing.assert_array_equal(a_cpu, a_in, err_msg=f"{name} changed argument {i}")
+    return results["cpu"]
+
+
+# --- the cases: every kernel, odd sizes included -----------------------------------------
+
+SHAPES = [(), (1,), (1, 1), (7,), (33, 65, 17), (3, 1, 5, 2)]
+MATMUL_SIZES = [(1, 1, 1), (33, 65, 17), (64, 129, 31)]        # (M, K, N)
+# (N, C, H, W, kh, kw, stride, padding)
+CONV_GEOMETRIES = [(1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 9, 8, 3, 3, 1, 1), (2, 3, 10, 7, 3, 2, 2, 1),
+                   (1, 2, 11, 13, 5, 5, 3, 2), (3, 4, 6, 6, 2, 2, 2, 0), (1, 1, 4, 5, 3, 3, 1, 2)]
+# (N, C, H, W, k, stride, padding) with padding <= k // 2
+POOL_GEOMETRIES = [(1, 1, 1, 1, 1, 1, 0), (2, 3, 9, 8, 3, 2, 1), (2, 2, 8, 8, 2, 2, 0),
+                   (1, 3, 11, 13, 3, 1, 1), (2, 1, 7, 7, 5, 3, 2), (1, 2, 5, 9, 4, 3, 2)]
+SGD_SETTINGS = [(0.0, False, 0.0), (0.0, False, 1e-2), (0.9, False, 0.0), (0.9, True, 5e-4)]
+
+
+def _elementwise_binary(mk):
+    return [((mk.normal(*s), mk.normal(*s)), {}) for s in SHAPES]
+
+
+def _conv_out(g):
+    N, C, H, W, kh, kw, s, p = g
+    return N, C, (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+
+
+def _pool_out(g):
+    N, C, H, W, k, s, p = g
+    return N, C, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+
+
+def _pool_input(mk, N, C, H, W):
+    """Half the cases draw from {0, 1, 2} so that windows hold ties."""
+    if mk.rng.random() < 0.5:
+        return arrange(mk.rng.integers(0, 3, (N, C, H, W)).astype(mk.dtype), mk.layout)
+    return mk.normal(N, C, H, W)
+
+
+def _sampling_cases(mk, with_grad):
+    """(image, grid[, grad], padding_mode, align_corners); some grid points fall outside."""
+    cases = []
+    for n, c, h, w, ho, wo in [(1, 1, 1, 1, 2, 3), (2, 3, 7, 9, 5, 4)]:
+        for padding_mode in ("zeros", "border"):
+            for align_corners in (False, True):
+                args = (mk.normal(n, c, h, w), mk.uniform(-1.2, 1.2, n, ho, wo, 2))
+                if with_grad:
+                    args += (mk.normal(n, c, ho, wo),)
+                cases.append((args + (padding_mode, align_corners), {}))
+    return cases
+
+
+CASES = {
+    "matmul": lambda mk: [((mk.normal(m, k), mk.normal(k, n)), {}) for m, k, n in MATMUL_SIZES],
+    "matmul_nt": lambda mk: [((mk.normal(m, k), mk.normal(n, k)), {}) for m, k, n in MATMUL_SIZES],
+    "matmul_tn": lambda mk: [((mk.normal(k, m), mk.normal(k, n)), {}) for m, k, n in MATMUL_SIZES],
+    "add": _elementwise_binary,
+    "sub": _elementwise_binary,
+    "mul": _elementwise_binary,
+    "div": lambda mk: [((mk.normal(*s), mk.away_from_zero(*s)), {}) for s in SHAPES],
+    "mul_scalar": lambda mk: [((mk.normal(*s), v), {}) for s in SHAPES for v in (-1.0, 0.37)],
+    "pow_scalar": lambda mk: (
+        [((mk.uniform(0.1, 3.0, *s), p), {}) for s in SHAPES for p in (2.0, 0.5, -1.3, 3.7)]
+        + [((mk.normal(*s), p), {}) for s in SHAPES for p in (2.0, 3.0, 1.0)]),
+    "exp": lambda mk: [((mk.normal(*s, scale=3.0),), {}) for s in SHAPES],
+    "add_rowvec": lambda mk: [((mk.normal(m, n), mk.normal(n)), {})
+                              for m, n in [(1, 1), (33, 65), (64, 129), (5, 1)]],
+    "relu": lambda mk: [((mk.with_zeros(*s),), {}) for s in SHAPES],
+    "relu_backward": lambda mk: [((mk.with_zeros(*s), mk.normal(*s)), {}) for s in SHAPES],
+    "sum": lambda mk: (
+        [((mk.normal(*s),), dict(axis=None, keepdims=kd)) for s in SHAPES for kd in (False, True)]
+        + [((mk.normal(33, 65, 17),), dict(axis=a, keepdims=kd))
+           for a in (0, 1, 2, -1, (0, 2), (0, 1), (1, 2), (2, 0), (), (-3, -1))
+           for kd in (False, True)]
+        + [((mk.normal(4, 3, 5, 6),), dict(axis=a, keepdims=False))
+           for a in ((0, 2), (1, 3), (0, 1, 3), (0, 2, 3), 3)]
+        + [((mk.normal(2 * 8192 + 3, 3),), dict(axis=0)), ((mk.normal(5, 20001),), dict(axis=1))]),
+    "log_softmax": lambda mk: [((mk.normal(m, n, scale=sc),), {})
+                               for m, n, sc in [(1, 1, 1.0), (33, 65, 1.0), (5, 1000, 3.0),
+                                                (4, 7, 100.0)]],
+    "log_softmax_backward": lambda mk: [
+        ((arrange(ref.log_softmax(mk.normal(m, n, scale=2.0)), mk.layout), mk.normal(m, n)), {})
+        for m, n in [(1, 1), (33, 65), (5, 1000)]],
+    "cross_entropy": lambda mk: [((mk.normal(m, n, scale=sc), mk.ints(n, m)), {})
+                                 for m, n, sc in [(1, 1, 1.0), (33, 65, 1.0), (7, 10, 1e4),
+                                                  (64, 3, 5.0)]],
+    "cross_entropy_backward": lambda mk: [
+        ((arrange(ref.log_softmax(mk.normal(m, n, scale=2.0)), mk.layout), mk.ints(n, m), gl), {})
+        for m, n in [(1, 1), (33, 65), (64, 3)] for gl in (1.0, 0.37)],
+    "im2col": lambda mk: [((mk.normal(*g[:4]), *g[4:]), {}) for g in CONV_GEOMETRIES],
+    "col2im": lambda mk: [
+        ((mk.normal(N * Ho * Wo, C * g[4] * g[5]), g[:4], *g[4:]), {})
+        for g in CONV_GEOMETRIES for N, C, Ho, Wo in [_conv_out(g)]],
+    "max_pool2d": lambda mk: [((_pool_input(mk, *g[:4]), *g[4:]), {}) for g in POOL_GEOMETRIES],
+    "max_pool2d_backward": lambda mk: [
+        ((mk.normal(*_pool_out(g)), ref.max_pool2d(_pool_input(mk, *g[:4]), *g[4:])[1], g[:4]), {})
+        for g in POOL_GEOMETRIES],
+    "affine_grid": lambda mk: [((mk.normal(n, 2, 3), h, w, ac), {})
+                               for n, h, w in [(1, 1, 1), (2, 5, 7), (3, 16, 9)]
+                               for ac in (False, True)],
+    "affine_grid_backward": lambda mk: [((mk.normal(n, h, w, 2), ac), {})
+                                        for n, h, w in [(1, 1, 1), (2, 5, 7), (3, 16, 9)]
+                                        for ac in (False, True)],
+    "bilinear_sample": lambda mk: _sampling_cases(mk, with_grad=False),
+    "bilinear_sample_backward": lambda mk: _sampling_cases(mk, with_grad=True),
+    "index_backward": lambda mk: [
+        ((mk.normal(4, 5), (np.array([0, 2, 2, 1]),), (3, 5)), {}),
+        ((mk.normal(2, 3), (slice(1, 3), slice(None, None, 2)), (4, 6)), {}),
+        ((mk.normal(3), (np.array([1, 1, 0]), np.array([2, 2, 2])), (2, 3)), {}),
+        ((mk.normal(), (1, 2), (2, 3)), {})],
+    "sgd_update": lambda mk: [
+        ((mk.normal(*s), mk.normal(*s), mk.normal(*s) if mom else None, 0.1, mom, nest, wd), {})
+        for s in [(), (1,), (33, 17), (4, 3, 5)] for mom, nest, wd in SGD_SETTINGS],
+}
+
+
+def test_both_modules_offer_every_kernel_with_the_same_signature():
+    names = set(KERNELS)
+    for mod in (ref, cpu):
+        missing = [n for n in KERNELS if not callable(getattr(mod, n, None))]
+        assert not missing, f"{mod.__name__} lacks {missing}"
+        odd = set(mod.__all__) ^ names
+        assert not odd, f"{mod.__name__}.__all__ differs from KERNELS by {odd}"
+    for name in sorted(names):
+        sig_ref = inspect.signature(getattr(ref, name)).parameters
+        sig_cpu = inspect.signature(getattr(cpu, name)).parameters
+        assert list(sig_cpu) == list(sig_ref), name
+        assert [p.default for p in sig_cpu.values()] == [p.default for p in sig_ref.values()], name
+
+
+def test_every_kernel_has_parity_cases():
+    assert set(CASES) == set(KERNELS)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cpu_matches_reference(name, dtype, layout):
+    mk = Maker(np.random.default_rng(zlib.crc32(f"{name} {layout}".encode())), dtype, layout)
+    for args, kwargs in CASES[name](mk):
+        run_both(name, args, kwargs, dtype)
+
+
+def _has_out(name):
+    return "out" in inspect.signature(getattr(ref, name)).parameters
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", [n for n in sorted(CASES) if _has_out(n)])
+def test_out_argument_is_filled_and_returned(name, dtype):
+    mk = Maker(np.random.default_rng(7), dtype, "strided")
+    for args, kwargs in CASES[name](mk):
+        want = getattr(ref, name)(*args, **kwargs)
+        for backend, mod in BACKENDS.items():
+            out = np.full(want.shape, np.nan, dtype=want.dtype)
+            got = getattr(mod, name)(*args, out=out, **kwargs)
+            assert got is out, f"{backend}.{name} did not return its out array"
+            np.testing.assert_allclose(out, want, err_msg=f"{backend}.{name}",
+                                       **TOL[np.dtype(dtype)])
+
+
+def test_add_rowvec_in_place():
+    """Linear and Conv2d call add_rowvec(y, b, out=y)."""
+    rng = np.random.default_rng(3)
+    y, b = rng.standard_normal((9, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    want = y + b
+    assert cpu.add_rowvec(y, b, out=y) is y
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+
+
+# --- hypothesis: random shapes ---------------------------------------------------------
+
+dtypes = st.sampled_from(DTYPES)
+layouts = st.sampled_from(LAYOUTS)
+seeds = st.integers(0, 2**32 - 1)
+shapes = st.lists(st.integers(1, 9), min_size=0, max_size=4).map(tuple)
+
+
+@HYPOTHESIS
+@given(shape=shapes, op=st.sampled_from(["add", "sub", "mul", "relu_backward"]),
+       dtype=dtypes, layout=layouts, seed=seeds)
+def test_elementwise_random_shapes(shape, op, dtype, layout, seed):
+    mk = Maker(np.random.default_rng(seed), dtype, layout)
+    run_both(op, (mk.with_zeros(*shape), mk.normal(*shape)), {}, dtype)
+    run_both("relu", (mk.with_zeros(*shape),), {}, dtype)
+
+
+@HYPOTHESIS
+@given(data=st.data(), shape=st.lists(st.integers(1, 7), min_size=1, max_size=4).map(tuple),
+       dtype=dtypes, layout=layouts, keepdims=st.booleans(), seed=seeds)
+def test_sum_random_axes(data, shape, dtype, layout, keepdims, seed):
+    nd = len(shape)
+    axis = data.draw(st.one_of(
+        st.none(), st.integers(-nd, nd - 1),
+        st.lists(st.integers(0, nd - 1), unique=True, max_size=nd).map(
+            lambda axes: tuple(a - nd if a % 2 else a for a in axes))), label="axis")
+    mk = Maker(np.random.default_rng(seed), dtype, layout)
+    x = mk.normal(*shape)
+    got = run_both("sum", (x,), dict(axis=axis, keepdims=keepdims), dtype)
+    np.testing.assert_allclose(got, np.sum(x.astype(np.float64), axis=axis, keepdims=keepdims),
+                               **TOL[np.dtype(dtype)])
+
+
+conv_geometries = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 9),
+                            st.integers(1, 9), st.integers(1, 4), st.integers(1, 4),
+                            st.integers(1, 3), st.integers(0, 2)).filter(
+    lambda g: g[2] + 2 * g[7] >= g[4] and g[3] + 2 * g[7] >= g[5])
+
+
+@HYPOTHESIS
+@given(g=conv_geometries, dtype=dtypes, layout=layouts, seed=seeds)
+def test_im2col_col2im_random_geometry(g, dtype, layout, seed):
+    mk = Maker(np.random.default_rng(seed), dtype, layout)
+    N, C, Ho, Wo = _conv_out(g)
+    run_both("im2col", (mk.normal(*g[:4]), *g[4:]), {}, dtype)
+    run_both("col2im", (mk.normal(N * Ho * Wo, C * g[4] * g[5]), g[:4], *g[4:]), {}, dtype)
+
+
+pool_geometries = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 9),
+                            st.integers(1, 9), st.integers(1, 4), st.integers(1, 3),
+                            st.integers(0, 2)).filter(
+    lambda g: g[6] <= g[4] // 2 and min(g[2], g[3]) + 2 * g[6] >= g[4])
+
+
+@HYPOTHESIS
+@given(g=pool_geometries, dtype=dtypes, layout=layouts, seed=seeds)
+def test_max_pool_random_geometry(g, dtype, layout, seed):
+    mk = Maker(np.random.default_rng(seed), dtype, layout)
+    out, argmax = run_both("max_pool2d", (_pool_input(mk, *g[:4]), *g[4:]), {}, dtype)
+    run_both("max_pool2d_backward", (mk.normal(*out.shape), argmax, g[:4]), {}, dtype)
+
+
+@HYPOTHESIS
+@given(m=st.integers(1, 9), n=st.integers(1, 17), scale=st.sampled_from([0.1, 1.0, 30.0]),
+       dtype=dtypes, layout=layouts, seed=seeds)
+def test_softmax_family_random_shapes(m, n, scale, dtype, layout, seed):
+    mk = Maker(np.random.default_rng(seed), dtype, layout)
+    x, t = mk.normal(m, n, scale=scale), mk.ints(n, m)
+    logp = run_both("log_softmax", (x,), {}, dtype)
+    run_both("log_softmax_backward", (arrange(logp, layout), mk.normal(m, n)), {}, dtype)
+    _, logp = run_both("cross_entropy", (x, t), {}, dtype)
+    run_both("cross_entropy_backward", (logp, t, 0.5), {}, dtype)
+
+
+# --- independent checks of the meaning ---------------------------------------------------
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("g", CONV_GEOMETRIES)
+def test_col2im_is_the_adjoint_of_im2col(backend, g):
+    """<im2col(x), c> = <x, col2im(c)> for all x, c: col2im is im2col's transpose."""
+    k = BACKENDS[backend]
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(g[:4])
+    N, C, Ho, Wo = _conv_out(g)
+    c = rng.standard_normal((N * Ho * Wo, C * g[4] * g[5]))
+    lhs = np.vdot(k.im2col(x, *g[4:]), c)
+    rhs = np.vdot(x, k.col2im(c, g[:4], *g[4:]))
+    assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_cross_entropy_against_logsumexp(backend, dtype):
+    from scipy.special import logsumexp, softmax
+    k = BACKENDS[backend]
+    rng = np.random.default_rng(5)
+    z = (3 * rng.standard_normal((9, 6))).astype(dtype)
+    t = rng.integers(0, 6, 9)
+    z64 = z.astype(np.float64)
+    want = np.mean(logsumexp(z64, axis=1) - z64[np.arange(9), t])
+    loss, logp = k.cross_entropy(z, t)
+    rel = 1e-6 if dtype == np.float32 else 1e-12
+    assert isinstance(loss, float) and loss == pytest.approx(want, rel=rel)
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(logp, z64 - logsumexp(z64, axis=1, keepdims=True), **tol)
+    onehot = np.eye(6)[t]
+    np.testing.assert_allclose(k.cross_entropy_backward(logp, t, 0.3),
+                               (softmax(z64, axis=1) - onehot) * 0.3 / 9, **tol)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_cross_entropy_does_not_overflow(backend):
+    k = BACKENDS[backend]
+    z = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 0.0], [1e4, 1e4, -1e4]], dtype=np.float32)
+    loss, logp = k.cross_entropy(z, np.array([0, 0, 1]))
+    assert np.isfinite(logp).all()
+    assert loss == pytest.approx((0.0 + 1e4 + math.log(2)) / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("momentum,nesterov,wd", SGD_SETTINGS)
+def test_sgd_matches_two_unrolled_steps(backend, momentum, nesterov, wd):
+    """PyTorch's SGD with dampening 0, written out for two steps from buf = 0."""
+    k = BACKENDS[backend]
+    rng = np.random.default_rng(9)
+    p0, g1, g2 = rng.standard_normal((3, 5, 4))
+    lr, mu = 0.1, momentum
+    d1 = g1 + wd * p0
+    b1 = d1                                                  # μ·0 + d1
+    p1 = p0 - lr * ((d1 + mu * b1 if nesterov else b1) if mu else d1)
+    d2 = g2 + wd * p1
+    b2 = mu * b1 + d2
+    p2 = p1 - lr * ((d2 + mu * b2 if nesterov else b2) if mu else d2)
+
+    param, buf = p0.copy(), np.zeros_like(p0) if mu else None
+    assert k.sgd_update(param, g1.copy(), buf, lr, mu, nesterov, wd) is None
+    k.sgd_update(param, g2.copy(), buf, lr, mu, nesterov, wd)
+    np.testing.assert_allclose(param, p2, rtol=1e-12, atol=1e-12)
+    if mu:
+        np.testing.assert_allclose(buf, b2, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_sum_of_a_million_float32(backend):
+    k = BACKENDS[backend]
+    x = np.random.default_rng(2).standard_normal(1_000_003).astype(np.float32)
+    exact = math.fsum(x.astype(np.float64))
+    got = k.sum(x)
+    assert got.dtype == np.float32 and got.shape == ()
+    assert float(got) == pytest.approx(exact, rel=1e-6)
+    x2 = x[:1_000_000].reshape(1000, 1000)
+    np.testing.assert_allclose(k.sum(x2, axis=0), x2.astype(np.float64).sum(0),
+                               rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_max_pool_ties_go_to_the_first_maximum(backend):
+    k = BACKENDS[backend]
+    x = np.zeros((1, 1, 4, 4), dtype=np.float32)            # every window is one big tie
+    _, argmax = k.max_pool2d(x, 3, 1, 1)
+    # first real element of each window in row-major order (padding never wins)
+    want = [[max(h - 1, 0) * 4 + max(w - 1, 0) for w in range(4)] for h in range(4)]
+    np.testing.assert_array_equal(argmax[0, 0], want)
+    x[:] = -np.inf                                          # real -inf ties with the padding
+    out, argmax = k.max_pool2d(x, 3, 1, 1)
+    np.testing.assert_array_equal(argmax[0, 0], want)
+    assert (out == -np.inf).all()
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_nan_passes_through_relu_and_max_pool(backend):
+    k = BACKENDS[backend]
+    x = np.array([[[[1.0, np.nan], [2.0, 0.5]]]], dtype=np.float32)
+    assert np.isnan(k.relu(x)[0, 0, 0, 1])
+    out, argmax = k.max_pool2d(x, 2, 2, 0)
+    assert np.isnan(out[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 1
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("g", POOL_GEOMETRIES)
+def test_max_pool_matches_torch(backend, g):
+    torch = pytest.importorskip("torch")
+    k = BACKENDS[backend]
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(g[:4])                          # continuous values: no ties
+    kk, s, p = g[4:]
+    out, argmax = k.max_pool2d(x, kk, s, p)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t, idx_t = torch.nn.functional.max_pool2d(xt, kk, s, p, return_indices=True)
+    np.testing.assert_array_equal(argmax, idx_t.numpy())
+    np.testing.assert_array_equal(out, out_t.detach().numpy())
+    grad = rng.standard_normal(out.shape)
+    out_t.backward(torch.tensor(grad))
+    np.testing.assert_allclose(k.max_pool2d_backward(grad, argmax, x.shape), xt.grad.numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("g", CONV_GEOMETRIES[1:])
+def test_conv_as_im2col_matmul_matches_torch(backend, dtype, g):
+    torch = pytest.importorskip("torch")
+    k = BACKENDS[backend]
+    rng = np.random.default_rng(17)
+    N, C, H, W, kh, kw, s, p = g
+    c_out = 4
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((c_out, C, kh, kw)).astype(dtype)
+    _, _, Ho, Wo = _conv_out(g)
+    cols = k.im2col(x, kh, kw, s, p)
+    y = k.matmul_nt(cols, w.reshape(c_out, -1)).reshape(N, Ho, Wo, c_out).transpose(0, 3, 1, 2)
+    xt = torch.tensor(x, requires_grad=True)
+    y_t = torch.nn.functional.conv2d(xt, torch.tensor(w), stride=s, padding=p)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, y_t.detach().numpy(), **tol)
+    # backward: dx = col2im(g2 · W2), the adjoint path
+    grad = rng.standard_normal(y.shape).astype(dtype)
+    y_t.backward(torch.tensor(grad))
+    g2 = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, c_out)
+    dx = k.col2im(k.matmul(g2, w.reshape(c_out, -1)), x.shape, kh, kw, s, p)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), **tol)
+
+
+# --- user errors that reach a kernel --------------------------------------------------------
+
+def _int32_args(name):
+    """The first parity case of `name` with every float array turned into int32."""
+    args, kwargs = CASES[name](Maker(np.random.default_rng(0), np.float64))[0]
+    return [a.astype(np.int32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+            for a in args], kwargs
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CASES if n != "index_backward"))
+def test_cpu_refuses_int32_with_a_plain_type_error(name):
+    from numba.core.errors import NumbaError
+    args, kwargs = _int32_args(name)
+    with pytest.raises(TypeError, match="float") as e:
+        getattr(cpu, name)(*args, **kwargs)
+    assert not isinstance(e.value, NumbaError)

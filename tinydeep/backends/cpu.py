@@ -1,0 +1,562 @@
+"""The kernels as Numba CPU code: `@njit(parallel=True)` loops split over cores.
+
+Every kernel computes what `reference.py` says it means (the parity tests
+hold the two together); read the reference first for the math, then here for
+how it is laid out as loops.
+
+Each kernel comes in two parts:
+  _name_kernel  a module-level `@njit(parallel=True, cache=True)` function on
+                C-contiguous arrays, its outer loop a `prange` whose iterations
+                write disjoint parts of the result (so threads never race);
+  name          a thin Python wrapper that refuses non-float arrays with a
+                plain TypeError, makes inputs contiguous where the kernel needs
+                it, allocates (or checks) the result and calls the kernel.
+Elementwise kernels see their arrays flattened to 1-D: one `prange` over all
+elements, which Numba hands out to threads in contiguous blocks. (A
+`@vectorize(target='parallel')` ufunc would call the kernel once per element:
+ten times slower, see shared/notes/kernels.md.)
+
+Kernels compile on first use for each dtype (float32, float64) and are
+cached on disk (`cache=True`), so later runs load them in milliseconds.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import cpu_matmul, cpu_sampling
+from .reference import index_backward  # a rare, small scatter: NumPy's add.at is enough
+
+__all__ = [
+    "matmul", "matmul_nt", "matmul_tn",
+    "add", "sub", "mul", "div", "mul_scalar", "pow_scalar", "add_rowvec", "exp",
+    "relu", "relu_backward", "sum",
+    "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
+    "im2col", "col2im", "max_pool2d", "max_pool2d_backward",
+    "affine_grid", "affine_grid_backward", "bilinear_sample", "bilinear_sample_backward",
+    "index_backward", "sgd_update",
+]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --- wrapper helpers ------------------------------------------------------------------
+
+def _check_float(name, *arrays):
+    """Refuse anything but float32/float64 arrays of one dtype, before Numba sees it."""
+    for a in arrays:
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} kernel needs NumPy arrays, got {type(a).__name__}")
+        if a.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} kernel needs float32 or float64 arrays, got {a.dtype}")
+    if len({a.dtype for a in arrays}) > 1:
+        raise TypeError(f"{name} kernel got mixed dtypes "
+                        f"{sorted(str(a.dtype) for a in arrays)}; all must be the same")
+
+
+def _check_int(name, a):
+    """Integer index arrays (targets, argmax) become contiguous int64."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} kernel needs an integer index array, got {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _result(name, out, shape, dtype):
+    """A fresh result array, or the caller's `out` once it is checked to fit."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        raise TypeError(f"{name} kernel: out must be a {np.dtype(dtype)} array, "
+                        f"got {getattr(out, 'dtype', type(out).__name__)}")
+    if out.shape != tuple(shape) or not out.flags.c_contiguous:
+        raise ValueError(f"{name} kernel: out must be a C-contiguous array of shape "
+                         f"{tuple(shape)}, got shape {out.shape}")
+    return out
+
+
+def _flat(a):
+    """A 1-D C-contiguous view of `a` (a copy only when `a` is not contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+# --- matmul and sampling: kernels in cpu_matmul.py and cpu_sampling.py -------------------
+# Here they only get the dtype check that every kernel of this module makes.
+
+def matmul(a, b, out=None):
+    _check_float("matmul", a, b)
+    return cpu_matmul.matmul(a, b, out=out)
+
+
+def matmul_nt(a, b, out=None):
+    _check_float("matmul_nt", a, b)
+    return cpu_matmul.matmul_nt(a, b, out=out)
+
+
+def matmul_tn(a, b, out=None):
+    _check_float("matmul_tn", a, b)
+    return cpu_matmul.matmul_tn(a, b, out=out)
+
+
+def affine_grid(theta, H, W, align_corners):
+    _check_float("affine_grid", theta)
+    return cpu_sampling.affine_grid(theta, H, W, align_corners)
+
+
+def affine_grid_backward(grad_grid, align_corners):
+    _check_float("affine_grid_backward", grad_grid)
+    return cpu_sampling.affine_grid_backward(grad_grid, align_corners)
+
+
+def bilinear_sample(image, grid, padding_mode, align_corners):
+    _check_float("bilinear_sample", image, grid)
+    return cpu_sampling.bilinear_sample(image, grid, padding_mode, align_corners)
+
+
+def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
+    _check_float("bilinear_sample_backward", image, grid, grad)
+    return cpu_sampling.bilinear_sample_backward(image, grid, grad, padding_mode, align_corners)
+
+
+# --- elementwise ------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _add_kernel(a, b, y):
+    # y = a + b
+    for i in prange(y.size):
+        y[i] = a[i] + b[i]
+
+
+@njit(parallel=True, cache=True)
+def _sub_kernel(a, b, y):
+    # y = a - b
+    for i in prange(y.size):
+        y[i] = a[i] - b[i]
+
+
+@njit(parallel=True, cache=True)
+def _mul_kernel(a, b, y):
+    # y = a * b
+    for i in prange(y.size):
+        y[i] = a[i] * b[i]
+
+
+@njit(parallel=True, cache=True)
+def _div_kernel(a, b, y):
+    # y = a / b  (IEEE: x/0 = ±inf, 0/0 = NaN, as in NumPy)
+    for i in prange(y.size):
+        y[i] = a[i] / b[i]
+
+
+@njit(parallel=True, cache=True)
+def _mul_scalar_kernel(x, s, y):
+    # y = s x
+    for i in prange(y.size):
+        y[i] = x[i] * s
+
+
+@njit(parallel=True, cache=True)
+def _pow_scalar_kernel(x, p, y):
+    # y = x^p
+    for i in prange(y.size):
+        y[i] = x[i] ** p
+
+
+@njit(parallel=True, cache=True)
+def _exp_kernel(x, y):
+    # y = eˣ
+    for i in prange(y.size):
+        y[i] = math.exp(x[i])
+
+
+@njit(parallel=True, cache=True)
+def _relu_kernel(x, y):
+    # y = max(x, 0); written as "0 if x <= 0" so that a NaN passes through
+    for i in prange(y.size):
+        v = x[i]
+        y[i] = 0 if v <= 0 else v
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward_kernel(x, grad, dx):
+    # dx = grad · [x > 0]
+    for i in prange(dx.size):
+        dx[i] = grad[i] if x[i] > 0 else 0
+
+
+@njit(parallel=True, cache=True)
+def _add_rowvec_kernel(x, b, y):
+    # y[m, n] = x[m, n] + b[n]
+    M, N = x.shape
+    for m in prange(M):
+        for n in range(N):
+            y[m, n] = x[m, n] + b[n]
+
+
+def _binary(kernel, name, a, b, out):
+    _check_float(name, a, b)
+    y = _result(name, out, a.shape, a.dtype)
+    kernel(_flat(a), _flat(b), y.reshape(-1))
+    return y
+
+
+def add(a, b, out=None):
+    return _binary(_add_kernel, "add", a, b, out)
+
+
+def sub(a, b, out=None):
+    return _binary(_sub_kernel, "sub", a, b, out)
+
+
+def mul(a, b, out=None):
+    return _binary(_mul_kernel, "mul", a, b, out)
+
+
+def div(a, b, out=None):
+    return _binary(_div_kernel, "div", a, b, out)
+
+
+def mul_scalar(x, s, out=None):
+    _check_float("mul_scalar", x)
+    y = _result("mul_scalar", out, x.shape, x.dtype)
+    _mul_scalar_kernel(_flat(x), x.dtype.type(s), y.reshape(-1))
+    return y
+
+
+def pow_scalar(x, p, out=None):
+    _check_float("pow_scalar", x)
+    y = _result("pow_scalar", out, x.shape, x.dtype)
+    _pow_scalar_kernel(_flat(x), x.dtype.type(p), y.reshape(-1))
+    return y
+
+
+def exp(x, out=None):
+    _check_float("exp", x)
+    y = _result("exp", out, x.shape, x.dtype)
+    _exp_kernel(_flat(x), y.reshape(-1))
+    return y
+
+
+def relu(x, out=None):
+    _check_float("relu", x)
+    y = _result("relu", out, x.shape, x.dtype)
+    _relu_kernel(_flat(x), y.reshape(-1))
+    return y
+
+
+def relu_backward(x, grad, out=None):
+    _check_float("relu_backward", x, grad)
+    dx = _result("relu_backward", out, grad.shape, grad.dtype)
+    _relu_backward_kernel(_flat(x), _flat(grad), dx.reshape(-1))
+    return dx
+
+
+def add_rowvec(x, b, out=None):
+    _check_float("add_rowvec", x, b)
+    y = _result("add_rowvec", out, x.shape, x.dtype)
+    _add_rowvec_kernel(np.ascontiguousarray(x), np.ascontiguousarray(b), y)
+    return y
+
+
+# --- sum --------------------------------------------------------------------------------
+
+_SUM_PART = 8192  # elements summed by one task before partial sums are combined
+
+
+@njit(parallel=True, cache=True)
+def _sum_kernel(x, rows_per_part, out):
+    # out[o, i] = Σ_r x[o, r, i]  for x (O, R, I).
+    # The R rows are cut into parts of `rows_per_part`; one task sums one part of
+    # one o in float64, then the parts are added: parallel even when O = 1, and
+    # the rounding error grows with the part length, not with R.
+    O, R, I = x.shape
+    P = (R + rows_per_part - 1) // rows_per_part
+    parts = np.zeros((P, O, I))
+    for task in prange(P * O):
+        p, o = task // O, task % O
+        r0 = p * rows_per_part
+        r1 = min(r0 + rows_per_part, R)
+        if I == 1:  # reducing the last axis: a scalar accumulator
+            s = 0.0
+            for r in range(r0, r1):
+                s += x[o, r, 0]
+            parts[p, o, 0] = s
+        else:
+            acc = parts[p, o]
+            for r in range(r0, r1):
+                row = x[o, r]
+                for i in range(I):
+                    acc[i] += row[i]
+    for o in prange(O):
+        for i in range(I):
+            s = 0.0
+            for p in range(P):
+                s += parts[p, o, i]
+            out[o, i] = s
+
+
+def _runs(axes):
+    """Sorted axes -> runs of adjacent axes as (start, stop): (0, 1, 3) -> [(0, 2), (3, 4)]."""
+    runs = []
+    for a in axes:
+        if runs and runs[-1][1] == a:
+            runs[-1][1] = a + 1
+        else:
+            runs.append([a, a + 1])
+    return runs
+
+
+def sum(x, axis=None, keepdims=False):
+    """Σ over `axis` (None, an int or a tuple; negative ints count from the end).
+    Each run of adjacent reduced axes is one (outer, reduced, inner) reduction;
+    intermediate results stay float64, the last one is rounded to x's dtype."""
+    _check_float("sum", x)
+    if axis is None:
+        axes = tuple(range(x.ndim))
+    else:
+        axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        axes = tuple(sorted({int(a) % max(x.ndim, 1) for a in axes}))
+    y = np.asarray(x, order="C")  # (np.ascontiguousarray would make a 0-d x 1-d)
+    if not axes:
+        return y.copy() if y is x else y
+    runs = _runs(axes)
+    for k, (start, stop) in enumerate(runs):
+        shape = y.shape
+        O, R, I = (math.prod(shape[:start]), math.prod(shape[start:stop]),
+                   math.prod(shape[stop:]))
+        r = np.empty((O, I), dtype=x.dtype if k == len(runs) - 1 else np.float64)
+        _sum_kernel(y.reshape(O, R, I), max(1, _SUM_PART // max(I, 1)), r)
+        y = r.reshape(shape[:start] + (1,) * (stop - start) + shape[stop:])
+    if keepdims:
+        return y
+    return y.reshape(tuple(n for d, n in enumerate(x.shape) if d not in axes))
+
+
+# --- softmax and cross-entropy ------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _log_softmax_kernel(x, logp):
+    # logp[m, n] = (x[m, n] - max_m) - log Σ_k exp(x[m, k] - max_m), one row per task
+    M, N = x.shape
+    for m in prange(M):
+        mx = x[m, 0]
+        for n in range(1, N):
+            if x[m, n] > mx:
+                mx = x[m, n]
+        s = 0.0
+        for n in range(N):
+            s += math.exp(x[m, n] - mx)
+        log_s = math.log(s)
+        for n in range(N):
+            logp[m, n] = (x[m, n] - mx) - log_s
+
+
+@njit(parallel=True, cache=True)
+def _log_softmax_backward_kernel(logp, grad, dx):
+    # dx[m, n] = grad[m, n] - exp(logp[m, n]) · Σ_k grad[m, k]
+    M, N = logp.shape
+    for m in prange(M):
+        g_sum = 0.0
+        for n in range(N):
+            g_sum += grad[m, n]
+        for n in range(N):
+            dx[m, n] = grad[m, n] - math.exp(logp[m, n]) * g_sum
+
+
+@njit(parallel=True, cache=True)
+def _cross_entropy_backward_kernel(logp, targets, scale, dz):
+    # dz[m, n] = (softmax[m, n] - [n = t_m]) · scale,  scale = grad_loss / M
+    M, N = logp.shape
+    for m in prange(M):
+        for n in range(N):
+            dz[m, n] = math.exp(logp[m, n]) * scale
+        t = targets[m]
+        dz[m, t] = (math.exp(logp[m, t]) - 1) * scale
+
+
+def log_softmax(x):
+    _check_float("log_softmax", x)
+    logp = np.empty(x.shape, dtype=x.dtype)
+    _log_softmax_kernel(np.ascontiguousarray(x), logp)
+    return logp
+
+
+def log_softmax_backward(logp, grad):
+    _check_float("log_softmax_backward", logp, grad)
+    dx = np.empty(logp.shape, dtype=logp.dtype)
+    _log_softmax_backward_kernel(np.ascontiguousarray(logp), np.ascontiguousarray(grad), dx)
+    return dx
+
+
+def cross_entropy(logits, targets):
+    """-mean_m logp[m, t_m]; the M picked values are summed in float64."""
+    targets = _check_int("cross_entropy", targets)
+    logp = log_softmax(logits)
+    picked = logp[np.arange(logp.shape[0]), targets]
+    return float(-np.mean(picked, dtype=np.float64)), logp
+
+
+def cross_entropy_backward(logp, targets, grad_loss):
+    _check_float("cross_entropy_backward", logp)
+    targets = _check_int("cross_entropy_backward", targets)
+    dz = np.empty(logp.shape, dtype=logp.dtype)
+    scale = logp.dtype.type(grad_loss / logp.shape[0])
+    _cross_entropy_backward_kernel(np.ascontiguousarray(logp), targets, scale, dz)
+    return dz
+
+
+# --- convolution as a matrix product -----------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _im2col_kernel(x, kh, kw, stride, padding, Ho, Wo, cols):
+    # cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·s - p + i, wo·s - p + j], 0 outside;
+    # one task per (n, ho) fills Wo whole rows of cols.
+    N, C, H, W = x.shape
+    for task in prange(N * Ho):
+        n, ho = task // Ho, task % Ho
+        for wo in range(Wo):
+            row = task * Wo + wo
+            col = 0
+            for c in range(C):
+                for i in range(kh):
+                    h = ho * stride - padding + i
+                    for j in range(kw):
+                        w = wo * stride - padding + j
+                        if 0 <= h < H and 0 <= w < W:
+                            cols[row, col] = x[n, c, h, w]
+                        else:
+                            cols[row, col] = 0
+                        col += 1
+
+
+@njit(parallel=True, cache=True)
+def _col2im_kernel(cols, kh, kw, stride, padding, Ho, Wo, dx):
+    # dx[n, c, h, w] += cols[(n, ho, wo), (c, i, j)] wherever h = ho·s - p + i, w = wo·s - p + j.
+    # One task per image plane (n, c): no two tasks write the same pixel.
+    N, C, H, W = dx.shape
+    for task in prange(N * C):
+        n, c = task // C, task % C
+        for i in range(kh):
+            for j in range(kw):
+                col = (c * kh + i) * kw + j
+                for ho in range(Ho):
+                    h = ho * stride - padding + i
+                    if h < 0 or h >= H:
+                        continue
+                    for wo in range(Wo):
+                        w = wo * stride - padding + j
+                        if 0 <= w < W:
+                            dx[n, c, h, w] += cols[(n * Ho + ho) * Wo + wo, col]
+
+
+def _out_size(size, k, stride, padding):
+    return (size + 2 * padding - k) // stride + 1
+
+
+def im2col(x, kh, kw, stride, padding):
+    _check_float("im2col", x)
+    N, C, H, W = x.shape
+    Ho, Wo = _out_size(H, kh, stride, padding), _out_size(W, kw, stride, padding)
+    cols = np.empty((N * Ho * Wo, C * kh * kw), dtype=x.dtype)
+    _im2col_kernel(np.ascontiguousarray(x), kh, kw, stride, padding, Ho, Wo, cols)
+    return cols
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding):
+    _check_float("col2im", cols)
+    N, C, H, W = x_shape
+    Ho, Wo = _out_size(H, kh, stride, padding), _out_size(W, kw, stride, padding)
+    dx = np.zeros((N, C, H, W), dtype=cols.dtype)
+    _col2im_kernel(np.ascontiguousarray(cols), kh, kw, stride, padding, Ho, Wo, dx)
+    return dx
+
+
+# --- max pooling ---------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _max_pool2d_kernel(x, k, stride, padding, out, argmax):
+    # out = max over the k×k window at (ho·s - p, wo·s - p), argmax = h·W + w of the first
+    # maximum in row-major order (a NaN wins). Padding (-inf) never beats a real element,
+    # so the scan covers only the window's part inside the image, starting from its
+    # first real element. One task per plane (n, c).
+    N, C, H, W = x.shape
+    _, _, Ho, Wo = out.shape
+    for task in prange(N * C):
+        n, c = task // C, task % C
+        for ho in range(Ho):
+            h0 = ho * stride - padding
+            h_lo, h_hi = max(h0, 0), min(h0 + k, H)
+            for wo in range(Wo):
+                w0 = wo * stride - padding
+                w_lo, w_hi = max(w0, 0), min(w0 + k, W)
+                best = x[n, c, h_lo, w_lo]
+                best_at = h_lo * W + w_lo
+                for h in range(h_lo, h_hi):
+                    for w in range(w_lo, w_hi):
+                        v = x[n, c, h, w]
+                        if v > best or (v != v and best == best):
+                            best = v
+                            best_at = h * W + w
+                out[n, c, ho, wo] = best
+                argmax[n, c, ho, wo] = best_at
+
+
+@njit(parallel=True, cache=True)
+def _max_pool2d_backward_kernel(grad, argmax, dx):
+    # dx[plane, argmax[plane, q]] += grad[plane, q], planes (n, c) flattened; one task per plane
+    planes, Q = grad.shape
+    for plane in prange(planes):
+        for q in range(Q):
+            dx[plane, argmax[plane, q]] += grad[plane, q]
+
+
+def max_pool2d(x, k, stride, padding):
+    _check_float("max_pool2d", x)
+    N, C, H, W = x.shape
+    Ho, Wo = _out_size(H, k, stride, padding), _out_size(W, k, stride, padding)
+    out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    argmax = np.empty((N, C, Ho, Wo), dtype=np.int64)
+    _max_pool2d_kernel(np.ascontiguousarray(x), k, stride, padding, out, argmax)
+    return out, argmax
+
+
+def max_pool2d_backward(grad, argmax, x_shape):
+    _check_float("max_pool2d_backward", grad)
+    argmax = _check_int("max_pool2d_backward", argmax)
+    N, C, H, W = x_shape
+    dx = np.zeros((N * C, H * W), dtype=grad.dtype)
+    _max_pool2d_backward_kernel(np.ascontiguousarray(grad).reshape(N * C, -1),
+                                argmax.reshape(N * C, -1), dx)
+    return dx.reshape(N, C, H, W)
+
+
+# --- optimizer ------------------------------------------------------------------------------
+
+@njit(parallel=True, cache=True)
+def _sgd_kernel(param, grad, buf, lr, momentum, nesterov, weight_decay):
+    # g = grad + λ·param;  buf = μ·buf + g;  g = g + μ·buf (nesterov) or buf;  param -= lr·g
+    # (the momentum lines only when μ ≠ 0), one element per iteration, in place.
+    for i in prange(param.size):
+        g = grad[i] + weight_decay * param[i]
+        if momentum != 0:
+            v = momentum * buf[i] + g
+            buf[i] = v
+            g = g + momentum * v if nesterov else v
+        param[i] -= lr * g
+
+
+def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
+    arrays = (param, grad) if buf is None else (param, grad, buf)
+    _check_float("sgd_update", *arrays)
+    if buf is None and momentum != 0:
+        raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
+    # The kernel updates flat C-contiguous arrays in place; other layouts go through a copy.
+    p = np.asarray(param, order="C")
+    v = np.empty(0, dtype=param.dtype) if buf is None else np.asarray(buf, order="C")
+    t = param.dtype.type
+    _sgd_kernel(p.reshape(-1), _flat(grad), v.reshape(-1), t(lr), t(momentum),
+                bool(nesterov), t(weight_decay))
+    if p is not param:
+        param[...] = p
+    if buf is not None and v is not buf:
+        buf[...] = v

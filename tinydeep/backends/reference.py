@@ -1,0 +1,230 @@
+"""The meaning of every kernel, in plain vectorized NumPy.
+
+This module is the oracle: `cpu.py` must compute the same numbers (to a
+stated tolerance, see tests/test_backend_parity.py). Each kernel is the
+shortest NumPy that states its math; speed is not a goal here.
+
+Arrays are float32 or float64, of any layout; a result has the dtype of the
+inputs. `out`, where offered, is an optional preallocated C-contiguous result,
+which is then returned. Shapes are checked by the layers above, not here.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .reference_sampling import (affine_grid, affine_grid_backward, bilinear_sample,
+                                 bilinear_sample_backward)
+
+__all__ = [
+    "matmul", "matmul_nt", "matmul_tn",
+    "add", "sub", "mul", "div", "mul_scalar", "pow_scalar", "add_rowvec", "exp",
+    "relu", "relu_backward", "sum",
+    "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
+    "im2col", "col2im", "max_pool2d", "max_pool2d_backward",
+    "affine_grid", "affine_grid_backward", "bilinear_sample", "bilinear_sample_backward",
+    "index_backward", "sgd_update",
+]
+
+
+# --- matrix products -------------------------------------------------------------
+
+def matmul(a, b, out=None):
+    """C = A B with A (M,K), B (K,N)."""
+    return np.matmul(a, b, out=out)
+
+
+def matmul_nt(a, b, out=None):
+    """C = A Bᵀ with A (M,K), B (N,K): the layer's x Wᵀ."""
+    return np.matmul(a, b.T, out=out)
+
+
+def matmul_tn(a, b, out=None):
+    """C = Aᵀ B with A (K,M), B (K,N): the weight gradient gᵀ x."""
+    return np.matmul(a.T, b, out=out)
+
+
+# --- elementwise -------------------------------------------------------------------
+
+def _result(out, like):
+    """Where the result goes: `out`, or a new C-ordered array shaped like `like`.
+    (Without it a ufunc returns a NumPy scalar for 0-d inputs, and keeps F order.)"""
+    return np.empty(like.shape, dtype=like.dtype) if out is None else out
+
+
+def add(a, b, out=None):
+    """a + b (same shapes)."""
+    return np.add(a, b, out=_result(out, a))
+
+
+def sub(a, b, out=None):
+    """a - b."""
+    return np.subtract(a, b, out=_result(out, a))
+
+
+def mul(a, b, out=None):
+    """a * b, elementwise."""
+    return np.multiply(a, b, out=_result(out, a))
+
+
+def div(a, b, out=None):
+    """a / b, elementwise."""
+    return np.divide(a, b, out=_result(out, a))
+
+
+def mul_scalar(x, s, out=None):
+    """x * s for a Python number s; the result keeps x's dtype."""
+    return np.multiply(x, x.dtype.type(s), out=_result(out, x))
+
+
+def pow_scalar(x, p, out=None):
+    """x ** p for a Python number p (a negative x with a fractional p gives NaN)."""
+    return np.power(x, x.dtype.type(p), out=_result(out, x))
+
+
+def exp(x, out=None):
+    """eˣ, elementwise (softmax = exp(log_softmax))."""
+    return np.exp(x, out=_result(out, x))
+
+
+def add_rowvec(x, b, out=None):
+    """y[m, n] = x[m, n] + b[n]: the bias add of a layer."""
+    return np.add(x, b[None, :], out=_result(out, x))
+
+
+def relu(x, out=None):
+    """max(x, 0); a NaN passes through."""
+    return np.maximum(x, x.dtype.type(0), out=_result(out, x))
+
+
+def relu_backward(x, grad, out=None):
+    """grad · [x > 0]: the gradient flows where the unit was active.
+    `x` may be the ReLU's input or its output; both are > 0 at the same places."""
+    dx = _result(out, grad)
+    dx[...] = np.where(x > 0, grad, grad.dtype.type(0))
+    return dx
+
+
+# --- reduction -----------------------------------------------------------------------
+
+def sum(x, axis=None, keepdims=False):
+    """Σ over `axis` (None: all axes; an int or a tuple of ints, negative allowed).
+    Accumulates in float64, so float32 sums of millions of elements stay accurate."""
+    total = np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float64)
+    return np.asarray(total).astype(x.dtype)
+
+
+# --- softmax and cross-entropy --------------------------------------------------------
+
+def log_softmax(x):
+    """logp[m, n] = x[m, n] - log Σ_k exp(x[m, k]), each row shifted by its max first
+    so that exp never overflows."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def log_softmax_backward(logp, grad):
+    """dx = g - softmax · Σ_n g[:, n], with softmax = exp(logp)."""
+    return grad - np.exp(logp) * grad.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(logits, targets):
+    """loss = -mean_m logp[m, t_m] with logp = log_softmax(logits); returns (loss, logp)."""
+    logp = log_softmax(logits)
+    picked = logp[np.arange(logits.shape[0]), targets]
+    return float(-np.mean(picked, dtype=np.float64)), logp
+
+
+def cross_entropy_backward(logp, targets, grad_loss):
+    """d logits = (softmax - onehot(t)) · grad_loss / M."""
+    M = logp.shape[0]
+    d = np.exp(logp)
+    d[np.arange(M), targets] -= 1
+    return d * logp.dtype.type(grad_loss / M)
+
+
+# --- convolution as a matrix product --------------------------------------------------
+
+def _windows(x, kh, kw, stride, padding, fill):
+    """All kh×kw windows of x (N,C,H,W) padded with `fill`: a view (N,C,Ho,Wo,kh,kw)."""
+    p = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def im2col(x, kh, kw, stride, padding):
+    """cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·s - p + i, wo·s - p + j] (0 outside the image),
+    so that a convolution is cols @ W.reshape(C_out, C·kh·kw).T."""
+    N, C = x.shape[:2]
+    win = _windows(x, kh, kw, stride, padding, 0)                 # (N,C,Ho,Wo,kh,kw)
+    Ho, Wo = win.shape[2:4]
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding):
+    """The adjoint of im2col: every cols entry is added back onto the pixel it was
+    copied from (overlapping windows sum; entries that came from padding are dropped)."""
+    N, C, H, W = x_shape
+    s, p = stride, padding
+    Ho, Wo = (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+    c6 = cols.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 1, 2, 4, 5)   # (N,C,Ho,Wo,kh,kw)
+    xp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, :, i:i + s * Ho:s, j:j + s * Wo:s] += c6[..., i, j]
+    return np.ascontiguousarray(xp[:, :, p:p + H, p:p + W])
+
+
+# --- max pooling ----------------------------------------------------------------------------
+
+def max_pool2d(x, k, stride, padding):
+    """out[n, c, ho, wo] = max of the k×k window at (ho·s - p, wo·s - p), padding = -inf;
+    argmax = h·W + w of that maximum in its input plane (PyTorch's indices). Ties go to
+    the first maximum in row-major window order (a NaN counts as the maximum)."""
+    N, C, H, W = x.shape
+    win = _windows(x, k, k, stride, padding, -np.inf)              # (N,C,Ho,Wo,k,k)
+    Ho, Wo = win.shape[2:4]
+    win = win.reshape(N, C, Ho, Wo, k * k)
+    pos = np.argmax(win, axis=-1)                                  # window position i·k + j
+    out = np.take_along_axis(win, pos[..., None], axis=-1)[..., 0]
+    # A window of real -inf values ties with its padding: take its first real position.
+    valid = _windows(np.ones((1, 1, H, W), bool), k, k, stride, padding, False)[0, 0]
+    valid = valid.reshape(Ho, Wo, k * k)
+    ho, wo = np.arange(Ho)[:, None], np.arange(Wo)[None, :]
+    pos = np.where(valid[ho, wo, pos], pos, np.argmax(valid, axis=-1))
+    h = ho * stride - padding + pos // k
+    w = wo * stride - padding + pos % k
+    return np.ascontiguousarray(out), (h * W + w).astype(np.int64)
+
+
+def max_pool2d_backward(grad, argmax, x_shape):
+    """dx[n, c].flat[argmax[n, c, ho, wo]] += grad[n, c, ho, wo]: each window's gradient goes
+    to the element that won it (an element that won several windows gets their sum)."""
+    N, C, H, W = x_shape
+    dx = np.zeros((N * C, H * W), dtype=grad.dtype)
+    plane = np.arange(N * C)[:, None]
+    np.add.at(dx, (plane, argmax.reshape(N * C, -1)), grad.reshape(N * C, -1))
+    return dx.reshape(N, C, H, W)
+
+
+# --- indexing and the optimizer ---------------------------------------------------------------
+
+def index_backward(grad, index, shape):
+    """The gradient of y = x[index]: zeros(shape) with grad scatter-added at `index`
+    (an element picked twice gets both gradients)."""
+    dx = np.zeros(shape, dtype=grad.dtype)
+    np.add.at(dx, index, grad)
+    return dx
+
+
+def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
+    """One SGD step in place (PyTorch's rule, dampening 0):
+        g = grad + λ·param
+        buf = μ·buf + g;  g = g + μ·buf if nesterov else buf      (when μ ≠ 0)
+        param -= lr·g
+    `buf` is None when momentum is 0."""
+    t = param.dtype.type
+    g = grad + t(weight_decay) * param
+    if momentum != 0:
+        buf *= t(momentum)
+        buf += g
+        g = g + t(momentum) * buf if nesterov else buf
+    param -= t(lr) * g
