@@ -82,7 +82,7 @@ def test_affine_grid_and_grid_sample_gradients(kernels, rng, padding_mode, align
 
 def test_identity_transform_reproduces_the_image(kernels, rng):
     image = td.tensor(rng.standard_normal((3, 2, 8, 9)))
-    theta = td.tensor(np.tile([[1, 0, 0], [0, 1, 0]], (3, 1, 1)))
+    theta = td.tensor(np.tile([[1.0, 0, 0], [0, 1, 0]], (3, 1, 1)))
     for ac in (False, True):
         out = F.grid_sample(image, F.affine_grid(theta, image.shape, ac), align_corners=ac)
         np.testing.assert_allclose(out.numpy(), image.numpy(), atol=1e-5)

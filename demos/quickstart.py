@@ -1,0 +1,51 @@
+"""Train an MLP on the built-in glyph digits (no network needed).
+
+    python demos/quickstart.py [--quick] [--out results/]
+"""
+import argparse
+import os
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tinydeep.experiments import save_figure, save_json  # noqa: E402
+from tinydeep.experiments.quickstart import run  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
+    ap.add_argument("--out", default="results", help="folder for the PNG and JSON (default results/)")
+    args = ap.parse_args(argv)
+    cfg = dict(n_train=3000, n_test=1000, epochs=2) if args.quick else {}
+    rec = run(**cfg)
+    h = rec["history"]
+    print(f"test accuracy after {rec['config']['epochs']} epochs: {rec['test_accuracy']:.3f} "
+          f"(train accuracy in the last epoch {h['train_acc'][-1]:.3f})")
+
+    fig, axes = plt.subplot_mosaic([["loss"] * 4 + ["s0", "s1", "s2", "s3"],
+                                    ["loss"] * 4 + ["s4", "s5", "s6", "s7"]], figsize=(11, 3.6))
+    axes["loss"].plot(h["steps"], h["losses"], lw=0.6, color="tab:blue", alpha=0.5)
+    k = max(1, len(h["losses"]) // 50)
+    smooth = np.convolve(h["losses"], np.ones(k) / k, mode="valid")
+    axes["loss"].plot(h["steps"][k - 1:], smooth, color="tab:blue", label=f"mean of {k} steps")
+    axes["loss"].set(xlabel="SGD step", ylabel="cross-entropy", yscale="log",
+                     title=f"MLP on glyphs: test accuracy {rec['test_accuracy']:.1%}")
+    axes["loss"].legend()
+    s = rec["samples"]
+    for i in range(8):
+        ax = axes[f"s{i}"]
+        ax.imshow(s["images"][i], cmap="gray_r")
+        ok = s["predictions"][i] == s["labels"][i]
+        ax.set_title(f"pred {s['predictions'][i]}", color="green" if ok else "red", fontsize=9)
+        ax.axis("off")
+    png = save_figure(fig, os.path.join(args.out, "quickstart.png"))
+    js = save_json(rec, os.path.join(args.out, "quickstart.json"))
+    print(f"wrote {png} and {js}")
+    return rec
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""Matrix multiply on the CPU: a ladder of three Numba kernels.
+
+Every rung computes the same thing,
+
+    c[i, j] = sum over k of a[i, k] * b[k, j]        a (M,K), b (K,N), c (M,N)
+
+and differs only in the order it visits (i, j, k) and where the operands
+sit while they are used. `python benchmarks/bench_matmul.py` shows what each
+rung buys next to NumPy's BLAS.
+
+    matmul_naive    i-k-j loops, rows of c split over the cores
+    matmul_blocked  the same loops, cut into tiles that stay in cache
+    matmul_packed   GotoBLAS/BLIS style: operands copied ("packed") into the
+                    order a register-tile micro-kernel reads them; the micro-
+                    kernel is written as LLVM vector FMA code
+
+`matmul`, `matmul_nt` and `matmul_tn` (the backend contract) run the packed
+kernel. Packing reads its input through the strides, so a transposed
+operand costs nothing extra: a.T @ b is the packed kernel applied to the
+view a.T.
+
+All kernels compile lazily on first call and are cached on disk (cache=True).
+The packed kernel keeps one packing workspace per calling thread, of about
+(threads * MC + N) * KC elements (2 MiB for N = 2048 at float32), and runs
+products smaller than SERIAL_BELOW on one thread.
+"""
+import threading
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, set_num_threads, types
+from numba.core import cgutils, config
+from numba.extending import intrinsic
+
+__all__ = ["matmul", "matmul_nt", "matmul_tn",
+           "matmul_naive", "matmul_blocked", "matmul_packed"]
+
+
+def _result(a, b, out):
+    """The (M, N) result array: `out` when given, else a new one of a's dtype."""
+    shape = (a.shape[0], b.shape[1])
+    if out is None:
+        return np.empty(shape, dtype=a.dtype)
+    if out.shape != shape or out.dtype != a.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {a.dtype} array of shape {shape}, "
+                         f"got {out.dtype} {out.shape}")
+    return out
+
+
+# ------------------------------------------------- rung 1: naive i-k-j loops
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _naive_kernel(a, b, c):
+    # c[i, :] = sum over k of a[i, k] * b[k, :]. Buys: the inner loop runs
+    # along rows of b and c, so it vectorizes; rows of c split over the cores.
+    M, K = a.shape
+    N = b.shape[1]
+    for i in prange(M):
+        for j in range(N):
+            c[i, j] = 0.0
+        for k in range(K):
+            aik = a[i, k]
+            for j in range(N):
+                c[i, j] += aik * b[k, j]
+
+
+def matmul_naive(a, b, out=None):
+    """a (M,K) @ b (K,N), naive i-k-j loops."""
+    c = _result(a, b, out)
+    _naive_kernel(a, b, c)
+    return c
+
+
+# ------------------------------------------- rung 2: blocked for the cache
+
+BLOCK_M, BLOCK_K, BLOCK_N = 64, 64, 1024
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _blocked_kernel(a, b, c):
+    # The naive sum, one (BLOCK_M x BLOCK_K) tile of a times one (BLOCK_K x
+    # BLOCK_N) tile of b at a time. Buys: a tile of b (256 KiB at float32)
+    # serves BLOCK_M rows of c from L2 instead of coming from memory per row.
+    # Indices are unsigned: signed ones that do not start at 0 make Numba
+    # check every access for a negative (wrap-around) index, and LLVM then
+    # does not vectorize the inner loop (about 8x slower).
+    M, K = a.shape
+    N = b.shape[1]
+    for i in prange(M):
+        for j in range(N):
+            c[i, j] = 0.0
+    for ib in prange((M + BLOCK_M - 1) // BLOCK_M):
+        i0 = np.uint64(ib * BLOCK_M)
+        i1 = np.uint64(min(M, ib * BLOCK_M + BLOCK_M))
+        for k0 in range(0, K, BLOCK_K):
+            k1 = np.uint64(min(K, k0 + BLOCK_K))
+            for j0 in range(0, N, BLOCK_N):
+                j1 = np.uint64(min(N, j0 + BLOCK_N))
+                for i in range(i0, i1):
+                    for k in range(np.uint64(k0), k1):
+                        aik = a[i, k]
+                        for j in range(np.uint64(j0), j1):
+                            c[i, j] += aik * b[k, j]
+
+
+def matmul_blocked(a, b, out=None):
+    """a (M,K) @ b (K,N), cache-blocked i-k-j loops."""
+    c = _result(a, b, out)
+    _blocked_kernel(a, b, c)
+    return c
+
+
+# ------------------------------------ rung 3: packed panels + micro-kernel
+#
+# The work is cut in three levels (Goto & van de Geijn, "Anatomy of
+# high-performance matrix multiplication", 2008):
+#
+#   micro-tile  MR x NR block of c, held in vector registers while k runs
+#               over a block of at most KC; per k it costs one vector load of
+#               b, MR broadcasts of a and MR vector FMAs.
+#   sliver      the MR x kc part of a (kc x NR part of b) that one micro-tile
+#               reads, copied ("packed") contiguously in k order, so the
+#               micro-kernel walks both with unit stride.
+#   part        the rectangle of c one thread computes.
+#
+# Each thread runs this loop nest on its own part, packing into its own
+# workspace, so the threads never wait for each other:
+#
+#   for k0 in steps of KC:
+#       pack b[k0:k0+KC, part's columns] into b-slivers      (KC x NR each, L1)
+#       for ic in steps of MC over the part's rows:
+#           pack a[ic:ic+MC, k0:k0+KC] into a-slivers        (MC x KC in all, L2)
+#           for each b-sliver j0, for each a-sliver i0:
+#               c[i0:i0+MR, j0:j0+NR] (+)= a-sliver @ b-sliver    (micro-kernel)
+#
+# NR is one 64-byte vector (16 float32 or 8 float64). On AVX2 (16 registers
+# of 32 bytes) a 6 x 16 float32 tile is 12 registers of accumulators, leaving
+# room for b and the broadcast; with AVX-512 (32 registers of 64 bytes) a
+# 16 x 16 tile fits. LLVM splits a 64-byte vector into whatever the CPU has,
+# so the code is correct on any x86; only the tile shape is tuned.
+
+def _target_has_avx512():
+    """Whether Numba compiles for a CPU with AVX-512 (the host, unless
+    NUMBA_CPU_NAME names another)."""
+    if config.CPU_NAME and config.CPU_NAME != "host":
+        return "+avx512f" in (config.CPU_FEATURES or "")
+    return bool(llvm.get_host_cpu_features().get("avx512f", False))
+
+
+_HAS_AVX512 = _target_has_avx512()
+MR = 16 if _HAS_AVX512 else 6    # rows of a micro-tile
+VECTOR_BYTES = 64                # NR = VECTOR_BYTES // itemsize columns
+KC = 256                         # k-extent of a block (one float32 b-sliver: 16 KiB)
+MC = 16 * MR                     # rows of a-slivers reused from L2 (96 KiB at MR = 6)
+SERIAL_BELOW = 128 ** 3          # M*K*N under which one thread beats waking two
+PACK_FLOPS = 32                  # packing one element takes about as long as 32 flops
+
+
+@intrinsic
+def _micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate):
+    """c[c_at + r*ldc + j] (+)= sum over p < kc of
+           a_pack[a_at + p*MR + r] * b_pack[b_at + p*NR + j]    for r < MR, j < NR
+
+    (= instead of += when `accumulate` is False), emitted as LLVM IR: MR
+    accumulators of type <NR x float> that stay in registers for the whole
+    k loop, then one vector add and store per row of c.
+    """
+    sig = types.void(types.intp, a_pack, types.intp, b_pack, types.intp,
+                     c, types.intp, types.intp, types.boolean)
+
+    def codegen(context, builder, signature, args):
+        kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate = args
+        a_type, b_type, c_type = signature.args[1], signature.args[3], signature.args[5]
+        a_ptr = context.make_array(a_type)(context, builder, a_pack).data
+        b_ptr = context.make_array(b_type)(context, builder, b_pack).data
+        c_ptr = context.make_array(c_type)(context, builder, c).data
+        nr = VECTOR_BYTES * 8 // c_type.dtype.bitwidth
+        vec = ir.VectorType(context.get_value_type(c_type.dtype), nr)
+        i32, i8_ptr = ir.IntType(32), ir.IntType(8).as_pointer()
+
+        def const(n):
+            return ir.Constant(ldc.type, n)
+
+        def vector_at(ptr, index):               # &ptr[index] as <nr x float>*
+            return builder.bitcast(builder.gep(ptr, [index], inbounds=True), vec.as_pointer())
+
+        def broadcast(x):                        # x -> <x, x, ..., x>
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), x, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                          ir.Constant(ir.VectorType(i32, nr), [0] * nr))
+
+        # Ask for the rows of c now (prefetch for writing); they are needed after the k loop.
+        c_rows = [vector_at(c_ptr, builder.add(c_at, builder.mul(const(r), ldc)))
+                  for r in range(MR)]
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        for c_r in c_rows:
+            builder.call(prefetch, [builder.bitcast(c_r, i8_ptr), ir.Constant(i32, 1),
+                                    ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
+        # acc[r] += a[r, p] * b[p, :] for p < kc. The allocas become registers
+        # (LLVM's mem2reg); 'contract' lets LLVM fuse the multiply-add into one
+        # FMA instruction where the CPU has one.
+        acc = [cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * nr)) for _ in range(MR)]
+        with cgutils.for_range(builder, kc) as loop:
+            p = loop.index
+            b_p = builder.load(vector_at(b_ptr, builder.add(b_at, builder.mul(p, const(nr)))),
+                               align=4)
+            a_p = builder.add(a_at, builder.mul(p, const(MR)))
+            for r in range(MR):
+                a_rp = builder.load(builder.gep(a_ptr, [builder.add(a_p, const(r))], inbounds=True))
+                product = builder.fmul(broadcast(a_rp), b_p, flags=["contract"])
+                total = builder.fadd(product, builder.load(acc[r]), flags=["contract"])
+                builder.store(total, acc[r])
+
+        for r, c_r in enumerate(c_rows):
+            total = builder.load(acc[r])
+            with builder.if_else(accumulate) as (add, store):
+                with add:
+                    builder.store(builder.fadd(builder.load(c_r, align=4), total), c_r, align=4)
+                with store:
+                    builder.store(total, c_r, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _nr(typingctx, x):
+    """NR for x's dtype (elements in one 64-byte vector) as a compile-time constant."""
+    n = VECTOR_BYTES * 8 // x.dtype.bitwidth
+    return types.intp(x), lambda context, builder, sig, args: context.get_constant(types.intp, n)
+
+
+@intrinsic
+def _copy_vector(typingctx, x, i, k, dst, at):
+    """dst[at:at + NR] = x[i:i + NR, k], for x whose axis 0 has unit stride:
+    one vector load and one vector store (LLVM will not vectorize the scalar
+    loop itself, as it cannot rule out that x and dst overlap)."""
+    sig = types.void(x, types.intp, types.intp, dst, types.intp)
+
+    def codegen(context, builder, signature, args):
+        x, i, k, dst, at = args
+        x_type, _, _, dst_type, _ = signature.args
+        x_array = context.make_array(x_type)(context, builder, x)
+        src = cgutils.get_item_pointer(context, builder, x_type, x_array, [i, k],
+                                       wraparound=False)
+        dst_ptr = builder.gep(context.make_array(dst_type)(context, builder, dst).data, [at])
+        vec = ir.VectorType(context.get_value_type(x_type.dtype),
+                            VECTOR_BYTES * 8 // x_type.dtype.bitwidth).as_pointer()
+        value = builder.load(builder.bitcast(src, vec), align=4)
+        builder.store(value, builder.bitcast(dst_ptr, vec), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def _pack_sliver(x, r0, rs, k0, kc, dst, at):
+    # dst[at + p*rs + r] = x[r0 + r, k0 + p]   for p < kc, r < rs,
+    # zero for rows past the end of x. Indices are unsigned (no wrap-around
+    # checks), and rs is a constant once inlined, so the r loop unrolls.
+    rows = min(rs, x.shape[0] - r0)
+    for p in range(kc):
+        to = at + p * rs
+        if rows == rs:
+            for r in range(rs):
+                dst[np.uint64(to + r)] = x[np.uint64(r0 + r), np.uint64(k0 + p)]
+        else:
+            for r in range(rs):
+                inside = r < rows
+                dst[np.uint64(to + r)] = x[np.uint64(r0 + r), np.uint64(k0 + p)] if inside else 0.0
+
+
+@njit(cache=True, inline="always")
+def _pack_panel(x, r_lo, r_hi, rs, k0, kc, dst):
+    # Rows [r_lo, r_hi) of x (whole slivers of rs rows), columns [k0, k0+kc):
+    # sliver r0 goes to dst[(r0 - r_lo)*kc:], laid out as in _pack_sliver.
+    if rs == _nr(dst) and x.strides[0] == x.itemsize:
+        # Each sliver row x[r0:r0+rs, k] is one contiguous vector (x = b.T
+        # with b row-major): copy whole vectors, along the rows of b.
+        for p in range(kc):
+            for r0 in range(r_lo, r_hi, rs):
+                if r0 + rs <= x.shape[0]:
+                    _copy_vector(x, r0, k0 + p, dst, (r0 - r_lo) * kc + p * rs)
+                else:
+                    _pack_sliver(x, r0, rs, k0 + p, 1, dst, (r0 - r_lo) * kc + p * rs)
+    else:
+        for r0 in range(r_lo, r_hi, rs):
+            _pack_sliver(x, r0, rs, k0, kc, dst, (r0 - r_lo) * kc)
+
+
+@njit(parallel=True, cache=True)
+def _packed_kernel(a, b, c, kc_max, m_parts, n_parts, workspace, part_size):
+    # c = a @ b by the loop nest above. c is cut into m_parts x n_parts parts
+    # of whole micro-tiles (as even as whole tiles allow), one per thread;
+    # part p packs into workspace[p*part_size:(p+1)*part_size]. Micro-tiles
+    # that stick out past the edge of c run into a scratch tile, and only
+    # the part inside c is copied.
+    M, K = a.shape
+    N = b.shape[1]
+    nr = _nr(c)
+    m_slivers = (M + MR - 1) // MR
+    n_slivers = (N + nr - 1) // nr
+    a_size = MC * kc_max
+    b_t = b.T
+    for part in prange(m_parts * n_parts):
+        pm, pn = part // n_parts, part % n_parts
+        i_lo = pm * m_slivers // m_parts * MR       # rows [i_lo, i_hi), may run past M
+        i_hi = (pm + 1) * m_slivers // m_parts * MR
+        j_lo = pn * n_slivers // n_parts * nr       # columns [j_lo, j_hi), may run past N
+        j_hi = (pn + 1) * n_slivers // n_parts * nr
+        a_pack = workspace[part * part_size:part * part_size + a_size]
+        b_pack = workspace[part * part_size + a_size:(part + 1) * part_size]
+        scratch = np.empty((MR, nr), dtype=c.dtype)
+        for k0 in range(0, K, kc_max):
+            kc = min(kc_max, K - k0)
+            accumulate = k0 > 0
+            _pack_panel(b_t, j_lo, j_hi, nr, k0, kc, b_pack)
+            for ic in range(i_lo, i_hi, MC):
+                i_end = min(ic + MC, i_hi)
+                _pack_panel(a, ic, i_end, MR, k0, kc, a_pack)
+                for j0 in range(j_lo, j_hi, nr):
+                    b_at = (j0 - j_lo) * kc
+                    for i0 in range(ic, i_end, MR):
+                        a_at = (i0 - ic) * kc
+                        if i0 + MR <= M and j0 + nr <= N:
+                            _micro_kernel(kc, a_pack, a_at, b_pack, b_at,
+                                          c, i0 * N + j0, N, accumulate)
+                            continue
+                        _micro_kernel(kc, a_pack, a_at, b_pack, b_at, scratch, 0, nr, False)
+                        for r in range(min(MR, M - i0)):
+                            for j in range(min(nr, N - j0)):
+                                if accumulate:
+                                    c[i0 + r, j0 + j] += scratch[r, j]
+                                else:
+                                    c[i0 + r, j0 + j] = scratch[r, j]
+
+
+def _split(m_slivers, n_slivers, threads, nr):
+    """(m_parts, n_parts), m_parts * n_parts = threads, that gives the busiest
+    thread the least work. Per unit of K a part of rows x cols costs
+    2*rows*cols flops plus packing rows + cols elements (every part packs all
+    of its a-rows and b-columns), each worth ~PACK_FLOPS flops of the micro-
+    kernel's time. Ties go to splitting columns."""
+    best = None
+    for m_parts in range(1, threads + 1):
+        if threads % m_parts == 0:
+            n_parts = threads // m_parts
+            rows = -(-m_slivers // m_parts) * MR
+            cols = -(-n_slivers // n_parts) * nr
+            cost = 2 * rows * cols + PACK_FLOPS * (rows + cols)
+            if best is None or cost < best[0]:
+                best = (cost, m_parts, n_parts)
+    return best[1], best[2]
+
+
+_workspace = threading.local()
+
+
+def _buffer(size, dtype):
+    """A reusable 64-byte aligned 1-D buffer of `size` elements (one per
+    calling thread), so that repeated calls do not page-fault fresh memory."""
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    dtype = np.dtype(dtype)
+    aligned = buffers.get(dtype.str)
+    if aligned is None or aligned.size < size:
+        pad = VECTOR_BYTES // dtype.itemsize
+        raw = np.empty(size + pad, dtype=dtype)
+        skip = (-raw.ctypes.data % VECTOR_BYTES) // dtype.itemsize
+        aligned = buffers[dtype.str] = raw[skip:skip + size]
+    return aligned[:size]
+
+
+def matmul_packed(a, b, out=None):
+    """a (M,K) @ b (K,N) with packed slivers and a vector micro-kernel."""
+    c = _result(a, b, out)
+    (M, K), N = a.shape, b.shape[1]
+    if M == 0 or N == 0:
+        return c
+    if K == 0:
+        c[...] = 0
+        return c
+    # An operand that is neither C- nor F-contiguous (a[:, ::2], a[:, :10])
+    # is copied first: O(MK) work that caps the compiled variants of the
+    # kernel at four per dtype (a and b each C or F).
+    a = a if a.flags.c_contiguous or a.flags.f_contiguous else np.ascontiguousarray(a)
+    b = b if b.flags.c_contiguous or b.flags.f_contiguous else np.ascontiguousarray(b)
+    nr = VECTOR_BYTES // a.itemsize
+    kc = -(-K // -(-K // KC))                    # K cut into equal blocks of <= KC
+    threads = get_num_threads()
+    serial = threads > 1 and M * K * N < SERIAL_BELOW
+    if serial:
+        set_num_threads(1)
+    try:
+        m_parts, n_parts = _split(-(-M // MR), -(-N // nr), 1 if serial else threads, nr)
+        part_size = MC * kc + -(-N // (nr * n_parts)) * nr * kc    # a- and b-slivers
+        workspace = _buffer(m_parts * n_parts * part_size, a.dtype)
+        _packed_kernel(a, b, c, kc, m_parts, n_parts, workspace, part_size)
+    finally:
+        if serial:
+            set_num_threads(threads)
+    return c
+
+
+# ------------------------------------------------------ the backend contract
+
+def matmul(a, b, out=None):
+    """a (M,K) @ b (K,N) -> (M,N)."""
+    return matmul_packed(a, b, out)
+
+
+def matmul_nt(a, b, out=None):
+    """a (M,K) @ b (N,K).T -> (M,N); b.T is a view, packing reads it in place."""
+    return matmul_packed(a, b.T, out)
+
+
+def matmul_tn(a, b, out=None):
+    """a (K,M).T @ b (K,N) -> (M,N); a.T is a view, packing reads it in place."""
+    return matmul_packed(a.T, b, out)
