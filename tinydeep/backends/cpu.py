@@ -24,18 +24,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import KERNELS
 from . import cpu_matmul, cpu_sampling
 from .reference import index_backward  # a rare, small scatter: NumPy's add.at is enough
 
-__all__ = [
-    "matmul", "matmul_nt", "matmul_tn",
-    "add", "sub", "mul", "div", "mul_scalar", "pow_scalar", "add_rowvec", "exp",
-    "relu", "relu_backward", "sum",
-    "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
-    "im2col", "col2im", "max_pool2d", "max_pool2d_backward",
-    "affine_grid", "affine_grid_backward", "bilinear_sample", "bilinear_sample_backward",
-    "index_backward", "sgd_update",
-]
+__all__ = list(KERNELS)  # the contract, named once in backends/__init__.py
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
