@@ -1,0 +1,193 @@
+"""Spatial transformer reproduction (Jaderberg et al. 2015): gradients reach θ through
+grid_sample (finite differences in float64, PyTorch when installed), the pose arithmetic
+against the glyph renderer, and a --quick run of the demo.
+
+Runtime: 36 s wall (20 s CPU) measured on the loaded 2-core machine with NUMBA_NUM_THREADS=1;
+about half of it the --quick demo run, a third importing torch."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import tinydeep as td
+from tinydeep import nn
+from tinydeep.data import render_glyphs
+from tinydeep.experiments import spatial_transformer as stx
+from tinydeep.gradcheck import gradcheck
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "demos"))
+import spatial_transformer as demo  # noqa: E402
+
+
+def tiny_st(seed=0):
+    """A float64 ST on 4×5 images: Flatten → Linear(20, 3) → ReLU → Linear(3, 6), its last
+    layer moved off the identity so θ rotates, scales and shifts, and sample points fall
+    between pixels."""
+    td.manual_seed(seed)
+    loc = nn.Sequential(nn.Flatten(), nn.Linear(20, 3), nn.ReLU(), nn.Linear(3, 6))
+    st = nn.SpatialTransformer(loc, (3, 5))
+    rng = np.random.default_rng(seed)
+    loc[3].weight.data = rng.normal(0, 0.3, (6, 3))
+    loc[3].bias.data = np.array([0.8, 0.3, 0.1, -0.25, 0.9, -0.05])
+    for p in st.parameters():
+        p.data = p.data.astype(np.float64)
+    x = td.tensor(rng.random((2, 1, 4, 5)), dtype=np.float64)
+    return st, x
+
+
+def test_gradients_reach_the_localization_net_through_grid_sample():
+    st, x = tiny_st()
+    params = st.parameters()
+    assert len(params) == 4 and all(p.dtype == np.float64 for p in params)
+    # every parameter of the localization net influences the output only through θ
+    assert gradcheck(lambda *ps: st(x), params, eps=1e-6, atol=1e-7, rtol=1e-5)
+    # and the gradient is not zero: the classification loss can move θ
+    out = st(x)
+    (out * td.tensor(np.random.default_rng(1).standard_normal(out.shape),
+                     dtype=np.float64)).sum().backward()
+    assert all(np.abs(p.grad).max() > 1e-3 for p in params)
+
+
+def test_gradient_of_the_input_image_counts_both_paths():
+    st, x = tiny_st(seed=2)
+    x.requires_grad = True   # x is sampled and also read by the localization net
+    assert gradcheck(lambda x: st(x), [x], eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_localization_gradients_match_pytorch():
+    torch = pytest.importorskip("torch")
+    st, x = tiny_st(seed=3)
+    out = st(x)
+    v = np.random.default_rng(4).standard_normal(out.shape)
+    (out * td.tensor(v, dtype=np.float64)).sum().backward()
+
+    lin1, lin2 = st.localization[1], st.localization[3]
+    W1, b1, W2, b2 = (torch.tensor(p.data, requires_grad=True)
+                      for p in (lin1.weight, lin1.bias, lin2.weight, lin2.bias))
+    xt = torch.tensor(x.data)
+    theta = torch.relu(xt.flatten(1) @ W1.T + b1) @ W2.T + b2
+    grid = torch.nn.functional.affine_grid(theta.view(-1, 2, 3), (2, 1, 3, 5), align_corners=False)
+    ref = torch.nn.functional.grid_sample(xt, grid, mode="bilinear", padding_mode="zeros",
+                                          align_corners=False)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (ref * torch.tensor(v)).sum().backward()
+    for ours, theirs in ((lin1.weight, W1), (lin1.bias, b1), (lin2.weight, W2), (lin2.bias, b2)):
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# --- RTS data and the pose arithmetic ----------------------------------------------------
+
+def test_rts_glyphs_ranges():
+    g = stx.rts_glyphs(400, seed=5, canvas=42)
+    assert g.images.shape == (400, 1, 42, 42) and g.images.dtype == np.float32
+    rot, scale, shift = g.latents[:, 0], g.latents[:, 1], g.latents[:, 4:6]
+    assert np.abs(rot).max() <= 45 and np.abs(rot).max() > 40
+    r = 28 / 42 * stx.BASE_SCALE
+    assert scale.min() >= 0.7 * r and scale.max() <= 1.2 * r
+    assert np.abs(shift).max() <= 7 / 42 and np.abs(shift).max() > 6 / 42   # ±7 px on 42
+    # digits are as tall (in pixels) as on a 28×28 glyph, scaled by 0.7–1.2
+    A, _ = stx.glyph_pose(g.latents)
+    height = np.sqrt(np.linalg.det(A)) * 21
+    assert 0.7 * 17.5 * 0.99 <= height.min() and height.max() <= 1.2 * 17.5 * 1.01
+    with pytest.raises(ValueError, match="canvas"):
+        stx.rts_glyphs(10, canvas=20)
+
+
+def test_pose_matches_the_renderer():
+    """θ built from the drawn latents to undo rotation and shift must turn each rendered
+    digit into the digit the renderer draws upright and centred: the sign of the angle, the
+    40/28 factor and y pointing down all have to agree with glyphs._render."""
+    g = stx.rts_glyphs(40, seed=6)
+    clean = render_glyphs(g.labels, g.latents, size=42)
+    upright = g.latents.copy()
+    upright[:, 0] = 0.0
+    upright[:, 4:6] = 0.0
+    target = render_glyphs(g.labels, upright, size=42)
+    A, t = stx.glyph_pose(g.latents)
+    A0, _ = stx.glyph_pose(upright)
+    # θ maps the upright pose o = A0 p to the drawn one z = A p + t
+    theta = np.concatenate([A @ np.linalg.inv(A0), t[:, :, None]], axis=2)
+    with td.no_grad():
+        grid = td.functional.affine_grid(td.tensor(theta), clean.shape)
+        out = td.functional.grid_sample(td.tensor(clean), grid).numpy()
+    for o, tg in zip(out, target):
+        assert np.corrcoef(o.ravel(), tg.ravel())[0, 1] > 0.9
+    # the pose arithmetic says the same: upright (the upright glyph's own angle) and centred
+    L, c = stx.pose_after(theta, A, t)
+    np.testing.assert_allclose(L, A0, atol=1e-12)
+    np.testing.assert_allclose(c, 0, atol=1e-12)
+
+
+def test_pose_report_of_a_fixed_transform():
+    """An ST stuck at one θ (zero weights, bias = θ): rotating by φ and zooming by s must
+    show up as rotation − φ and height / s, and its shift as a move of the ink centroid."""
+    loc = nn.Sequential(nn.Flatten(), nn.Linear(42 * 42, 6))
+    st = nn.SpatialTransformer(loc, (42, 42))
+    phi, s, tx = np.radians(20.0), 0.8, 0.1
+    c, si = np.cos(phi), np.sin(phi)
+    theta = np.array([[s * c, s * si, tx], [-s * si, s * c, 0.0]])   # glyphs' rotation convention
+    loc[1].bias.data = theta.ravel().astype(np.float32)
+    g = stx.rts_glyphs(300, seed=7)
+    p = stx.pose_report(st, g.images, g.latents, g.labels)
+    b, a = p["before"], p["after"]
+    assert a["rotation_deg"]["mean"] == pytest.approx(b["rotation_deg"]["mean"] - 20, abs=0.5)
+    assert a["rotation_deg"]["std"] == pytest.approx(b["rotation_deg"]["std"], rel=0.05)
+    assert a["height_px"]["mean"] == pytest.approx(b["height_px"]["mean"] / s, rel=1e-6)
+    assert p["rotation_removed_vs_drawn_corr"] == pytest.approx(0.0, abs=0.2)
+    assert len(p["per_image"]["rotation_after"]) == 300
+    assert len(p["rotation_std_by_class"]["after"]) == 10
+
+
+def test_ink_centroid_closed_form():
+    img = np.zeros((2, 1, 10, 8), np.float32)
+    img[0, 0, 0, 0] = 1.0                  # the top-left pixel's centre: (0.5 − 4, 0.5 − 5)
+    img[1, 0, 4:6, 3:5] = 1.0              # a block around the centre
+    np.testing.assert_allclose(stx.ink_centroid(img), [[-3.5, -4.5], [0.0, 0.0]], atol=1e-9)
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="architecture"):
+        stx.make_model("resnet", (1, 42, 42))
+    with pytest.raises(ValueError, match="architecture"):
+        stx.run(archs=("mlp",))
+
+
+# --- a --quick run of the demo ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("st")
+    rec = demo.main(["--quick", "--out", str(out)])
+    return rec, out
+
+
+def test_quick_writes_plots_and_a_json_record(quick):
+    rec, out = quick
+    for name in ("spatial_transformer.png", "spatial_transformer_curves.png"):
+        assert (out / name).stat().st_size > 10_000
+    saved = json.loads((out / "spatial_transformer.json").read_text())
+    assert [r["model"] for r in saved["runs"]] == ["FCN", "ST-FCN"]
+    assert saved["paper_table_1_pct"] == {"FCN": 5.2, "ST-FCN": 0.8, "CNN": 0.8, "ST-CNN": 0.5}
+    assert "inputs" not in saved["examples"] and len(saved["examples"]["index"]) == 20
+
+
+def test_quick_runs_learn_and_the_transformer_moved(quick):
+    rec, _ = quick
+    fcn, st = rec["runs"]
+    cfg = rec["config"]
+    for r in (fcn, st):
+        assert len(r["curve"]["test_error"]) == cfg["epochs"]
+        assert r["test_error"] < 0.9 - 0.1          # better than chance (0.9)
+        assert r["steps"] == cfg["epochs"] * -(-cfg["n_train"] // 128)
+    # the same classifier: the ST adds exactly the localization net's parameters
+    w = cfg["loc_width"]
+    loc = 42 * 42 * w + w + w * w + w + w * 6 + 6
+    assert st["parameters"] - fcn["parameters"] == loc
+    # θ left the identity it started from: the loss gradient reached it through grid_sample
+    theta = np.array(rec["pose"]["ST-FCN"]["theta_mean"])
+    assert np.abs(theta - np.array([[1, 0, 0], [0, 1, 0]])).max() > 0.02
+    ex = rec["examples"]
+    assert ex["inputs"].shape == ex["outputs"]["ST-FCN"].shape == (20, 1, 42, 42)
+    assert sorted(ex["labels"]) == sorted(list(range(10)) * 2)
