@@ -22,6 +22,9 @@ class DataLoader:
             raise ValueError(f"DataLoader: x has {len(x)} rows but y has {len(y)}")
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if drop_last and batch_size > len(x):
+            raise ValueError(f"DataLoader: batch_size {batch_size} is larger than the {len(x)} rows "
+                             f"of the data, so drop_last=True would leave no batch at all")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, seed
         self.drop_last, self.transform = drop_last, transform

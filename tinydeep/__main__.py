@@ -1,0 +1,6 @@
+"""`python -m tinydeep ...` is the `tinydeep` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
