@@ -1,0 +1,122 @@
+"""Manifold density and interpolation: the paths against their closed forms, the model's
+probabilities against a NumPy forward pass, and the must-hold relations of a --quick run."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from tinydeep.data import LATENT_NAMES, glyphs, render_glyphs
+from tinydeep.experiments import manifold as mf
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "demos"))
+import manifold as demo  # noqa: E402
+
+
+def test_train_set_holds_exactly_k_of_each_digit():
+    x, y = mf.train_set(3, seed=0)
+    assert x.shape == (30, 1, 28, 28) and x.dtype == np.float32
+    assert np.array_equal(np.bincount(y, minlength=10), np.full(10, 3))
+    x2, _ = mf.train_set(3, seed=1)
+    assert not np.array_equal(x, x2)                  # each seed its own set
+    with pytest.raises(ValueError, match="per_class"):
+        mf.train_set(0)
+
+
+def test_latent_path_renders_the_interpolated_latents():
+    g = glyphs(2, seed=5)
+    z_a, z_b = g.latents
+    t = [0.0, 0.25, 0.5, 1.0]
+    same = mf.latent_path(6, z_a, 6, z_b, t)
+    assert same.shape == (4, 1, 28, 28)
+    for ti, img in zip(t, same):
+        z = z_a + ti * (z_b - z_a)
+        assert np.array_equal(img, render_glyphs(np.array([6]), z[None])[0])
+    # between two digits the digit switches at t = ½
+    cross = mf.latent_path(3, z_a, 8, z_b, t)
+    for ti, img in zip(t, cross):
+        digit = 3 if ti < 0.5 else 8
+        z = z_a + ti * (z_b - z_a)
+        assert np.array_equal(img, render_glyphs(np.array([digit]), z[None])[0])
+
+
+def test_pixel_path_is_the_linear_blend():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 1, 5, 5)).astype(np.float32)
+    p = mf.pixel_path(a, b, [0.0, 0.25, 1.0])
+    np.testing.assert_array_equal(p[0], a)
+    np.testing.assert_array_equal(p[2], b)
+    np.testing.assert_allclose(p[1], 0.75 * a + 0.25 * b, rtol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        mf.pixel_path(a, b[:, :4], [0.5])
+
+
+def test_style_names_every_latent():
+    z = mf.style(**mf.STYLE_A)
+    assert z.shape == (len(LATENT_NAMES),) and z[0] == mf.STYLE_A["rotation"]
+    with pytest.raises(ValueError, match="missing"):
+        mf.style(rotation=1.0)
+
+
+def test_predict_is_the_softmax_of_the_mlp():
+    model = mf.make_model(seed=3, width=32)
+    x = glyphs(7, seed=2).images
+    p = mf.predict(model, x)
+    W1, b1, W2, b2 = (t.numpy().astype(np.float64) for t in model.parameters())
+    h = np.maximum(x.reshape(7, -1) @ W1.T + b1, 0) @ W2.T + b2
+    q = np.exp(h - h.max(1, keepdims=True))
+    np.testing.assert_allclose(p, q / q.sum(1, keepdims=True), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("manifold")
+    return demo.main(["--quick", "--out", str(out)]), out
+
+
+def test_quick_writes_plots_and_a_json_record(quick):
+    rec, out = quick
+    for name in ("manifold_density.png", "manifold_interpolation.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((out / "manifold.json").read_text())
+    assert saved["density"]["plain"]["mean"] == rec["density"]["plain"]["mean"]
+
+
+def test_quick_density(quick):
+    rec, _ = quick
+    d, cfg = rec["density"], mf.QUICK
+    k = list(cfg["per_class"])
+    assert d["per_class"] == k
+    for name, augment in (("plain", False), ("augmented", True)):
+        for ki, accs, mean in zip(k, d[name]["test_accuracy"], d[name]["mean"]):
+            runs = [r for r in d["runs"] if r["per_class"] == ki and r["augment"] == augment]
+            assert len(runs) == (len(cfg["seeds"]) if ki <= cfg["many_seeds_up_to"] else 1)
+            assert all(r["n_train"] == 10 * ki and r["steps"] >= cfg["steps"] for r in runs)
+            assert accs == [r["test_accuracy"] for r in runs]
+            assert mean == pytest.approx(np.mean(accs))
+    plain, aug = d["plain"]["mean"], d["augmented"]["mean"]
+    assert d["plain"]["train_accuracy"][0] == 1.0          # ten images are memorized
+    assert plain[-1] > plain[0] + 0.3                      # density helps
+    assert all(0.1 < a <= 1 for a in plain + aug)          # all above chance
+    assert aug[0] > plain[0] + 0.05                        # augmentation helps most at
+    assert d["lift"][0] > d["lift"][-1]                    # the thin end
+
+
+def test_quick_interpolation(quick):
+    rec, _ = quick
+    it = rec["interpolation"]
+    t = np.array(it["t"])
+    assert t[0] == 0 and t[-1] == 1 and len(t) == 9
+    for e in it["examples"]:
+        # both paths start and end at the same two images, so with the same predictions
+        for end in (0, -1):
+            np.testing.assert_array_equal(e["latent_images"][end], e["pixel_images"][end])
+            assert e["latent"]["predicted"][end] == e["pixel"]["predicted"][end]
+    lat, pix = it["latent"], it["pixel"]
+    assert lat["mean_p_true"][0] == pytest.approx(pix["mean_p_true"][0])
+    assert lat["mean_p_true"][-1] == pytest.approx(pix["mean_p_true"][-1])
+    mid = len(t) // 2
+    # off the manifold the model is less sure of the digit than on it
+    assert pix["mean_p_true"][mid] < lat["mean_p_true"][mid]
+    assert it["n_pairs"] > 0.8 * mf.QUICK["n_pairs"] / 2
