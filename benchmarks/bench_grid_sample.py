@@ -25,6 +25,11 @@ import numba  # noqa: E402
 
 from tinydeep.backends import cpu_sampling, reference_sampling  # noqa: E402
 
+try:
+    from benchmarks import timing
+except ImportError:   # run as a script: benchmarks/ is on sys.path
+    import timing
+
 SHAPES = [(128, 1, 28, 28), (64, 32, 64, 64), (1, 3, 512, 512)]
 PADDING, ALIGN = "zeros", False
 
@@ -102,6 +107,24 @@ def bench_shape(shape, repeats, ref_repeats, use_torch):
         for kind in ("fwd", "fwd_bwd"):
             row[f"ratio_{kind}"] = row[f"torch_{kind}_ms"] / row[f"cpu_{kind}_ms"]
     return row
+
+
+TARGET = 1.5
+
+
+def run(repeats=15, ref_repeats=0, shapes=SHAPES):
+    """Every shape, forward+backward against PyTorch; figures only where PyTorch is installed."""
+    try:
+        import torch  # noqa: F401
+        use_torch = True
+    except ImportError:
+        use_torch = False
+    rows = [bench_shape(shape, repeats, ref_repeats, use_torch) for shape in shapes]
+    figs = [timing.figure(f"grid_sample forward+backward {tuple(r['shape'])}: speed-up vs PyTorch CPU",
+                   r["ratio_fwd_bwd"], TARGET, ">=",
+                   note=f"{r['cpu_fwd_bwd_ms']:.2f} ms vs {r['torch_fwd_bwd_ms']:.2f} ms")
+            for r in rows if "ratio_fwd_bwd" in r]
+    return {"benchmark": "grid_sample", "results": rows, "figures": figs}
 
 
 def main(argv=None):

@@ -43,6 +43,11 @@ import numba  # noqa: E402
 from tinydeep.backends import cpu_matmul  # noqa: E402
 
 try:
+    from benchmarks import timing
+except ImportError:   # run as a script: benchmarks/ is on sys.path
+    import timing
+
+try:
     import torch
 except ImportError:
     torch = None
@@ -150,6 +155,34 @@ def bench_case(label, kind, M, K, N, repeats):
             "gflops": gflops,
             "ratio_to_numpy": {name: g / gflops["numpy"] for name, g in gflops.items()},
             "rounds": rounds}
+
+
+TARGET = 0.85
+
+
+def figures(results):
+    """One line of the results table per case: the fast kernel's speed / NumPy's."""
+    out = []
+    for res in results:
+        label = (f"CPU matmul fp32 {res['case']}" if res["case"].endswith("^3") else
+                 f"CPU matmul fp32 at a training shape, {res['case']} ({res['kernel']})")
+        g = res["gflops"]
+        out.append(timing.figure(label + ": fast kernel GFLOP/s / numpy's", res["ratio_to_numpy"]["fast"],
+                          TARGET, ">=", note=f"{g['fast']:.0f} vs {g['numpy']:.0f} GFLOP/s"))
+    return out
+
+
+def ladder(results):
+    """The kernel ladder at the first square case: GFLOP/s per rung and per baseline."""
+    res = next(r for r in results if r["case"].endswith("^3"))
+    return {"case": res["case"], "gflops": res["gflops"], "ratio_to_numpy": res["ratio_to_numpy"]}
+
+
+def run(repeats=7, cases=None):
+    """Every case of CASES (or `cases`), as a record with its figures and the ladder."""
+    results = [bench_case(*case, repeats=repeats) for case in (cases or CASES)]
+    return {"benchmark": "matmul", "results": results, "figures": figures(results),
+            "ladder": ladder(results)}
 
 
 def cpu_seconds():

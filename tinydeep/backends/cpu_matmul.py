@@ -24,6 +24,7 @@ The packed kernel keeps one packing workspace per calling thread, of about
 (threads * MC + N) * KC elements (2 MiB for N = 2048 at float32), and runs
 products smaller than SERIAL_BELOW on one thread.
 """
+import sys
 import threading
 
 import llvmlite.binding as llvm
@@ -37,11 +38,43 @@ __all__ = ["matmul", "matmul_nt", "matmul_tn",
            "matmul_naive", "matmul_blocked", "matmul_packed"]
 
 
+# Big results are recycled. A fresh array of tens of MB comes from the OS as
+# untouched pages, and the first write to each page traps into the kernel, which
+# zeroes it: for the 40 MB im2col matrix of a small CNN that costs about as much
+# as filling it. So up to _KEEP arrays of at least _BIG bytes are remembered, and
+# one is handed out again once nothing else refers to it (it or a view of it) —
+# which the reference count tells: a tensor that still holds it keeps it busy.
+_BIG, _KEEP = 4 << 20, 8
+_recycled = []
+_recycled_lock = threading.Lock()
+
+
+def empty(shape, dtype):
+    """np.empty(shape, dtype), from the recycled big arrays where one is free."""
+    dtype = np.dtype(dtype)
+    n = 1
+    for d in shape:
+        n *= d
+    if n * dtype.itemsize < _BIG:
+        return np.empty(shape, dtype=dtype)
+    with _recycled_lock:      # two threads must not both take the same free array
+        for i in range(len(_recycled)):
+            # references: the list, and getrefcount's argument; any view or holder adds one
+            if (_recycled[i].size == n and _recycled[i].dtype == dtype
+                    and sys.getrefcount(_recycled[i]) == 2):
+                return _recycled[i].reshape(shape)
+        a = np.empty(n, dtype=dtype)
+        _recycled.append(a)
+        if len(_recycled) > _KEEP:
+            _recycled.pop(0)
+        return a.reshape(shape)
+
+
 def _result(a, b, out):
     """The (M, N) result array: `out` when given, else a new one of a's dtype."""
     shape = (a.shape[0], b.shape[1])
     if out is None:
-        return np.empty(shape, dtype=a.dtype)
+        return empty(shape, a.dtype)
     if out.shape != shape or out.dtype != a.dtype or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous {a.dtype} array of shape {shape}, "
                          f"got {out.dtype} {out.shape}")

@@ -1,0 +1,225 @@
+"""Run every benchmark and write benchmarks/results.json, results.png and README_TABLE.md.
+
+    python -m benchmarks [--quick] [--only matmul relu grid_sample train coldstart cuda]
+                         [--out FOLDER]
+
+Each benchmark runs in turn in this process (the cold start in child processes);
+one that fails is recorded with its error and the others still run. Every
+figure is a ratio of two medians from interleaved rounds in one run (see
+timing.py). --quick takes fewer rounds: for a look, not for the README.
+"""
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks import machine  # noqa: E402
+
+NAMES = ("matmul", "relu", "grid_sample", "train", "coldstart", "cuda")
+COMMAND = "python -m benchmarks"
+
+
+def run_one(name, quick):
+    """The record of one benchmark: {'figures': [...], ...}, or None when it does not apply."""
+    if name == "matmul":
+        from benchmarks import bench_matmul
+        return bench_matmul.run(repeats=3 if quick else 5)
+    if name == "relu":
+        from benchmarks import bench_relu
+        return bench_relu.run(rounds=3 if quick else 7)
+    if name == "grid_sample":
+        from benchmarks import bench_grid_sample
+        return bench_grid_sample.run(repeats=3 if quick else 9)
+    if name == "train":
+        from benchmarks import bench_train
+        return bench_train.run(rounds=3 if quick else 9)
+    if name == "coldstart":
+        from benchmarks import bench_coldstart
+        return bench_coldstart.run(rounds=1 if quick else 3)
+    if name == "cuda":
+        return run_cuda(quick)
+    raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
+
+
+def run_cuda(quick):
+    """benchmarks/bench_cuda.py where it exists and a GPU is usable; None otherwise."""
+    if not os.path.exists(os.path.join(HERE, "bench_cuda.py")):
+        return None
+    from benchmarks import bench_cuda
+    from benchmarks.timing import figure
+    res = bench_cuda.main(["--repeats", "2" if quick else "5"])
+    if res is None:      # it printed why (no GPU)
+        return None
+    figs = []
+    mm = res.get("matmul", {}).get("gflops", {})
+    base = next((v for k, v in mm.items() if k.lower().startswith("cublas")), None)
+    ours = [v for k, v in mm.items() if not k.lower().startswith("cublas")]
+    if base and ours:
+        figs.append(figure(f"CUDA matmul fp32 {res['matmul']['n']}³: best kernel / cuBLAS",
+                           max(ours) / base, 0.5, ">="))
+    r = res.get("relu", {})
+    if r.get("copy_gbs"):
+        figs.append(figure("CUDA ReLU 2^26 fp32: GB/s / device copy", r["relu_gbs"] / r["copy_gbs"],
+                           0.8, ">="))
+    s = res.get("grid_sample", {})
+    if s.get("torch_ms"):
+        figs.append(figure(f"CUDA grid_sample fwd+bwd {tuple(s['shape'])}: speed-up vs PyTorch CUDA",
+                           s["torch_ms"] / s["tinydeep_ms"], 1.0, ">="))
+    res["figures"] = figs
+    return res
+
+
+def commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=ROOT, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# --- the three outputs ------------------------------------------------------------------------
+
+def _fmt(f):
+    unit = " s" if f["unit"] == "s" else "×"
+    return f"{f['measured']:.2f}{unit}", f"{f['op']} {f['target']:g}{unit}"
+
+
+def markdown(record):
+    """README material: the results table, the matmul kernel ladder, and what was not met."""
+    lines = ["## Measured on this machine", "",
+             f"`{record['command']}` on {record['machine_line']} — {record['date']}"
+             f"{', commit ' + record['commit'] if record.get('commit') else ''}"
+             f"{' (--quick: fewer rounds)' if record.get('quick') else ''}.", "",
+             "Every figure is a ratio of two medians measured in the same process run "
+             "(interleaved rounds, warm-up excluded); ratios > 1 in a speed-up column mean "
+             "tinydeep is faster, ratios of times < 1 mean tinydeep takes less time.", "",
+             "| figure | target | measured | met? |", "|---|---|---|---|"]
+    for f in record["figures"]:
+        measured, target = _fmt(f)
+        note = f" ({f['note']})" if f.get("note") else ""
+        lines.append(f"| {f['figure']} | {target} | {measured}{note} | "
+                     f"{'yes' if f['met'] else '**no**'} |")
+    for name, err in record.get("errors", {}).items():
+        lines.append(f"| {name} | — | failed: {err.splitlines()[-1][:120]} | **no** |")
+    for name in record.get("skipped", []):
+        lines.append(f"| {name} | — | skipped (not available on this machine) | — |")
+    lad = record.get("results", {}).get("matmul", {}).get("ladder")
+    if lad:
+        g, q = lad["gflops"], lad["ratio_to_numpy"]
+        rungs = [("naive", "1. naive i-k-j loops, rows split over the cores"),
+                 ("blocked", "2. cache-blocked i-k-j (tiles of a and b stay in cache)"),
+                 ("fast", "3. packed panels + LLVM vector FMA micro-kernel "
+                          "(`tinydeep/backends/cpu_matmul.py`)"),
+                 ("numpy", "NumPy `a @ b` (OpenBLAS)"), ("torch", "PyTorch CPU `a @ b`")]
+        lines += ["", f"### Matmul kernel ladder (fp32 {lad['case'].replace('^3', '³')}, same run)", "",
+                  "| rung | GFLOP/s | / numpy |", "|---|---|---|"]
+        lines += [f"| {label} | {g[k]:.1f} | {q[k]:.2f} |" for k, label in rungs if k in g]
+    missed = [f for f in record["figures"] if not f["met"]]
+    lines += ["", "### Not met" if missed else "### Every target met", ""]
+    for f in missed:
+        measured, target = _fmt(f)
+        off = (f"{100 * (1 - f['measured'] / f['target']):.0f} % below" if f["op"] == ">=" else
+               f"{100 * (f['measured'] / f['target'] - 1):.0f} % above")
+        lines.append(f"- {f['figure']}: {measured} against {target}, {off} the target.")
+    return "\n".join(lines) + "\n"
+
+
+def figure_png(record, path):
+    """One bar per figure: measured relative to its target (>= 1 means met)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tinydeep.experiments.records import save_figure
+    figs = record["figures"]
+    if not figs:
+        return None
+    labels = ["\n".join(textwrap.wrap(f["figure"].split(":")[0], 48)) for f in figs]
+    scores = [f["score"] for f in figs]
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(figs) + 1.6))
+    y = range(len(figs))[::-1]
+    colors = ["#2a9d47" if f["met"] else "#d1493f" for f in figs]
+    ax.barh(list(y), scores, color=colors, height=0.6)
+    ax.axvline(1.0, color="black", lw=1, ls="--")
+    for yi, f in zip(y, figs):
+        measured, target = _fmt(f)
+        ax.text(max(f["score"], 1.0) + 0.02, yi, f"{measured} (target {target})", va="center", fontsize=8)
+    ax.set_yticks(list(y))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlim(0, max(max(scores), 1.0) * 1.45 + 0.3)   # room for the labels
+    ax.set_xlabel("measured relative to target (≥ 1: target met)")
+    ax.set_title(f"tinydeep benchmarks — {record['machine']['cpu']}, "
+                 f"{record['machine']['threads']['cpu_count']} CPUs, {record['date'][:10]}",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds (a look, not for the README)")
+    ap.add_argument("--only", nargs="+", choices=NAMES, help="run only these benchmarks")
+    ap.add_argument("--out", default=HERE, help="folder for results.json, results.png, "
+                                                "README_TABLE.md (default: benchmarks/)")
+    args = ap.parse_args(argv)
+    from tinydeep.experiments.records import atomic_write, check_writable, save_json
+    check_writable(args.out)
+
+    t0 = time.perf_counter()
+    info = machine.info()
+    print(machine.describe(info), flush=True)
+    record = {"command": COMMAND + (" --quick" if args.quick else ""), "commit": commit(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "quick": args.quick, "machine": info, "results": {}, "figures": [], "errors": {},
+              "skipped": []}
+    names = args.only or NAMES
+    try:
+        from tqdm import tqdm
+        bar = tqdm(names, desc="benchmarks", unit="bench")
+    except ImportError:
+        bar = names
+    for name in bar:
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(name)
+        t = time.perf_counter()
+        try:
+            res = run_one(name, args.quick)
+        except Exception:   # noqa: BLE001 -- one broken benchmark must not lose the others
+            record["errors"][name] = traceback.format_exc()
+            print(f"\n{name} failed:\n{record['errors'][name]}", file=sys.stderr)
+            continue
+        if res is None:
+            record["skipped"].append(name)
+            continue
+        res["seconds"] = time.perf_counter() - t
+        record["results"][name] = res
+        record["figures"] += res["figures"]
+    # the machine line after the run too: the numba threading layer is known only now
+    info["threads"] = machine.threads()
+    info["load_average_after"] = machine.load_average()
+    record["machine_line"] = machine.describe(info)
+    record["seconds"] = time.perf_counter() - t0
+
+    text = markdown(record)
+    save_json(record, os.path.join(args.out, "results.json"))
+    figure_png(record, os.path.join(args.out, "results.png"))
+    atomic_write(os.path.join(args.out, "README_TABLE.md"), lambda f: f.write(text.encode()))
+    print("\n" + text)
+    print(f"wrote results.json, results.png, README_TABLE.md to {args.out} "
+          f"({record['seconds']:.0f} s)")
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Each benchmark runs end to end on tiny sizes and returns well-formed figures; the
+runner turns a record into its Markdown table and PNG. No timing is asserted (speed
+lives in the benchmark results, not in tests); what is checked is the plumbing, and
+that every contender computes the same numbers (each benchmark compares the results
+of tinydeep with its baseline before it times them)."""
+import json
+import math
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+
+from benchmarks import __main__ as runner  # noqa: E402
+from benchmarks import bench_coldstart, bench_grid_sample, bench_matmul, bench_relu, bench_train  # noqa: E402,E501
+from benchmarks import machine, timing  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def well_formed(figures, n):
+    assert len(figures) == n
+    for f in figures:
+        assert set(f) >= {"figure", "measured", "target", "op", "met", "score", "unit"}
+        assert math.isfinite(f["measured"]) and f["measured"] > 0
+        assert f["met"] == (f["score"] >= 1 if f["op"] == ">=" else f["measured"] <= f["target"]
+                            if f["op"] == "<=" else f["measured"] < f["target"])
+        json.dumps(f)
+
+
+def test_figure_score_is_one_exactly_at_the_target():
+    assert timing.figure("a", 2.0, 1.0, ">=")["score"] == 2.0
+    assert timing.figure("b", 0.4, 0.8, "<=") == {**timing.figure("b", 0.4, 0.8, "<="), "score": 2.0,
+                                                  "met": True}
+    assert not timing.figure("c", 6.0, 5.0, "<", unit="s")["met"]
+    with pytest.raises(ValueError):
+        timing.figure("d", 1.0, 1.0, "==")
+
+
+def test_interleaved_medians_every_contender():
+    calls = {"a": lambda: sum(range(100)), "b": lambda: sum(range(10))}
+    t = timing.interleaved(calls, rounds=3, sample_s=1e-4, settle_s=0)
+    assert set(t) == {"a", "b"} and all(v > 0 for v in t.values())
+
+
+def test_machine_info_quick():
+    info = machine.info(quick=True)
+    assert info["numpy_blas_gflops"] > 0 and info["copy_gbs"] > 0
+    assert info["threads"]["cpu_count"] >= 1
+    assert "CPUs" in machine.describe(info)
+
+
+def test_matmul_bench_tiny(monkeypatch):
+    monkeypatch.setattr(bench_matmul, "SETTLE_S", 0.0)
+    res = bench_matmul.run(repeats=1, cases=[("48^3", "matmul", 48, 48, 48),
+                                             ("x@W.T 8x20x12", "matmul_nt", 8, 20, 12)])
+    well_formed(res["figures"], 2)
+    assert set(res["ladder"]["gflops"]) >= {"numpy", "naive", "blocked", "fast"}
+
+
+def test_relu_bench_tiny():
+    res = bench_relu.run(size=1000, rounds=1, sample_s=1e-4, settle_s=0)
+    well_formed(res["figures"], 2)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_grid_sample_bench_tiny():
+    res = bench_grid_sample.run(repeats=1, shapes=[(2, 1, 5, 6)])
+    well_formed(res["figures"], 1)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_train_bench_tiny_checks_against_torch():
+    res = bench_train.run(rounds=1, batch=4, size=8, width=16, channels=(2, 3), sample_s=1e-3,
+                          settle_s=0)
+    well_formed(res["figures"], 2)
+    assert all("reduced" in f["figure"] for f in res["figures"])
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_train_check_catches_a_mismatch():
+    ours, theirs, check = bench_train.steps("mlp", 4, 8, 16, (2, 3))
+    theirs()                       # PyTorch now a step ahead: the two must disagree
+    with pytest.raises(AssertionError):
+        check()
+
+
+def test_coldstart_bench_tiny():
+    res = bench_coldstart.run(rounds=1, batch=4, d_in=12, width=8, fill_cache=False)
+    well_formed(res["figures"], 1)
+    assert res["median"]["wall_s"] > res["median"]["first_step_s"]
+
+
+def test_runner_writes_table_json_and_png(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_matmul, "SETTLE_S", 0.0)
+    real = runner.run_one
+    monkeypatch.setattr(runner, "run_one", lambda name, quick: (
+        bench_relu.run(size=1000, rounds=1, sample_s=1e-4, settle_s=0) if name == "relu" else
+        bench_matmul.run(repeats=1, cases=[("32^3", "matmul", 32, 32, 32)]) if name == "matmul"
+        else real(name, quick)))
+    quick_info = machine.info
+    monkeypatch.setattr(runner.machine, "info", lambda quick=False: quick_info(quick=True))
+    record = runner.main(["--only", "matmul", "relu", "--out", str(tmp_path)])
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"results.json", "results.png", "README_TABLE.md"} <= names
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["figures"]) == 3 and saved["figures"] == json.loads(json.dumps(record["figures"]))
+    table = (tmp_path / "README_TABLE.md").read_text()
+    assert table.count("\n| ") >= 3 + 1 + 4          # header + 3 figures; ladder header + 3 rungs
+    assert "python -m benchmarks" in table and "kernel ladder" in table
+    assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_recycled_big_results_never_alias_a_live_array():
+    """The recycling of big results (cpu_matmul.empty, used by matmul and im2col for the
+    speed of the CNN step) must never hand out memory that an array or a view still uses.
+    (A kernel test that lives here because the recycling was added for the benchmarks.)"""
+    import numpy as np
+    from tinydeep.backends import cpu, cpu_matmul
+
+    shape = (1024, 1025)                       # 4.1 MB of float32: recycled
+    a = cpu_matmul.empty(shape, np.float32)
+    b = cpu_matmul.empty(shape, np.float32)
+    assert not np.shares_memory(a, b)
+    view = a[::3]
+    address = a.__array_interface__["data"][0]
+    del a
+    c = cpu_matmul.empty(shape, np.float32)    # a's memory is still seen through `view`
+    assert not np.shares_memory(c, view) and not np.shares_memory(c, b)
+    del view
+    d = cpu_matmul.empty(shape, np.float32)    # now it is free again, and is reused
+    assert d.__array_interface__["data"][0] == address
+    # results of the kernels that use it keep their values while later calls run
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 64, 40, 40), dtype=np.float32)
+    cols = cpu.im2col(x, 3, 3, 1, 1)
+    want = cols.copy()
+    for _ in range(3):
+        cpu.im2col(x[:, ::-1].copy(), 3, 3, 1, 1)
+    np.testing.assert_array_equal(cols, want)
