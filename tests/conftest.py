@@ -1,7 +1,19 @@
-import numpy as np
-import pytest
+import os
+import shutil
 
-import tinydeep as td
+# The CUDA backend is tested everywhere: on a machine with no NVIDIA GPU the same
+# tests run its kernels in numba's CUDA simulator (threads as Python threads: slow,
+# so the cuda tests shrink their shapes when simulating). numba reads this switch
+# once, when it is first imported -- hence here, before tinydeep (and numba) load.
+# An explicit NUMBA_ENABLE_CUDASIM=0 or =1 in the environment is left alone.
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not (
+        shutil.which("nvidia-smi") or os.path.exists("/dev/nvidiactl")):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import tinydeep as td  # noqa: E402
 from tinydeep import backends
 
 
@@ -11,6 +23,19 @@ def kernels(request):
     backends.use_cpu_kernels(request.param)
     yield request.param
     backends.use_cpu_kernels("cpu")
+
+
+@pytest.fixture(scope="module")
+def fast_cuda_simulator():
+    """The simulator runs a block's threads as Python threads that meet at every
+    syncthreads; with the default 5 ms GIL switch interval each meeting costs
+    milliseconds. A 0.1 ms interval makes the cuda tests ~10x faster."""
+    import sys
+    old = sys.getswitchinterval()
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        sys.setswitchinterval(1e-4)
+    yield
+    sys.setswitchinterval(old)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Every op checks its inputs (shapes, dtypes) before any kernel runs.
 """
 import numpy as np
 
+from . import backends
 from .tensor import Function, Tensor, check_float
 
 __all__ = ["relu", "linear", "log_softmax", "softmax", "cross_entropy", "mse_loss",
@@ -21,6 +22,14 @@ def _need_tensor(name, x):
 def _need_ndim(name, what, x, ndim):
     if x.ndim != ndim:
         raise ValueError(f"{name}: {what} must be {ndim}-D, got shape {tuple(x.shape)}")
+
+
+def _need_sizes(name, what, x):
+    """Refuse zero-size dimensions: an empty batch, no channels or an empty image leave
+    nothing to convolve, pool or sample (the kernels split their work by these sizes)."""
+    if min(x.shape, default=1) < 1:
+        raise ValueError(f"{name}: {what} of shape {tuple(x.shape)} has a zero-size dimension "
+                         f"(an empty batch, no channels or an empty image)")
 
 
 def _pair(v):
@@ -63,7 +72,8 @@ class Linear(Function):
 
 def linear(x, weight, bias=None):
     """x (..., in) -> (..., out); leading dimensions are flattened into rows."""
-    _need_tensor("linear", x)
+    for t in (x, weight) + ((bias,) if bias is not None else ()):
+        _need_tensor("linear", t)
     check_float("linear", x.data, weight.data, *([bias.data] if bias is not None else []))
     _need_ndim("linear", "weight", weight, 2)
     if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
@@ -104,6 +114,8 @@ def _rows(name, x, dim):
     if x.ndim != 2 or dim not in (1, -1):
         raise ValueError(f"{name} works over dim=1 of a 2-D tensor, got shape {tuple(x.shape)} "
                          f"and dim={dim}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: shape {tuple(x.shape)} has no classes (dim 1 is empty)")
     return x
 
 
@@ -121,15 +133,20 @@ class CrossEntropy(Function):
     def forward(self, logits, targets):
         loss, self.logp = self.k.cross_entropy(logits, targets)
         self.targets = targets
-        return np.asarray(loss, dtype=logits.dtype)
+        # a Python float from the CPU kernels; a 0-d device array on 'cuda' (no readback)
+        return np.asarray(loss, dtype=logits.dtype) if isinstance(loss, float) else loss
 
     def backward(self, g):  # d loss / d z = (softmax(z) - onehot(t)) / M
-        return (self.k.cross_entropy_backward(self.logp, self.targets, float(g)), None)
+        g = float(g) if isinstance(g, np.ndarray) else g   # on 'cuda' g stays on the device
+        return (self.k.cross_entropy_backward(self.logp, self.targets, g), None)
 
 
 def cross_entropy(logits, targets):
     """Mean cross-entropy of logits (M, C) against integer class targets (M,)."""
     _rows("cross_entropy", logits, 1)
+    if isinstance(targets, Tensor) and targets.device != logits.device:
+        raise ValueError(f"cross_entropy: logits are on {logits.device!r} but targets on "
+                         f"{targets.device!r}; move them with .to(device)")
     t = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     if t.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy targets must be integer class indices, got dtype {t.dtype}")
@@ -138,10 +155,15 @@ def cross_entropy(logits, targets):
                          f"shape {tuple(logits.shape)} (need ({logits.shape[0]},))")
     if t.size == 0:
         raise ValueError("cross_entropy of an empty batch is undefined")
-    if t.min() < 0 or t.max() >= logits.shape[1]:
+    # Targets already on the GPU are not range-checked here (that would mean a readback);
+    # the kernel makes the loss NaN for a target outside [0, C).
+    if isinstance(t, np.ndarray) and (t.min() < 0 or t.max() >= logits.shape[1]):
         raise ValueError(f"cross_entropy: targets must lie in [0, {logits.shape[1]}), "
                          f"got values from {t.min()} to {t.max()}")
-    return CrossEntropy.apply(logits, t.astype(np.int64, copy=False))
+    arrays = backends.arrays(logits.device)
+    if isinstance(t, np.ndarray) and logits.device != "cpu":
+        t = arrays.from_host(t)                      # the batch's labels go up with it
+    return CrossEntropy.apply(logits, arrays.astype(t, np.int64))
 
 
 def mse_loss(input, target):
@@ -150,6 +172,8 @@ def mse_loss(input, target):
     t_shape = tuple(np.shape(target.data if isinstance(target, Tensor) else target))
     if tuple(input.shape) != t_shape:
         raise ValueError(f"mse_loss: input shape {tuple(input.shape)} != target shape {t_shape}")
+    if input.size == 0:
+        raise ValueError("mse_loss of an empty batch is undefined")
     return ((input - target) ** 2).mean()
 
 
@@ -172,12 +196,13 @@ class Conv2d(Function):
         if b is not None:
             k.add_rowvec(y, b, out=y)
         self.has_bias = b is not None
-        return np.ascontiguousarray(y.reshape(n, self.ho, self.wo, c_out).transpose(0, 3, 1, 2))
+        return self.arrays.contiguous(
+            self.arrays.transpose(y.reshape(n, self.ho, self.wo, c_out), (0, 3, 1, 2)))
 
     def backward(self, g):
         k = self.k
         c_out = self.w2.shape[0]
-        g2 = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, c_out)
+        g2 = self.arrays.contiguous(self.arrays.transpose(g, (0, 2, 3, 1))).reshape(-1, c_out)
         x_shape, kh, kw, stride, padding = self.geom
         dx = (k.col2im(k.matmul(g2, self.w2), x_shape, kh, kw, stride, padding)
               if self.needs_grad[0] else None)
@@ -189,10 +214,13 @@ class Conv2d(Function):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0):
     """input (N, C, H, W) * weight (C_out, C, kh, kw) -> (N, C_out, Ho, Wo)."""
-    _need_tensor("conv2d", input)
+    for t in (input, weight) + ((bias,) if bias is not None else ()):
+        _need_tensor("conv2d", t)
     check_float("conv2d", input.data, weight.data, *([bias.data] if bias is not None else []))
     _need_ndim("conv2d", "input", input, 4)
     _need_ndim("conv2d", "weight", weight, 4)
+    _need_sizes("conv2d", "input", input)
+    _need_sizes("conv2d", "weight", weight)
     (stride, _), (padding, _) = _pair(stride), _pair(padding)
     n, c, h, w = input.shape
     c_out, c_in, kh, kw = weight.shape
@@ -223,6 +251,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0):
     _need_tensor("max_pool2d", input)
     check_float("max_pool2d", input.data)
     _need_ndim("max_pool2d", "input", input, 4)
+    _need_sizes("max_pool2d", "input", input)
     (kernel_size, _), (padding, _) = _pair(kernel_size), _pair(padding)
     stride = kernel_size if stride is None else _pair(stride)[0]
     if kernel_size < 1 or stride < 1 or not 0 <= padding <= kernel_size // 2:
@@ -277,6 +306,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     if padding_mode not in ("zeros", "border"):
         raise ValueError(f"grid_sample: padding_mode must be 'zeros' or 'border', got {padding_mode!r}")
     _need_ndim("grid_sample", "input", input, 4)
+    _need_sizes("grid_sample", "input", input)
     if grid.ndim != 4 or grid.shape[3] != 2 or grid.shape[0] != input.shape[0]:
         raise ValueError(f"grid_sample: grid must have shape (N, Ho, Wo, 2) with N = "
                          f"{input.shape[0]}, got {tuple(grid.shape)}")

@@ -7,9 +7,11 @@ tree. Initial weights come from `tinydeep.manual_seed`'s generator.
 import math
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
+from . import backends
 from . import functional as F
 from .rng import generator
 from .tensor import Tensor
@@ -70,12 +72,19 @@ class Module:
             p.grad = None
 
     def to(self, device):
+        """Move every parameter (and its gradient) to `device` in place, as PyTorch does;
+        create the optimizer after this, or before its first step."""
         for p in self.parameters():
-            p.to(device)  # raises for a device this version cannot use
+            if p.device != device:
+                moved = Tensor(p.numpy(), device=device, dtype=p.dtype)
+                grad = None if p.grad is None else Tensor(
+                    backends.arrays(p.device).to_host(p.grad), device=device, dtype=p.dtype).data
+                p.data, p.device, p.grad = moved.data, device, grad
         return self
 
     def state_dict(self):
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """Name -> a NumPy copy of the parameter (read back from the device if need be)."""
+        return {name: np.array(p.numpy(), copy=True) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state, source="state_dict"):
         """Copy arrays into the parameters; every name must be present with the right shape."""
@@ -91,7 +100,7 @@ class Module:
             raise ValueError(f"{source} does not fit {type(self).__name__}: "
                              + ", ".join(p for p in parts if p))
         for n, p in own.items():
-            p.data = np.array(state[n], dtype=p.dtype)
+            p.data = Tensor(np.array(state[n], dtype=p.dtype), device=p.device, dtype=p.dtype).data
             p.grad = None
 
     def __repr__(self):
@@ -254,7 +263,7 @@ def load(module, path):
     try:
         with np.load(path, allow_pickle=False) as f:
             state = {k: f[k] for k in f.files}
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: a cut file
         raise ValueError(f"{path} is not a readable tinydeep checkpoint (.npz): {e}") from None
     module.load_state_dict(state, source=f"checkpoint {path}")
     return module

@@ -1,5 +1,4 @@
 """Stochastic gradient descent and learning-rate schedules."""
-import numpy as np
 
 from . import backends
 
@@ -21,16 +20,22 @@ class SGD:
         if nesterov and momentum == 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
         self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
-        self.buffers = [np.zeros_like(p.data) if momentum else None for p in self.params]
+        self.buffers = [None] * len(self.params)   # momentum buffers, made at the first step
 
     def zero_grad(self):
         for p in self.params:
             p.grad = None
 
     def step(self):
-        for p, buf in zip(self.params, self.buffers):
+        for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
+            buf = self.buffers[i]
+            if self.momentum and buf is None:      # zeros on the parameter's device
+                buf = self.buffers[i] = backends.arrays(p.device).full(p.shape, 0, p.dtype)
+            if buf is not None and backends.is_device_array(buf) != backends.is_device_array(p.data):
+                raise ValueError("SGD: a parameter moved to another device after the optimizer "
+                                 "took a step; create the optimizer after Module.to(device)")
             backends.get(p.device).sgd_update(p.data, p.grad, buf, self.lr, self.momentum,
                                               self.nesterov, self.weight_decay)
 

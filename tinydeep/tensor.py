@@ -1,7 +1,9 @@
 """Tensor, Function and reverse-mode autograd.
 
-A Tensor holds a NumPy array (`data`), and, when it was made by a
-differentiable op, a link to that op (`_ctx`). Each op is a `Function` whose
+A Tensor holds an array (`data`): a NumPy array on 'cpu', a device array on
+'cuda' (it stays there: ops call that device's kernels, and the few things
+this file does to arrays itself go through `backends.arrays(device)`), and,
+when it was made by a differentiable op, a link to that op (`_ctx`). Each op is a `Function` whose
 `forward` computes on arrays by calling backend kernels and whose `backward`
 maps the gradient of the output to a gradient per input: the chain rule,
 one op at a time. `Tensor.backward()` walks the graph in reverse topological
@@ -40,11 +42,20 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-def _as_array(data, dtype):
+def _as_array(data, dtype, device="cpu"):
     """float32 by default: Python numbers and float arrays of any width become float32;
-    integer and bool arrays keep their dtype (labels, masks); `dtype` overrides."""
+    integer and bool arrays keep their dtype (labels, masks); `dtype` overrides.
+    The result lives on `device` (uploaded from the host if need be)."""
     if isinstance(data, Tensor):
         data = data.data
+    if backends.is_device_array(data):
+        if device != "cpu":        # stays on the device: convert there
+            if dtype is None and data.dtype.kind == "f" and data.dtype != np.float32:
+                dtype = np.float32
+            return backends.arrays(device).astype(data, data.dtype if dtype is None else dtype)
+        data = data.copy_to_host()
+    if device != "cpu":
+        return backends.arrays(device).from_host(_as_array(data, dtype))
     arr = np.asarray(data)
     if dtype is not None:
         return arr.astype(dtype, copy=False)
@@ -60,7 +71,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, device="cpu", dtype=None):
         backends.get(device)  # raises a clear error for an unknown or unavailable device
-        self.data = _as_array(data, dtype)
+        self.data = _as_array(data, dtype, device)
         self.device = device
         self.grad = None
         self._ctx = None
@@ -69,7 +80,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
 
     # --- plain properties -------------------------------------------------
-    shape = property(lambda self: self.data.shape)
+    shape = property(lambda self: tuple(self.data.shape))  # (the simulator's is a tuple subclass)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
@@ -80,15 +91,18 @@ class Tensor:
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"tensor({np.array2string(self.data, precision=4, separator=', ')}{grad})"
+        dev = "" if self.device == "cpu" else f", device={self.device!r}"
+        return f"tensor({np.array2string(self.numpy(), precision=4, separator=', ')}{dev}{grad})"
 
     def numpy(self):
-        return self.data
+        """The values as a NumPy array: the tensor's own array on 'cpu', a copy read back
+        from the device otherwise (the one place a GPU tensor waits for the GPU)."""
+        return backends.arrays(self.device).to_host(self.data)
 
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.data.item()
+        return self.numpy().item()
 
     def detach(self):
         return Tensor(self.data, device=self.device)
@@ -100,10 +114,18 @@ class Tensor:
         return Tensor(self.data, device=self.device, dtype=np.float64)
 
     def to(self, device):
+        """This tensor on `device` (itself if it is there already): a copy that is a new
+        leaf with the same requires_grad. Gradients do not flow across a move, so moving a
+        tensor computed from others that need gradients is refused."""
         if device == self.device:
             return self
-        backends.get(device)
-        raise ValueError(f"cannot move a tensor from {self.device!r} to {device!r}")
+        backends.get(device)  # raises a clear error for an unknown or unavailable device
+        if self._ctx is not None:
+            raise ValueError("cannot move a computed tensor that needs gradients to another "
+                             "device (gradients do not flow across .to()); move the inputs "
+                             "and parameters first, or .detach() it")
+        return Tensor(self.numpy(), requires_grad=self.requires_grad, device=device,
+                      dtype=self.dtype)
 
     def cpu(self):
         return self.to("cpu")
@@ -115,13 +137,17 @@ class Tensor:
         if not self.requires_grad:
             raise ValueError("backward() on a tensor that does not require grad "
                              "(no input had requires_grad=True, or it was made under no_grad)")
+        arrays = backends.arrays(self.device)
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(f"backward() on a tensor of shape {self.shape} needs a gradient "
                                  f"argument of that shape (or reduce it to a scalar first)")
-            grad = np.ones_like(self.data)
+            grad = arrays.full(self.shape, 1, self.dtype)
         else:
-            grad = _as_array(grad, self.dtype)
+            if isinstance(grad, Tensor) and grad.device != self.device:
+                raise ValueError(f"backward() gradient is on {grad.device!r} but the tensor is on "
+                                 f"{self.device!r}")
+            grad = _as_array(grad, self.dtype, self.device)
             if grad.shape != self.shape:
                 raise ValueError(f"backward() gradient has shape {grad.shape}, "
                                  f"but the tensor has shape {self.shape}")
@@ -132,7 +158,7 @@ class Tensor:
             if g is None:
                 continue
             if t._ctx is None:  # a leaf: accumulate
-                g = np.ascontiguousarray(g)
+                g = arrays.contiguous(g)
                 t.grad = g if t.grad is None else k.add(t.grad, g)
                 continue
             ctx = t._ctx
@@ -187,20 +213,29 @@ class Tensor:
 
     # comparisons give bool tensors and carry no gradient
     def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other), device=self.device)
+        """op names a NumPy comparison ufunc ('equal', 'less', ...)."""
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise ValueError(f"comparing tensors on different devices ({self.device!r} and "
+                                 f"{other.device!r}); move them with .to(device)")
+            other = other.data
+        elif self.device != "cpu" and not _is_number(other) and not isinstance(other, bool):
+            raise ValueError(f"a tensor on {self.device!r} can be compared with a number or a "
+                             f"tensor on the same device, not a {type(other).__name__}")
+        return Tensor(backends.arrays(self.device).compare(self.data, other, op),
+                      device=self.device)
 
-    __eq__ = lambda self, o: self._compare(o, np.equal)
-    __ne__ = lambda self, o: self._compare(o, np.not_equal)
-    __lt__ = lambda self, o: self._compare(o, np.less)
-    __le__ = lambda self, o: self._compare(o, np.less_equal)
-    __gt__ = lambda self, o: self._compare(o, np.greater)
-    __ge__ = lambda self, o: self._compare(o, np.greater_equal)
+    __eq__ = lambda self, o: self._compare(o, "equal")
+    __ne__ = lambda self, o: self._compare(o, "not_equal")
+    __lt__ = lambda self, o: self._compare(o, "less")
+    __le__ = lambda self, o: self._compare(o, "less_equal")
+    __gt__ = lambda self, o: self._compare(o, "greater")
+    __ge__ = lambda self, o: self._compare(o, "greater_equal")
     __hash__ = object.__hash__
 
     def __getitem__(self, index):
         if isinstance(index, Tensor):
-            index = index.data
+            index = index.numpy()  # an index is worked out on the host (a readback on 'cuda')
         return Index.apply(self, index=index)
 
     def reshape(self, *shape):
@@ -241,7 +276,7 @@ class Tensor:
         return MulScalar.apply(self.sum(axis, keepdims), s=1.0 / max(n, 1))
 
     def argmax(self, axis=None):
-        return Tensor(np.argmax(self.data, axis=axis), device=self.device)
+        return Tensor(backends.arrays(self.device).argmax(self.data, axis), device=self.device)
 
 
 def _is_number(x):
@@ -275,7 +310,7 @@ def _normalize_axis(axis, ndim):
         return tuple(range(ndim))
     axes = (axis,) if np.isscalar(axis) else tuple(axis)
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < ndim:  # a 0-d tensor has no axis to name
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
     return tuple(sorted(a % max(ndim, 1) for a in axes))
 
@@ -305,8 +340,15 @@ class Function:
             if t.device != device:
                 raise ValueError(f"{cls.__name__}: tensors are on different devices "
                                  f"({device!r} and {t.device!r}); move them with .to(device)")
+        if device != "cpu":
+            for x in inputs:
+                if isinstance(x, np.ndarray):
+                    raise ValueError(f"{cls.__name__}: a NumPy array cannot meet tensors on "
+                                     f"{device!r}; make it a tensor there with "
+                                     f"tinydeep.tensor(array, device={device!r})")
         ctx = cls()
         ctx.k = backends.get(device)
+        ctx.arrays = backends.arrays(device)  # transpose, broadcast, ... for this device
         ctx.needs_grad = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         out = Tensor.__new__(Tensor)
@@ -344,13 +386,16 @@ class _Binary(Function):
         a, b = self._arrays(a, b)
         self.a, self.b = a, b
         shape = np.broadcast_shapes(a.shape, b.shape)
-        return getattr(self.k, self.kernel)(np.broadcast_to(a, shape), np.broadcast_to(b, shape))
+        bc = self.arrays.broadcast_to
+        return getattr(self.k, self.kernel)(bc(a, shape), bc(b, shape))
 
     def _arrays(self, a, b):
-        # a Python number takes the dtype of the tensor it meets
-        ref = a if isinstance(a, np.ndarray) else b
-        a = a if isinstance(a, np.ndarray) else np.asarray(a, dtype=ref.dtype)
-        b = b if isinstance(b, np.ndarray) else np.asarray(b, dtype=ref.dtype)
+        # a Python number takes the dtype of the tensor it meets (made on its device)
+        a_is = isinstance(a, np.ndarray) or backends.is_device_array(a)
+        b_is = isinstance(b, np.ndarray) or backends.is_device_array(b)
+        ref = a if a_is else b
+        a = a if a_is else self.arrays.full((), a, ref.dtype)
+        b = b if b_is else self.arrays.full((), b, ref.dtype)
         check_float(type(self).__name__.lower(), a, b)
         try:
             np.broadcast_shapes(a.shape, b.shape)
@@ -383,9 +428,9 @@ class Mul(_Binary):
     kernel = "mul"
 
     def backward(self, g):  # d(ab) = b da + a db
-        k, shape = self.k, g.shape
-        ga = k.mul(g, np.broadcast_to(self.b, shape)) if self.needs_grad[0] else None
-        gb = k.mul(g, np.broadcast_to(self.a, shape)) if self.needs_grad[1] else None
+        k, shape, bc = self.k, g.shape, self.arrays.broadcast_to
+        ga = k.mul(g, bc(self.b, shape)) if self.needs_grad[0] else None
+        gb = k.mul(g, bc(self.a, shape)) if self.needs_grad[1] else None
         return self._grads(ga, gb)
 
 
@@ -393,12 +438,12 @@ class Div(_Binary):
     kernel = "div"
 
     def backward(self, g):  # d(a/b) = da / b - a db / b²
-        k, shape = self.k, g.shape
-        b = np.broadcast_to(self.b, shape)
+        k, shape, bc = self.k, g.shape, self.arrays.broadcast_to
+        b = bc(self.b, shape)
         ga = k.div(g, b) if self.needs_grad[0] else None
         gb = None
         if self.needs_grad[1]:
-            a_over_b2 = k.div(np.broadcast_to(self.a, shape), k.mul(b, b))
+            a_over_b2 = k.div(bc(self.a, shape), k.mul(b, b))
             gb = k.mul_scalar(k.mul(g, a_over_b2), -1.0)
         return self._grads(ga, gb)
 
@@ -426,7 +471,7 @@ class Pow(Function):
 
 class MatMul(Function):
     def forward(self, a, b):
-        if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+        if not hasattr(a, "shape") or not hasattr(b, "shape"):
             raise TypeError("matmul needs two tensors")
         check_float("matmul", a, b)
         if a.ndim != 2 or b.ndim != 2:
@@ -447,12 +492,13 @@ class Sum(Function):
     def forward(self, x, axis, keepdims):
         check_float("sum", x)
         self.shape, self.axes, self.keepdims = x.shape, _normalize_axis(axis, x.ndim), keepdims
-        return np.asarray(self.k.sum(x, axis=self.axes, keepdims=keepdims))
+        total = self.k.sum(x, axis=self.axes, keepdims=keepdims)
+        return np.asarray(total) if isinstance(total, (np.ndarray, np.generic)) else total
 
     def backward(self, g):  # every input element gets the gradient of its sum
         if not self.keepdims:
-            g = np.expand_dims(g, self.axes)
-        return (np.broadcast_to(g, self.shape),)
+            g = g.reshape(tuple(1 if d in self.axes else n for d, n in enumerate(self.shape)))
+        return (self.arrays.broadcast_to(g, self.shape),)
 
 
 class Reshape(Function):
@@ -474,17 +520,18 @@ class Transpose(Function):
             raise ValueError(f"transpose: {axes} is not a permutation of the "
                              f"{x.ndim} axes of shape {x.shape}")
         self.axes = axes
-        return np.transpose(x, axes)
+        return self.arrays.transpose(x, axes)
 
     def backward(self, g):  # the inverse permutation
-        return (np.transpose(g, None if self.axes is None else np.argsort(self.axes)),)
+        inverse = None if self.axes is None else tuple(int(a) for a in np.argsort(self.axes))
+        return (self.arrays.transpose(g, inverse),)
 
 
 class Index(Function):
     def forward(self, x, index):
         self.shape, self.index = x.shape, index
         try:
-            return x[index]
+            return self.arrays.take(x, index)
         except IndexError as e:
             raise ValueError(f"index {index!r} does not fit a tensor of shape {x.shape}: {e}") from None
 

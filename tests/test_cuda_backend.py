@@ -1,0 +1,239 @@
+"""The CUDA backend against the NumPy reference, kernel by kernel.
+
+On a machine without an NVIDIA GPU, conftest.py turns on numba's CUDA
+simulator, which runs every simulated thread as a Python thread: then the
+launch sizes are tiny (cuda_device.SIM_LAUNCH) and so are the shapes here
+(TINY_CASES: odd sizes, edges, ties, padding, as in the CPU parity suite).
+On a real GPU the suite runs the CPU suite's own cases (test_backend_parity.CASES).
+
+Inputs are uploaded C-contiguous (device arrays have no other layout in
+tinydeep), results read back and compared with the reference to the parity
+suite's tolerances; inputs must come back unchanged (sgd_update's are
+compared with the reference's in-place results instead).
+"""
+import inspect
+import zlib
+
+import numpy as np
+import pytest
+
+from tinydeep import backends
+from tinydeep.backends import KERNELS
+
+pytestmark = [pytest.mark.skipif(not backends.cuda_available(),
+                                 reason="no CUDA GPU and NUMBA_ENABLE_CUDASIM is not set"),
+              pytest.mark.usefixtures("fast_cuda_simulator")]
+
+if backends.cuda_available():
+    from tinydeep.backends import cuda_device as cd
+    from tinydeep.backends import cuda_matmul
+    cu = backends.module("cuda")
+    SIMULATING = cd.SIMULATING
+else:
+    SIMULATING = True
+
+from test_backend_parity import CASES, TOL, Maker, assert_close  # noqa: E402
+
+ref = backends.module("reference")
+DTYPES = (np.float32, np.float64)
+
+# --- tiny cases for the simulator ---------------------------------------------------------
+
+SHAPES = [(), (1,), (7,), (3, 1, 5, 2)]
+MATMUL_SIZES = [(1, 1, 1), (5, 7, 3), (11, 9, 10)]                 # (M, K, N)
+CONV = [(1, 1, 1, 1, 1, 1, 1, 0), (1, 2, 5, 4, 3, 3, 1, 1), (2, 1, 5, 4, 3, 2, 2, 1),
+        (1, 1, 4, 5, 3, 3, 1, 2)]
+POOL = [(1, 1, 1, 1, 1, 1, 0), (1, 2, 5, 4, 3, 2, 1), (2, 1, 4, 4, 2, 2, 0),
+        (1, 1, 5, 5, 4, 3, 2)]
+SGD = [(0.0, False, 0.0), (0.0, False, 1e-2), (0.9, False, 0.0), (0.9, True, 5e-4)]
+
+
+def _conv_out(g):
+    N, C, H, W, kh, kw, s, p = g
+    return N, C, (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+
+
+def _pool_input(mk, N, C, H, W, ties):
+    if ties:  # values from {0, 1, 2}: windows hold ties
+        return mk.rng.integers(0, 3, (N, C, H, W)).astype(mk.dtype)
+    return mk.normal(N, C, H, W)
+
+
+def _binary(mk):
+    return [((mk.normal(*s), mk.normal(*s)), {}) for s in SHAPES]
+
+
+def _sampling(mk, with_grad):
+    cases = []
+    for n, c, h, w, ho, wo in [(1, 1, 1, 1, 2, 3), (2, 2, 4, 5, 3, 2)]:
+        for mode in ("zeros", "border"):
+            for ac in (False, True):
+                args = (mk.normal(n, c, h, w), mk.uniform(-1.2, 1.2, n, ho, wo, 2))
+                if with_grad:
+                    args += (mk.normal(n, c, ho, wo),)
+                cases.append((args + (mode, ac), {}))
+    return cases
+
+
+TINY_CASES = {
+    "matmul": lambda mk: [((mk.normal(m, k), mk.normal(k, n)), {}) for m, k, n in MATMUL_SIZES],
+    "matmul_nt": lambda mk: [((mk.normal(m, k), mk.normal(n, k)), {}) for m, k, n in MATMUL_SIZES],
+    "matmul_tn": lambda mk: [((mk.normal(k, m), mk.normal(k, n)), {}) for m, k, n in MATMUL_SIZES],
+    "add": _binary, "sub": _binary, "mul": _binary,
+    "div": lambda mk: [((mk.normal(*s), mk.away_from_zero(*s)), {}) for s in SHAPES],
+    "mul_scalar": lambda mk: [((mk.normal(*s), v), {}) for s in SHAPES for v in (-1.0, 0.37)],
+    "pow_scalar": lambda mk: ([((mk.uniform(0.1, 3.0, 7), p), {}) for p in (2.0, 0.5, -1.3)]
+                              + [((mk.normal(*s), p), {}) for s in SHAPES for p in (2.0, 3.0)]),
+    "exp": lambda mk: [((mk.normal(*s, scale=3.0),), {}) for s in SHAPES],
+    "add_rowvec": lambda mk: [((mk.normal(m, n), mk.normal(n)), {})
+                              for m, n in [(1, 1), (5, 7), (4, 1)]],
+    "relu": lambda mk: [((mk.with_zeros(*s),), {}) for s in SHAPES],
+    "relu_backward": lambda mk: [((mk.with_zeros(*s), mk.normal(*s)), {}) for s in SHAPES],
+    "sum": lambda mk: (
+        [((mk.normal(*s),), dict(axis=None, keepdims=kd)) for s in SHAPES for kd in (False, True)]
+        + [((mk.normal(3, 4, 5),), dict(axis=a, keepdims=kd))
+           for a in (0, 1, -1, (0, 2), (0, 1), (2, 0), ()) for kd in (False, True)]
+        + [((mk.normal(2, 3, 2, 3),), dict(axis=a)) for a in ((1, 3), (0, 1, 3))]),
+    "log_softmax": lambda mk: [((mk.normal(m, n, scale=sc),), {})
+                               for m, n, sc in [(1, 1, 1.0), (3, 7, 1.0), (2, 9, 100.0)]],
+    "log_softmax_backward": lambda mk: [((ref.log_softmax(mk.normal(m, n)), mk.normal(m, n)), {})
+                                        for m, n in [(1, 1), (3, 7)]],
+    "cross_entropy": lambda mk: [((mk.normal(m, n, scale=sc), mk.ints(n, m)), {})
+                                 for m, n, sc in [(1, 1, 1.0), (5, 4, 1.0), (3, 10, 1e4)]],
+    "cross_entropy_backward": lambda mk: [
+        ((ref.log_softmax(mk.normal(m, n)), mk.ints(n, m), gl), {})
+        for m, n in [(1, 1), (5, 4)] for gl in (1.0, 0.37)],
+    "im2col": lambda mk: [((mk.normal(*g[:4]), *g[4:]), {}) for g in CONV],
+    "col2im": lambda mk: [((mk.normal(N * Ho * Wo, C * g[4] * g[5]), g[:4], *g[4:]), {})
+                          for g in CONV for N, C, Ho, Wo in [_conv_out(g)]],
+    "max_pool2d": lambda mk: [((_pool_input(mk, *g[:4], ties=i % 2 == 1), *g[4:]), {})
+                              for i, g in enumerate(POOL)],
+    "max_pool2d_backward": lambda mk: [
+        ((mk.normal(*out.shape), argmax, g[:4]), {})
+        for i, g in enumerate(POOL)
+        for out, argmax in [ref.max_pool2d(_pool_input(mk, *g[:4], ties=i % 2 == 1), *g[4:])]],
+    "affine_grid": lambda mk: [((mk.normal(n, 2, 3), h, w, ac), {})
+                               for n, h, w in [(1, 1, 1), (2, 3, 4)] for ac in (False, True)],
+    "affine_grid_backward": lambda mk: [((mk.normal(n, h, w, 2), ac), {})
+                                        for n, h, w in [(1, 1, 1), (2, 3, 4)]
+                                        for ac in (False, True)],
+    "bilinear_sample": lambda mk: _sampling(mk, with_grad=False),
+    "bilinear_sample_backward": lambda mk: _sampling(mk, with_grad=True),
+    "index_backward": lambda mk: [
+        ((mk.normal(4, 5), (np.array([0, 2, 2, 1]),), (3, 5)), {}),
+        ((mk.normal(2, 3), (slice(1, 3), slice(None, None, 2)), (4, 6)), {}),
+        ((mk.normal(3), (np.array([1, 1, 0]), np.array([2, 2, 2])), (2, 3)), {}),
+        ((mk.normal(), (1, 2), (2, 3)), {})],
+    "sgd_update": lambda mk: [
+        ((mk.normal(*s), mk.normal(*s), mk.normal(*s) if mom else None, 0.1, mom, nest, wd), {})
+        for s in [(), (1,), (3, 4)] for mom, nest, wd in SGD],
+}
+SUITE = TINY_CASES if SIMULATING else CASES
+
+
+# --- running a kernel on the device --------------------------------------------------------
+
+def upload(a):
+    return cd.from_host(a) if isinstance(a, np.ndarray) else a
+
+
+def download(r):
+    """Device results -> NumPy (a 0-d loss -> a Python float, as the reference returns)."""
+    if isinstance(r, tuple):
+        return tuple(download(x) for x in r)
+    if backends.is_device_array(r):
+        return cd.to_host(r)
+    return r
+
+
+def run_cuda(name, args, kwargs, dtype):
+    want_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    want = getattr(ref, name)(*want_args, **kwargs)
+    dev_args = [upload(a) for a in args]
+    got = download(getattr(cu, name)(*dev_args, **kwargs))
+    if name == "cross_entropy":                 # the loss stays on the device: a 0-d array
+        assert isinstance(got[0], np.ndarray) and got[0].shape == ()
+        got = (float(got[0]),) + got[1:]
+    assert_close(got, want, dtype, name)
+    for i, (d, a, w) in enumerate(zip(dev_args, args, want_args)):
+        if isinstance(a, np.ndarray):
+            after = cd.to_host(d)
+            if name == "sgd_update":            # in place: compare with the reference's update
+                assert_close(after, w, dtype, f"{name} argument {i} after the call")
+            else:
+                np.testing.assert_array_equal(after, a, err_msg=f"{name} changed argument {i}")
+    return got
+
+
+# --- the suite ------------------------------------------------------------------------------
+
+def test_every_kernel_exists_with_the_reference_signature():
+    assert set(cu.__all__) == set(KERNELS)
+    assert set(TINY_CASES) == set(KERNELS)
+    for name in KERNELS:
+        assert callable(getattr(cu, name, None)), name
+        sig_ref = inspect.signature(getattr(ref, name)).parameters
+        sig_cu = inspect.signature(getattr(cu, name)).parameters
+        assert list(sig_cu) == list(sig_ref), name
+        assert [p.default for p in sig_cu.values()] == [p.default for p in sig_ref.values()], name
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_cuda_matches_reference(name, dtype):
+    mk = Maker(np.random.default_rng(zlib.crc32(f"cuda {name}".encode())), dtype, "C")
+    for args, kwargs in SUITE[name](mk):
+        run_cuda(name, args, kwargs, dtype)
+
+
+@pytest.mark.parametrize("name", ["add", "relu", "matmul", "add_rowvec"])
+def test_out_argument_is_filled_and_returned(name):
+    mk = Maker(np.random.default_rng(3), np.float32, "C")
+    args, kwargs = SUITE[name](mk)[-1]
+    want = getattr(ref, name)(*args, **kwargs)
+    out = cd.full(want.shape, np.nan, want.dtype)
+    assert getattr(cu, name)(*[upload(a) for a in args], out=out, **kwargs) is out
+    np.testing.assert_allclose(cd.to_host(out), want, **TOL[want.dtype])
+
+
+def test_both_matmul_rungs_at_other_launch_sizes():
+    """Tile sizes are parameters: the plain tiled kernel and the register-tiled one with
+    rectangular tiles agree with NumPy on sizes that are not multiples of any tile."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 6))
+    sizes = dict(tile=3, bm=6, bn=4, bk=3, tm=3, tn=2) if SIMULATING else \
+        dict(tile=8, bm=128, bn=64, bk=16, tm=8, tn=4)
+    old = cd.configure(**sizes)
+    try:
+        for fn in (cuda_matmul.matmul_tiled, cu.matmul):
+            np.testing.assert_allclose(cd.to_host(fn(upload(a), upload(b))), a @ b,
+                                       rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(cd.to_host(cu.matmul_nt(upload(a), upload(b.T.copy()))),
+                                   a @ b, rtol=1e-12, atol=1e-12)
+    finally:
+        cd.configure(**old)
+
+
+def test_configure_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="power of two"):
+        cd.configure(reduce_threads=6)
+    with pytest.raises(ValueError, match="multiples"):
+        cd.configure(bm=5, tm=2)
+    with pytest.raises(ValueError, match="unknown"):
+        cd.configure(warps=2)
+
+
+def test_array_helpers_match_numpy():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 4))
+    d = upload(x)
+    np.testing.assert_array_equal(cd.to_host(cd.transpose(d, (2, 0, 1))), x.transpose(2, 0, 1))
+    np.testing.assert_array_equal(cd.to_host(cd.broadcast_to(upload(x[:, :1]), (5, 2, 3, 4))),
+                                  np.broadcast_to(x[:, :1], (5, 2, 3, 4)))
+    for index in [(1,), (slice(None), 2), (np.array([1, 0, 1]),), (x > 0,), (0, slice(1, 3), -1)]:
+        np.testing.assert_array_equal(cd.to_host(cd.take(d, index)), x[index])
+    np.testing.assert_array_equal(cd.to_host(cd.argmax(d, 1)), x.argmax(1))
+    np.testing.assert_array_equal(cd.to_host(cd.argmax(d)), x.argmax())
+    np.testing.assert_array_equal(cd.to_host(cd.compare(d, 0.5, "greater")), x > 0.5)
+    np.testing.assert_array_equal(cd.to_host(cd.compare(d, upload(x[0]), "equal")), x == x[0])
+    assert cd.to_host(cd.astype(cd.compare(d, 0.0, "less"), np.float32)).dtype == np.float32

@@ -1,0 +1,517 @@
+"""Every kernel of the contract (see backends/__init__.py) as a numba.cuda kernel.
+
+Arrays in and out are C-contiguous device arrays; the meaning of each kernel
+is the one `reference.py` states, and tests/test_cuda_backend.py checks them
+against it. Two deliberate differences, both to keep the GPU from waiting on
+the host: `cross_entropy` returns its loss as a 0-d device array (read it with
+`.copy_to_host()`, or `Tensor.item()`), and `cross_entropy_backward` accepts
+grad_loss as a Python number or as that 0-d device array.
+
+Shapes of work. Elementwise kernels are grid-stride loops over the flat
+arrays: a fixed grid of threads walks any size, so the simulator can run
+them with a handful of threads. Row-wise kernels (sum over trailing axes,
+log-softmax, cross-entropy) give each row a block whose threads stride
+along the row and then combine their partial results by a tree in shared
+memory: in step s the first s threads add the value s places up, halving s
+until one total is left (log₂ of the block size steps, every step after a
+syncthreads). Sums accumulate in float64, as the reference does.
+
+Matrix products live in cuda_matmul.py, sampling in cuda_sampling.py; the
+array helpers a Tensor needs (transpose, broadcast, indexing, upload) in
+cuda_device.py.
+"""
+import math
+
+import numpy as np
+from numba import cuda, float64
+
+from . import KERNELS
+from .cuda_device import (LAUNCH, empty, flat, full, grid, made, scatter_add, transpose,
+                          zeros)
+from .cuda_matmul import matmul, matmul_nt, matmul_tn
+from .cuda_sampling import (affine_grid, affine_grid_backward, bilinear_sample,
+                            bilinear_sample_backward)
+
+__all__ = list(KERNELS)
+_ = (matmul, matmul_nt, matmul_tn, affine_grid, affine_grid_backward, bilinear_sample,
+     bilinear_sample_backward)  # re-exported: the contract is complete in this module
+
+
+# --- elementwise ----------------------------------------------------------------------
+
+def _binary_factory(op):
+    @cuda.jit
+    def kernel(a, b, out):
+        for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+            x, y = a[i], b[i]
+            if op == 0:
+                out[i] = x + y
+            elif op == 1:
+                out[i] = x - y
+            elif op == 2:
+                out[i] = x * y
+            else:
+                out[i] = x / y
+    return kernel
+
+
+def _binary(op, a, b, out):
+    out = empty(a.shape, a.dtype) if out is None else out
+    if out.size:
+        made(_binary_factory, op)[grid(out.size)](flat(a), flat(b), flat(out))
+    return out
+
+
+def add(a, b, out=None):
+    """a + b (same shapes)."""
+    return _binary(0, a, b, out)
+
+
+def sub(a, b, out=None):
+    """a - b."""
+    return _binary(1, a, b, out)
+
+
+def mul(a, b, out=None):
+    """a * b, elementwise."""
+    return _binary(2, a, b, out)
+
+
+def div(a, b, out=None):
+    """a / b, elementwise."""
+    return _binary(3, a, b, out)
+
+
+@cuda.jit
+def _mul_scalar_kernel(x, s, out):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = x[i] * s
+
+
+@cuda.jit
+def _pow_scalar_kernel(x, p, fractional, out):
+    # x ** p; a negative base with a fractional power is NaN (as in NumPy)
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        v = x[i]
+        if fractional and v < 0:
+            out[i] = math.nan
+        else:
+            out[i] = math.pow(v, p)
+
+
+@cuda.jit
+def _exp_kernel(x, out):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = math.exp(x[i])
+
+
+@cuda.jit
+def _add_rowvec_kernel(x, b, out):
+    # y[m, n] = x[m, n] + b[n], flat index i = m·N + n
+    N = b.size
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = x[i] + b[i % N]
+
+
+@cuda.jit
+def _relu_kernel(x, out):
+    # max(x, 0), written so that a NaN passes through
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        v = x[i]
+        out[i] = 0 if v <= 0 else v
+
+
+@cuda.jit
+def _relu_backward_kernel(x, g, out):
+    # g · [x > 0]
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = g[i] if x[i] > 0 else 0
+
+
+def _unary(kernel, x, out, *scalars):
+    out = empty(x.shape, x.dtype) if out is None else out
+    if out.size:
+        kernel[grid(out.size)](flat(x), *scalars, flat(out))
+    return out
+
+
+def mul_scalar(x, s, out=None):
+    """x * s for a Python number s; the result keeps x's dtype."""
+    return _unary(_mul_scalar_kernel, x, out, x.dtype.type(s))
+
+
+def pow_scalar(x, p, out=None):
+    """x ** p for a Python number p (a negative x with a fractional p gives NaN)."""
+    return _unary(_pow_scalar_kernel, x, out, x.dtype.type(p), float(p) != math.floor(p))
+
+
+def exp(x, out=None):
+    """eˣ, elementwise."""
+    return _unary(_exp_kernel, x, out)
+
+
+def add_rowvec(x, b, out=None):
+    """y[m, n] = x[m, n] + b[n]: the bias add of a layer."""
+    out = empty(x.shape, x.dtype) if out is None else out
+    if out.size:
+        _add_rowvec_kernel[grid(out.size)](flat(x), b, flat(out))
+    return out
+
+
+def relu(x, out=None):
+    """max(x, 0); a NaN passes through."""
+    return _unary(_relu_kernel, x, out)
+
+
+def relu_backward(x, grad, out=None):
+    """grad · [x > 0] (x may be the ReLU's input or its output)."""
+    out = empty(grad.shape, grad.dtype) if out is None else out
+    if out.size:
+        _relu_backward_kernel[grid(out.size)](flat(x), flat(grad), flat(out))
+    return out
+
+
+# --- row-wise kernels: one block per row, tree reduction in shared memory ------------------
+
+def _row_factory(RT):
+    """Kernels for blocks of RT threads (RT a power of two, a compile-time constant)."""
+
+    @cuda.jit(device=True)
+    def tree(buf, tid, is_max):
+        # buf[0] = Σ (or max) of buf[0:RT]: halve the active threads until one is left
+        cuda.syncthreads()
+        s = RT // 2
+        while s > 0:
+            if tid < s:
+                if is_max:
+                    if buf[tid + s] > buf[tid] or buf[tid + s] != buf[tid + s]:
+                        buf[tid] = buf[tid + s]
+                else:
+                    buf[tid] += buf[tid + s]
+            cuda.syncthreads()
+            s //= 2
+        total = buf[0]
+        cuda.syncthreads()                # everyone has read buf[0] before it is reused
+        return total
+
+    @cuda.jit
+    def sum_rows(x, out, scale):
+        # out[r] = scale · Σ_j x[r, j]
+        buf = cuda.shared.array(RT, float64)
+        tid = cuda.threadIdx.x
+        for r in range(cuda.blockIdx.x, x.shape[0], cuda.gridDim.x):
+            acc = 0.0
+            for j in range(tid, x.shape[1], RT):
+                acc += x[r, j]
+            buf[tid] = acc
+            total = tree(buf, tid, False)
+            if tid == 0:
+                out[r] = total * scale
+
+    @cuda.jit(device=True)
+    def log_softmax_row(x, r, out, buf, tid):
+        # out[r] = x[r] - max - log Σ exp(x[r] - max); returns max + log Σ exp(...)
+        m = -math.inf
+        for j in range(tid, x.shape[1], RT):
+            v = x[r, j]
+            if v > m or v != v:
+                m = v
+        buf[tid] = m
+        m = tree(buf, tid, True)
+        acc = 0.0
+        for j in range(tid, x.shape[1], RT):
+            acc += math.exp(x[r, j] - m)
+        buf[tid] = acc
+        lse = m + math.log(tree(buf, tid, False))
+        for j in range(tid, x.shape[1], RT):
+            out[r, j] = x[r, j] - lse
+        return lse
+
+    @cuda.jit
+    def log_softmax(x, out):
+        buf = cuda.shared.array(RT, float64)
+        tid = cuda.threadIdx.x
+        for r in range(cuda.blockIdx.x, x.shape[0], cuda.gridDim.x):
+            log_softmax_row(x, r, out, buf, tid)
+
+    @cuda.jit
+    def cross_entropy(x, t, logp, nll):
+        # logp = log_softmax(x); nll[r] = -logp[r, t[r]] = lse - x[r, t[r]] (NaN for a bad t)
+        buf = cuda.shared.array(RT, float64)
+        tid = cuda.threadIdx.x
+        for r in range(cuda.blockIdx.x, x.shape[0], cuda.gridDim.x):
+            lse = log_softmax_row(x, r, logp, buf, tid)
+            if tid == 0:
+                k = t[r]
+                nll[r] = lse - x[r, k] if 0 <= k < x.shape[1] else math.nan
+
+    @cuda.jit
+    def log_softmax_backward(logp, g, out):
+        # dx = g - softmax · Σ_j g[r, j]
+        buf = cuda.shared.array(RT, float64)
+        tid = cuda.threadIdx.x
+        for r in range(cuda.blockIdx.x, g.shape[0], cuda.gridDim.x):
+            acc = 0.0
+            for j in range(tid, g.shape[1], RT):
+                acc += g[r, j]
+            buf[tid] = acc
+            total = tree(buf, tid, False)
+            for j in range(tid, g.shape[1], RT):
+                out[r, j] = g[r, j] - math.exp(logp[r, j]) * total
+
+    return dict(sum_rows=sum_rows, log_softmax=log_softmax, cross_entropy=cross_entropy,
+                log_softmax_backward=log_softmax_backward)
+
+
+def _rows(name):
+    return made(_row_factory, LAUNCH["reduce_threads"])[name]
+
+
+def _row_launch(rows):
+    return max(1, min(rows, LAUNCH["max_blocks"])), LAUNCH["reduce_threads"]
+
+
+@cuda.jit
+def _sum_cols_kernel(x, out):
+    # out[c] = Σ_r x[r, c]: one thread per column, neighbouring threads read neighbours
+    for c in range(cuda.grid(1), x.shape[1], cuda.gridsize(1)):
+        acc = 0.0
+        for r in range(x.shape[0]):
+            acc += x[r, c]
+        out[c] = acc
+
+
+def sum(x, axis=None, keepdims=False):
+    """Σ over `axis` (None, an int or a tuple of ints, negative allowed), in float64.
+    Reduced axes in front (a bias gradient): one thread per kept column. Otherwise the
+    reduced axes are moved to the back and each row is summed by a block."""
+    nd = x.ndim
+    if axis is None:
+        axes = tuple(range(nd))
+    else:
+        axes = tuple(sorted({a % max(nd, 1) for a in ((axis,) if np.isscalar(axis) else axis)}))
+    kept = [d for d in range(nd) if d not in axes]
+    R = math.prod(x.shape[d] for d in kept)
+    L = math.prod(x.shape[d] for d in axes)
+    out_shape = (tuple(1 if d in axes else x.shape[d] for d in range(nd)) if keepdims
+                 else tuple(x.shape[d] for d in kept))
+    out = empty(out_shape, x.dtype)
+    if R == 0:
+        return out
+    if L == 0:
+        return full(out_shape, 0, x.dtype)
+    if axes == tuple(range(len(axes))) and R > 1:     # leading axes: column sums
+        _sum_cols_kernel[grid(R)](x.reshape(L, R), flat(out))
+    else:
+        rows = transpose(x, kept + list(axes)).reshape(R, L)
+        _rows("sum_rows")[_row_launch(R)](rows, flat(out), 1.0)
+    return out
+
+
+# --- softmax and cross-entropy -----------------------------------------------------------
+
+def log_softmax(x):
+    """logp[m, n] = x[m, n] - log Σ_k exp(x[m, k]), max-shifted."""
+    out = empty(x.shape, x.dtype)
+    if x.size:
+        _rows("log_softmax")[_row_launch(x.shape[0])](x, out)
+    return out
+
+
+def log_softmax_backward(logp, grad):
+    """dx = g - softmax · Σ_n g[:, n]."""
+    out = empty(grad.shape, grad.dtype)
+    if grad.size:
+        _rows("log_softmax_backward")[_row_launch(grad.shape[0])](logp, grad, out)
+    return out
+
+
+def cross_entropy(logits, targets):
+    """(loss, logp): loss = -mean_m logp[m, t_m] as a 0-d device array (no readback).
+    A target outside [0, C) makes the loss NaN (device targets are not range-checked
+    on the host: that would be a readback)."""
+    M = logits.shape[0]
+    logp = empty(logits.shape, logits.dtype)
+    nll = empty((M,), np.float64)
+    _rows("cross_entropy")[_row_launch(M)](logits, targets, logp, nll)
+    loss = empty((), logits.dtype)
+    _rows("sum_rows")[1, LAUNCH["reduce_threads"]](nll.reshape(1, M), flat(loss), 1.0 / M)
+    return loss, logp
+
+
+@cuda.jit
+def _cross_entropy_backward_kernel(logp, t, gl, use_gl, scale, out):
+    # d logits = (softmax - onehot(t)) · grad_loss / M, grad_loss = gl[0] or 1 (in scale)
+    N = logp.shape[1]
+    s = scale * gl[0] if use_gl else scale
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        m, n = i // N, i % N
+        d = math.exp(logp[m, n])
+        if n == t[m]:
+            d -= 1
+        out[m, n] = d * s
+
+
+_dummy = {}
+
+
+def cross_entropy_backward(logp, targets, grad_loss):
+    """d logits = (softmax - onehot(t)) · grad_loss / M (grad_loss: a number or 0-d device array)."""
+    M = logp.shape[0]
+    out = empty(logp.shape, logp.dtype)
+    if isinstance(grad_loss, (int, float, np.number)):
+        gl, use_gl, scale = _dummy.setdefault(logp.dtype.str, full((1,), 1, logp.dtype)), \
+            False, logp.dtype.type(float(grad_loss) / M)
+    else:
+        gl, use_gl, scale = flat(grad_loss), True, logp.dtype.type(1.0 / M)
+    if out.size:
+        _cross_entropy_backward_kernel[grid(out.size)](logp, targets, gl, use_gl, scale, out)
+    return out
+
+
+# --- convolution as a matrix product ------------------------------------------------------
+
+@cuda.jit
+def _im2col_kernel(x, kh, kw, s, p, Ho, Wo, cols):
+    # cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·s - p + i, wo·s - p + j], 0 outside
+    _, _, H, W = x.shape
+    width = cols.shape[1]
+    for e in range(cuda.grid(1), cols.size, cuda.gridsize(1)):
+        row, col = e // width, e % width
+        n, ho, wo = row // (Ho * Wo), (row // Wo) % Ho, row % Wo
+        c, i, j = col // (kh * kw), (col // kw) % kh, col % kw
+        h, w = ho * s - p + i, wo * s - p + j
+        if 0 <= h < H and 0 <= w < W:
+            cols[row, col] = x[n, c, h, w]
+        else:
+            cols[row, col] = 0
+
+
+@cuda.jit
+def _col2im_kernel(cols, kh, kw, s, p, Ho, Wo, x):
+    # x[n, c, h, w] = Σ of the cols entries copied from (h, w): a gather per pixel
+    # (h = ho·s - p + i, so ho = (h + p - i) / s when that divides), no atomics needed
+    N, C, H, W = x.shape
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        n, c, h, w = e // (C * H * W), (e // (H * W)) % C, (e // W) % H, e % W
+        acc = cols[0, 0] * 0
+        for i in range(kh):
+            hs = h + p - i
+            if hs < 0 or hs % s != 0 or hs // s >= Ho:
+                continue
+            for j in range(kw):
+                ws = w + p - j
+                if ws < 0 or ws % s != 0 or ws // s >= Wo:
+                    continue
+                acc += cols[(n * Ho + hs // s) * Wo + ws // s, (c * kh + i) * kw + j]
+        x[n, c, h, w] = acc
+
+
+def _out_size(H, W, kh, kw, s, p):
+    return (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+
+
+def im2col(x, kh, kw, stride, padding):
+    """x (N,C,H,W) -> cols (N·Ho·Wo, C·kh·kw)."""
+    N, C, H, W = x.shape
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
+    cols = empty((N * Ho * Wo, C * kh * kw), x.dtype)
+    if cols.size:
+        _im2col_kernel[grid(cols.size)](x, kh, kw, stride, padding, Ho, Wo, cols)
+    return cols
+
+
+def col2im(cols, x_shape, kh, kw, stride, padding):
+    """The adjoint of im2col: cols (N·Ho·Wo, C·kh·kw) -> (N,C,H,W)."""
+    N, C, H, W = x_shape
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
+    x = empty(tuple(x_shape), cols.dtype)
+    if x.size:
+        _col2im_kernel[grid(x.size)](cols, kh, kw, stride, padding, Ho, Wo, x)
+    return x
+
+
+# --- max pooling ---------------------------------------------------------------------------
+
+@cuda.jit
+def _max_pool_kernel(x, k, s, p, out, argmax):
+    # out = max of the k×k window at (ho·s - p, wo·s - p) over its in-image positions, the
+    # first maximum in row-major order (a NaN counts as the maximum); argmax = h·W + w
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        n, c, ho, wo = e // (C * Ho * Wo), (e // (Ho * Wo)) % C, (e // Wo) % Ho, e % Wo
+        best = x[n, c, 0, 0]
+        where = -1
+        for i in range(k):
+            h = ho * s - p + i
+            if h < 0 or h >= H:
+                continue
+            for j in range(k):
+                w = wo * s - p + j
+                if w < 0 or w >= W:
+                    continue
+                v = x[n, c, h, w]
+                if where < 0 or (best == best and (v > best or v != v)):
+                    best = v
+                    where = h * W + w
+        out[n, c, ho, wo] = best
+        argmax[n, c, ho, wo] = where
+
+
+@cuda.jit
+def _max_pool_backward_kernel(grad, argmax, HW, dx):
+    # dx[plane].flat[argmax] += grad: windows that share a winner add up, hence atomics
+    per_plane = grad.size // max(dx.size // HW, 1)
+    for e in range(cuda.grid(1), grad.size, cuda.gridsize(1)):
+        cuda.atomic.add(dx, (e // per_plane) * HW + argmax[e], grad[e])
+
+
+def max_pool2d(x, k, stride, padding):
+    """x (N,C,H,W) -> (out (N,C,Ho,Wo), argmax int64 (N,C,Ho,Wo))."""
+    N, C, H, W = x.shape
+    Ho, Wo = _out_size(H, W, k, k, stride, padding)
+    out = empty((N, C, Ho, Wo), x.dtype)
+    argmax = empty((N, C, Ho, Wo), np.int64)
+    if out.size:
+        _max_pool_kernel[grid(out.size)](x, k, stride, padding, out, argmax)
+    return out, argmax
+
+
+def max_pool2d_backward(grad, argmax, x_shape):
+    """grad (N,C,Ho,Wo) -> dx (N,C,H,W), each gradient sent to its window's winner."""
+    N, C, H, W = x_shape
+    dx = zeros(tuple(x_shape), grad.dtype)
+    if grad.size:
+        _max_pool_backward_kernel[grid(grad.size)](flat(grad), flat(argmax), H * W, flat(dx))
+    return dx
+
+
+# --- indexing and the optimizer ---------------------------------------------------------------
+
+def index_backward(grad, index, shape):
+    """zeros(shape) with grad scatter-added at `index` (a host index: ints, slices, arrays)."""
+    return scatter_add(grad, index, tuple(shape))
+
+
+@cuda.jit
+def _sgd_kernel(param, grad, buf, has_buf, lr, mu, nesterov, wd):
+    # g = grad + λ·p;  buf = μ·buf + g;  g = g + μ·buf (nesterov) or buf;  p -= lr·g
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
+        g = grad[i] + wd * param[i]
+        if has_buf:
+            b = mu * buf[i] + g
+            buf[i] = b
+            g = g + mu * b if nesterov else b
+        param[i] = param[i] - lr * g
+
+
+def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
+    """One SGD step in place (PyTorch's rule, dampening 0); `buf` is None when momentum is 0."""
+    t = param.dtype.type
+    if param.size:
+        has_buf = momentum != 0 and buf is not None
+        _sgd_kernel[grid(param.size)](flat(param), flat(grad), flat(buf if has_buf else param),
+                                      has_buf, t(lr), t(momentum),
+                                      bool(nesterov), t(weight_decay))
+

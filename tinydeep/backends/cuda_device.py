@@ -1,0 +1,303 @@
+"""What every CUDA kernel file shares: launch sizes, and the array helpers that
+let a Tensor live on the GPU.
+
+Imported only when a tensor asks for device 'cuda' (see backends.get), so
+`import tinydeep` never touches numba.cuda. Kernels are `@cuda.jit` with no
+signature: nothing compiles until the first launch, and a machine without a
+GPU can import this file under the simulator (NUMBA_ENABLE_CUDASIM=1).
+
+Device arrays. Every array tinydeep keeps on the GPU is C-contiguous, so a
+flat view (`flat(a)`) is free and a kernel can index it as 1-D. Views NumPy
+would give for free (transpose, broadcast_to, indexing) are made here by a
+copy kernel instead; they are rare outside the hot loop.
+
+Launch sizes are parameters (`LAUNCH`, `configure`): the simulator runs every
+simulated thread as a Python thread, so under it the defaults are tiny; the
+kernels are written grid-stride or with bounds checks, so any size is right.
+"""
+import math
+
+import numpy as np
+from numba import cuda
+
+from numba.core import config as _numba_config
+
+SIMULATING = bool(_numba_config.ENABLE_CUDASIM)
+
+# Threads per block and a cap on blocks for grid-stride kernels; the matmul tiles.
+GPU_LAUNCH = dict(threads=256, max_blocks=4096, reduce_threads=256,
+                  tile=16, bm=64, bn=64, bk=8, tm=4, tn=4)
+# Under the simulator every block costs thread start-ups and every syncthreads a
+# polling barrier, so: few blocks, big register tiles, few k-steps (still > 1 thread).
+SIM_LAUNCH = dict(threads=4, max_blocks=2, reduce_threads=2,
+                  tile=2, bm=8, bn=8, bk=4, tm=4, tn=4)
+LAUNCH = dict(SIM_LAUNCH if SIMULATING else GPU_LAUNCH)
+
+
+def configure(**sizes):
+    """Change launch sizes (threads, max_blocks, reduce_threads, tile, bm, bn, bk, tm, tn);
+    returns the previous values so a caller can restore them. reduce_threads must be a
+    power of two (tree reduction); bm, bn must be multiples of tm, tn."""
+    unknown = set(sizes) - set(LAUNCH)
+    if unknown:
+        raise ValueError(f"unknown launch sizes {sorted(unknown)}; choose from {sorted(LAUNCH)}")
+    new = {**LAUNCH, **sizes}
+    if new["reduce_threads"] & (new["reduce_threads"] - 1):
+        raise ValueError(f"reduce_threads must be a power of two, got {new['reduce_threads']}")
+    if new["bm"] % new["tm"] or new["bn"] % new["tn"]:
+        raise ValueError(f"bm, bn ({new['bm']}, {new['bn']}) must be multiples of "
+                         f"tm, tn ({new['tm']}, {new['tn']})")
+    old = dict(LAUNCH)
+    LAUNCH.update(sizes)
+    return old
+
+
+def grid(n):
+    """(blocks, threads) for a grid-stride loop over n items."""
+    threads = LAUNCH["threads"]
+    return max(1, min(LAUNCH["max_blocks"], -(-n // threads))), threads
+
+
+_made = {}
+
+
+def made(factory, *key):
+    """factory(*key), built once per key: kernels whose shared-memory sizes or dtypes
+    are compile-time constants come from factories (still lazy: no compile here)."""
+    if (factory, key) not in _made:
+        _made[(factory, key)] = factory(*key)
+    return _made[(factory, key)]
+
+
+def numba_type(dtype):
+    from numba import from_dtype
+    return from_dtype(np.dtype(dtype))
+
+
+# --- moving and making arrays -------------------------------------------------------
+
+def is_array(a):
+    """A device array (numba's, or the simulator's stand-in)."""
+    return not isinstance(a, np.ndarray) and hasattr(a, "copy_to_host")
+
+
+def from_host(a):
+    """Upload a NumPy array (C order on the device)."""
+    a = np.asarray(a)
+    if not a.flags.c_contiguous:
+        a = np.array(a, order="C")
+    return cuda.to_device(a)
+
+
+def to_host(a):
+    return a.copy_to_host()
+
+
+def empty(shape, dtype):
+    return cuda.device_array(tuple(shape), dtype=np.dtype(dtype))
+
+
+def flat(a):
+    """The 1-D view of a C-contiguous device array (a 0-d array becomes shape (1,))."""
+    return a.reshape(max(a.size, 1)) if a.ndim != 1 else a
+
+
+def c_strides(shape):
+    """Element strides of a C-ordered array of `shape`."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+@cuda.jit
+def _fill_kernel(out, value):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = value
+
+
+@cuda.jit
+def _cast_kernel(src, out):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = src[i]
+
+
+@cuda.jit
+def _gather_kernel(src, out, shape, strides, offset):
+    # out.flat[i] = src[offset + Σ_d idx_d · strides[d]] with idx the multi-index of i in
+    # `shape`: a transpose (permuted strides) or a broadcast (stride 0) made contiguous.
+    nd = len(shape)
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        rem = i
+        pos = offset
+        for d in range(nd - 1, -1, -1):
+            pos += (rem % shape[d]) * strides[d]
+            rem //= shape[d]
+        out[i] = src[pos]
+
+
+@cuda.jit
+def _take_kernel(src, index, out):
+    # out[i] = src[index[i]]
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = src[index[i]]
+
+
+@cuda.jit
+def _scatter_add_kernel(src, index, out):
+    # out[index[i]] += src[i]; an index can repeat, hence the atomic add
+    for i in range(cuda.grid(1), src.size, cuda.gridsize(1)):
+        cuda.atomic.add(out, index[i], src[i])
+
+
+def full(shape, value, dtype):
+    out = empty(shape, dtype)
+    if out.size:
+        _fill_kernel[grid(out.size)](flat(out), np.dtype(dtype).type(value))
+    return out
+
+
+def zeros(shape, dtype):
+    return full(shape, 0, dtype)
+
+
+def astype(a, dtype):
+    """a converted to dtype (a itself when it already has it)."""
+    if a.dtype == np.dtype(dtype):
+        return a
+    out = empty(a.shape, dtype)
+    if out.size:
+        _cast_kernel[grid(out.size)](flat(a), flat(out))
+    return out
+
+
+def contiguous(a):
+    return a  # every device array tinydeep makes is C-contiguous
+
+
+def _gather(a, shape, strides, offset=0):
+    out = empty(shape, a.dtype)
+    if out.size:
+        shape1 = tuple(int(n) for n in shape) or (1,)
+        strides1 = tuple(int(s) for s in strides) or (0,)
+        _gather_kernel[grid(out.size)](flat(a), flat(out), shape1, strides1, offset)
+    return out
+
+
+def transpose(a, axes=None):
+    """np.transpose(a, axes), as a new contiguous array."""
+    axes = tuple(reversed(range(a.ndim))) if axes is None else tuple(ax % a.ndim for ax in axes)
+    if axes == tuple(range(a.ndim)):
+        return a
+    st = c_strides(a.shape)
+    return _gather(a, [a.shape[ax] for ax in axes], [st[ax] for ax in axes])
+
+
+def broadcast_to(a, shape):
+    """np.broadcast_to(a, shape), made contiguous (a itself when the shape already fits)."""
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    np.broadcast_shapes(a.shape, shape)            # raises ValueError when it does not fit
+    lead = len(shape) - a.ndim
+    st = c_strides(a.shape)
+    strides = [0] * lead + [0 if a.shape[d] == 1 else st[d] for d in range(a.ndim)]
+    return _gather(a, shape, strides)
+
+
+def _flat_index(index, shape):
+    """Where the elements of x[index] sit in x.flat, worked out on the host from the
+    index and the shape alone (no device data is read): then any NumPy index works."""
+    positions = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)[index]
+    return np.asarray(positions)
+
+
+def take(a, index):
+    """a[index] for any NumPy index (ints, slices, integer or bool arrays on the host)."""
+    positions = _flat_index(index, a.shape)
+    out = empty(positions.shape, a.dtype)
+    if out.size:
+        _take_kernel[grid(out.size)](flat(a), flat(from_host(positions)), flat(out))
+    return out
+
+
+def scatter_add(grad, index, shape):
+    """zeros(shape) with grad added at index (the adjoint of take)."""
+    positions = _flat_index(index, shape)
+    out = zeros(shape, grad.dtype)
+    if positions.size:
+        grad = broadcast_to(grad, positions.shape)
+        _scatter_add_kernel[grid(positions.size)](flat(grad), flat(from_host(positions)),
+                                                  flat(out))
+    return out
+
+
+# --- comparisons and argmax (metrics: no gradient) ---------------------------------------
+
+COMPARISONS = {"equal": 0, "not_equal": 1, "less": 2, "less_equal": 3, "greater": 4,
+               "greater_equal": 5}
+
+
+@cuda.jit
+def _compare_kernel(a, b, out, op):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        x, y = a[i], b[i]
+        if op == 0:
+            r = x == y
+        elif op == 1:
+            r = x != y
+        elif op == 2:
+            r = x < y
+        elif op == 3:
+            r = x <= y
+        elif op == 4:
+            r = x > y
+        else:
+            r = x >= y
+        out[i] = r
+
+
+def compare(a, b, op):
+    """np.<op>(a, b) with op in COMPARISONS; b is a device array or a number."""
+    if not is_array(b):
+        b = full((), b, np.result_type(a.dtype, np.min_scalar_type(b)))
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    a, b = broadcast_to(a, shape), broadcast_to(b, shape)
+    if a.dtype != b.dtype:
+        common = np.result_type(a.dtype, b.dtype)
+        a, b = astype(a, common), astype(b, common)
+    out = empty(shape, np.bool_)
+    if out.size:
+        _compare_kernel[grid(out.size)](flat(a), flat(b), flat(out), COMPARISONS[op])
+    return out
+
+
+@cuda.jit
+def _argmax_rows_kernel(x, out):
+    # out[r] = the first j with x[r, j] maximal; a NaN counts as the maximum (np.argmax)
+    for r in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        best = x[r, 0]
+        where = 0
+        for j in range(1, x.shape[1]):
+            v = x[r, j]
+            if best == best and (v > best or v != v):
+                best = v
+                where = j
+        out[r] = where
+
+
+def argmax(a, axis=None):
+    """np.argmax(a, axis) (int64)."""
+    if a.size == 0:
+        raise ValueError("argmax of an empty tensor")
+    if axis is None:
+        rows, out_shape = a.reshape(1, a.size), ()
+    else:
+        axis = axis % a.ndim
+        moved = transpose(a, [d for d in range(a.ndim) if d != axis] + [axis])
+        out_shape = moved.shape[:-1]
+        rows = moved.reshape(math.prod(out_shape), a.shape[axis])
+    out = empty(out_shape, np.int64)
+    _argmax_rows_kernel[grid(rows.shape[0])](rows, flat(out))
+    return out

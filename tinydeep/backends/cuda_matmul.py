@@ -1,0 +1,164 @@
+"""Matrix products on the GPU, two rungs of the ladder side by side.
+
+C = A B with C[i, j] = Σ_k A[i, k] B[k, j]. The layer also needs A Bᵀ (x Wᵀ)
+and Aᵀ B (gᵀ x); rather than transposing in memory, each kernel reads its
+operands through a flag: A(i, k) is a[k, i] when `ta`, B(k, j) is b[j, k]
+when `tb`. Both flags are compile-time constants of a kernel factory.
+
+Rung 1, `tiled` (for readers). A block of T×T threads owns a T×T tile of C,
+one entry per thread. It walks k in steps of T: the block copies a T×T tile
+of A and one of B into shared memory (each global element is read once per
+block instead of once per thread), synchronizes, and every thread adds its
+row of the A tile times its column of the B tile. Global traffic falls by T,
+but each multiply-add still needs two shared-memory loads.
+
+Rung 2, `register_tiled` (the default). A block owns a BM×BN tile of C with
+(BM/TM)·(BN/TN) threads; each thread keeps a TM×TN patch of C in registers.
+Per step of k the thread loads TM values of A and TN of B from shared memory
+into registers and does TM·TN multiply-adds with them: an outer product, TM·TN
+FMAs per TM + TN shared loads. A thread's rows are trow + BM/TM·r and its
+columns tcol + BN/TN·c (interleaved, not a contiguous patch), so the threads
+of a warp read neighbouring shared-memory words (no bank conflicts) and write
+neighbouring columns of C (coalesced stores). The A tile is kept k-major,
+sA[k, i], so the inner loop reads rows of both tiles.
+
+Sizes are parameters (cuda_device.LAUNCH): the simulator runs 2×2 tiles.
+Out-of-range rows and columns load zeros and are not stored, so any M, K, N work.
+"""
+from numba import cuda
+
+from .cuda_device import LAUNCH, empty, made, numba_type
+
+
+def _tiled_factory(T, ta, tb, dtype):
+    nb_dtype = numba_type(dtype)
+
+    @cuda.jit
+    def kernel(a, b, c):
+        sA = cuda.shared.array((T, T), nb_dtype)
+        sB = cuda.shared.array((T, T), nb_dtype)
+        acc = cuda.local.array(1, nb_dtype)
+        ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
+        i = cuda.blockIdx.y * T + ty
+        j = cuda.blockIdx.x * T + tx
+        M, N = c.shape
+        K = a.shape[0] if ta else a.shape[1]
+        acc[0] = 0
+        for k0 in range(0, K, T):
+            ka, kb = k0 + tx, k0 + ty
+            if i < M and ka < K:
+                sA[ty, tx] = a[ka, i] if ta else a[i, ka]
+            else:
+                sA[ty, tx] = 0
+            if kb < K and j < N:
+                sB[ty, tx] = b[j, kb] if tb else b[kb, j]
+            else:
+                sB[ty, tx] = 0
+            cuda.syncthreads()
+            for kk in range(T):
+                acc[0] += sA[ty, kk] * sB[kk, tx]
+            cuda.syncthreads()
+        if i < M and j < N:
+            c[i, j] = acc[0]
+    return kernel
+
+
+def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
+    nb_dtype = numba_type(dtype)
+    ROWS, COLS = BM // TM, BN // TN          # threads along i and along j
+    THREADS = ROWS * COLS
+
+    @cuda.jit
+    def kernel(a, b, c):
+        sA = cuda.shared.array((BK, BM), nb_dtype)       # sA[k, i] = A(row0 + i, k0 + k)
+        sB = cuda.shared.array((BK, BN), nb_dtype)       # sB[k, j] = B(k0 + k, col0 + j)
+        acc = cuda.local.array((TM, TN), nb_dtype)
+        ra = cuda.local.array(TM, nb_dtype)
+        rb = cuda.local.array(TN, nb_dtype)
+        tid = cuda.threadIdx.x
+        trow, tcol = tid // COLS, tid % COLS
+        row0, col0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BN
+        M, N = c.shape
+        K = a.shape[0] if ta else a.shape[1]
+        for r in range(TM):
+            for s in range(TN):
+                acc[r, s] = 0
+        for k0 in range(0, K, BK):
+            # Copy the tiles; consecutive threads take consecutive addresses of a and b.
+            for e in range(tid, BM * BK, THREADS):
+                if ta:                                   # a is (K, M): walk along i
+                    kk, ii = e // BM, e % BM
+                else:                                    # a is (M, K): walk along k
+                    ii, kk = e // BK, e % BK
+                gi, gk = row0 + ii, k0 + kk
+                if gi < M and gk < K:
+                    sA[kk, ii] = a[gk, gi] if ta else a[gi, gk]
+                else:
+                    sA[kk, ii] = 0
+            for e in range(tid, BN * BK, THREADS):
+                if tb:                                   # b is (N, K): walk along k
+                    jj, kk = e // BK, e % BK
+                else:                                    # b is (K, N): walk along j
+                    kk, jj = e // BN, e % BN
+                gj, gk = col0 + jj, k0 + kk
+                if gj < N and gk < K:
+                    sB[kk, jj] = b[gj, gk] if tb else b[gk, gj]
+                else:
+                    sB[kk, jj] = 0
+            cuda.syncthreads()
+            # acc += (column k of the A tile) ⊗ (row k of the B tile), from registers
+            for kk in range(BK):
+                for r in range(TM):
+                    ra[r] = sA[kk, trow + r * ROWS]
+                for s in range(TN):
+                    rb[s] = sB[kk, tcol + s * COLS]
+                for r in range(TM):
+                    for s in range(TN):
+                        acc[r, s] += ra[r] * rb[s]
+            cuda.syncthreads()
+        for r in range(TM):
+            i = row0 + trow + r * ROWS
+            if i < M:
+                for s in range(TN):
+                    j = col0 + tcol + s * COLS
+                    if j < N:
+                        c[i, j] = acc[r, s]
+    return kernel
+
+
+def _product(a, b, out, ta, tb, method):
+    M = a.shape[1] if ta else a.shape[0]
+    N = b.shape[0] if tb else b.shape[1]
+    c = empty((M, N), a.dtype) if out is None else out
+    if M == 0 or N == 0:
+        return c
+    if method == "tiled":
+        T = LAUNCH["tile"]
+        kernel = made(_tiled_factory, T, ta, tb, a.dtype.str)
+        kernel[(-(-N // T), -(-M // T)), (T, T)](a, b, c)
+    else:
+        bm, bn, bk, tm, tn = (LAUNCH[k] for k in ("bm", "bn", "bk", "tm", "tn"))
+        kernel = made(_register_tiled_factory, bm, bn, bk, tm, tn, ta, tb, a.dtype.str)
+        kernel[(-(-N // bn), -(-M // bm)), (bm // tm) * (bn // tn)](a, b, c)
+    return c
+
+
+def matmul(a, b, out=None):
+    """C = A B with A (M,K), B (K,N): the register-tiled kernel."""
+    return _product(a, b, out, False, False, "register_tiled")
+
+
+def matmul_tiled(a, b, out=None):
+    """C = A B by the plain shared-memory tiled kernel (rung 1, for readers and benchmarks)."""
+    return _product(a, b, out, False, False, "tiled")
+
+
+def matmul_nt(a, b, out=None):
+    """C = A Bᵀ with A (M,K), B (N,K)."""
+    return _product(a, b, out, False, True, "register_tiled")
+
+
+def matmul_tn(a, b, out=None):
+    """C = Aᵀ B with A (K,M), B (K,N)."""
+    return _product(a, b, out, True, False, "register_tiled")
+

@@ -1,0 +1,220 @@
+"""Affine grids and bilinear sampling as CUDA kernels.
+
+The meaning (PyTorch's `affine_grid` / `grid_sample`, bilinear, padding
+'zeros' or 'border') is stated in `reference_sampling.py`; in short, for a
+normalized x and width W (y likewise with H):
+
+    ix = (x + 1) · s + o      s = W/2, o = -1/2 (align_corners=False);  s = (W-1)/2, o = 0
+    x0 = floor(ix), tx = ix - x0,  out = Σ_ab w_ab · v[y0 + a, x0 + b]
+    w00 = (1-tx)(1-ty)   w01 = tx(1-ty)   w10 = (1-tx)ty   w11 = tx·ty
+    d out/d ix = (1-ty)(v01 - v00) + ty(v11 - v10)
+    d out/d iy = (1-tx)(v10 - v00) + tx(v11 - v01)
+
+computed in the grid's dtype, as PyTorch does. 'zeros': a tap outside the
+image reads 0 and receives nothing; 'border': ix is clipped to [0, W-1] and
+d ix/dx = 0 unless 0 < ix < W-1.
+
+One thread per output point (n, ho, wo): it works out its taps and weights
+once and loops over the channels, so neighbouring threads write neighbouring
+outputs. The backward pass is the same loop: the grid gradient is private to
+the point, but four taps of many points land on the same input pixel, so the
+image gradient is a scatter done with `cuda.atomic.add`.
+"""
+import math
+
+import numpy as np
+from numba import cuda
+
+from .cuda_device import empty, from_host, made, numba_type, zeros
+from .cuda_device import grid as grid_for
+from .reference_sampling import base_coords, check_padding_mode
+
+_coords = {}
+
+
+def _base(size, align_corners, dtype):
+    """base_coords on the device, uploaded once per (size, convention, dtype) and reused."""
+    key = (size, bool(align_corners), np.dtype(dtype).str)
+    if key not in _coords:
+        _coords[key] = from_host(base_coords(size, align_corners, dtype))
+    return _coords[key]
+
+
+@cuda.jit
+def _affine_grid_kernel(theta, xs, ys, out):
+    # grid[n, h, w] = theta[n] @ (x_w, y_h, 1)
+    N, H, W, _ = out.shape
+    for p in range(cuda.grid(1), N * H * W, cuda.gridsize(1)):
+        n, h, w = p // (H * W), (p // W) % H, p % W
+        for i in range(2):
+            out[n, h, w, i] = theta[n, i, 0] * xs[w] + (theta[n, i, 1] * ys[h] + theta[n, i, 2])
+
+
+@cuda.jit
+def _affine_grid_backward_kernel(g, xs, ys, d_theta):
+    # d theta[n, i] = Σ_{h,w} g[n, h, w, i] · (x_w, y_h, 1), one thread per (n, i)
+    N, H, W, _ = g.shape
+    for item in range(cuda.grid(1), N * 2, cuda.gridsize(1)):
+        n, i = item // 2, item % 2
+        dx = 0.0
+        dy = 0.0
+        d1 = 0.0
+        for h in range(H):
+            row = 0.0
+            for w in range(W):
+                v = g[n, h, w, i]
+                dx += v * xs[w]
+                row += v
+            dy += row * ys[h]
+            d1 += row
+        d_theta[n, i, 0] = dx
+        d_theta[n, i, 1] = dy
+        d_theta[n, i, 2] = d1
+
+
+def affine_grid(theta, H, W, align_corners):
+    """theta (N,2,3) -> grid (N,H,W,2)."""
+    out = empty((theta.shape[0], H, W, 2), theta.dtype)
+    if out.size:
+        _affine_grid_kernel[grid_for(out.size // 2)](theta, _base(W, align_corners, theta.dtype),
+                                                 _base(H, align_corners, theta.dtype), out)
+    return out
+
+
+def affine_grid_backward(grad_grid, align_corners):
+    """grad_grid (N,H,W,2) -> d theta (N,2,3)."""
+    N, H, W, _ = grad_grid.shape
+    d_theta = empty((N, 2, 3), grad_grid.dtype)
+    _affine_grid_backward_kernel[grid_for(2 * N)](grad_grid, _base(W, align_corners, np.float64),
+                                              _base(H, align_corners, np.float64), d_theta)
+    return d_theta
+
+
+def _sampling_factory(dtype):
+    """The forward and backward kernels for one dtype T: every constant is a T, so float32
+    grids are unnormalized and weighted in float32, as in PyTorch (and the reference)."""
+    T = numba_type(dtype)
+
+    @cuda.jit(device=True)
+    def unnormalize(x, s, o, size, border):
+        # (pixel coordinate, d pixel / d x)
+        ix = (x + T(1)) * s + o
+        d = s
+        if border:
+            if not (ix > T(0) and ix < T(size - 1)):
+                d = T(0)
+            if ix < T(0):
+                ix = T(0)
+            if ix > T(size - 1):
+                ix = T(size - 1)
+        elif ix < T(-2):                    # 'zeros': far outside, every tap reads 0 either
+            ix = T(-2)                      # way; the clamp keeps int(floor(ix)) in range
+        elif ix > T(size):
+            ix = T(size)
+        return ix, d
+
+    @cuda.jit(device=True)
+    def tap(image, n, c, y, x, H, W):
+        # v[y, x], 0 outside the image ('zeros' padding; with 'border' taps stay inside
+        # except the x0 + 1 / y0 + 1 taps of the last row/column, whose weight is 0)
+        if y >= 0 and y < H and x >= 0 and x < W:
+            return image[n, c, y, x]
+        return T(0)
+
+    @cuda.jit(device=True)
+    def scatter(d_image, n, c, y, x, H, W, value):
+        if y >= 0 and y < H and x >= 0 and x < W:
+            cuda.atomic.add(d_image, (n, c, y, x), value)
+
+    @cuda.jit
+    def forward(image, grid_, out, sx, ox, sy, oy, border):
+        N, C, H, W = image.shape
+        Ho, Wo = out.shape[2], out.shape[3]
+        for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
+            n, ho, wo = p // (Ho * Wo), (p // Wo) % Ho, p % Wo
+            ix, _ = unnormalize(grid_[n, ho, wo, 0], sx, ox, W, border)
+            iy, _ = unnormalize(grid_[n, ho, wo, 1], sy, oy, H, border)
+            if ix != ix or iy != iy:            # a NaN coordinate gives a NaN output
+                for c in range(C):
+                    out[n, c, ho, wo] = ix + iy
+                continue
+            x0, y0 = int(math.floor(ix)), int(math.floor(iy))
+            tx, ty = ix - T(x0), iy - T(y0)
+            for c in range(C):
+                v00 = tap(image, n, c, y0, x0, H, W)
+                v01 = tap(image, n, c, y0, x0 + 1, H, W)
+                v10 = tap(image, n, c, y0 + 1, x0, H, W)
+                v11 = tap(image, n, c, y0 + 1, x0 + 1, H, W)
+                out[n, c, ho, wo] = ((T(1) - ty) * ((T(1) - tx) * v00 + tx * v01)
+                                     + ty * ((T(1) - tx) * v10 + tx * v11))
+
+    @cuda.jit
+    def backward(image, grid_, grad, d_image, d_grid, sx, ox, sy, oy, border):
+        N, C, H, W = image.shape
+        Ho, Wo = grad.shape[2], grad.shape[3]
+        for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
+            n, ho, wo = p // (Ho * Wo), (p // Wo) % Ho, p % Wo
+            ix, dix = unnormalize(grid_[n, ho, wo, 0], sx, ox, W, border)
+            iy, diy = unnormalize(grid_[n, ho, wo, 1], sy, oy, H, border)
+            if ix != ix or iy != iy:
+                d_grid[n, ho, wo, 0] = ix + iy
+                d_grid[n, ho, wo, 1] = ix + iy
+                continue
+            x0, y0 = int(math.floor(ix)), int(math.floor(iy))
+            tx, ty = ix - T(x0), iy - T(y0)
+            gx = T(0)
+            gy = T(0)
+            for c in range(C):
+                g = grad[n, c, ho, wo]
+                v00 = tap(image, n, c, y0, x0, H, W)
+                v01 = tap(image, n, c, y0, x0 + 1, H, W)
+                v10 = tap(image, n, c, y0 + 1, x0, H, W)
+                v11 = tap(image, n, c, y0 + 1, x0 + 1, H, W)
+                gx += g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
+                gy += g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
+                scatter(d_image, n, c, y0, x0, H, W, g * ((T(1) - tx) * (T(1) - ty)))
+                scatter(d_image, n, c, y0, x0 + 1, H, W, g * (tx * (T(1) - ty)))
+                scatter(d_image, n, c, y0 + 1, x0, H, W, g * ((T(1) - tx) * ty))
+                scatter(d_image, n, c, y0 + 1, x0 + 1, H, W, g * (tx * ty))
+            d_grid[n, ho, wo, 0] = gx * dix
+            d_grid[n, ho, wo, 1] = gy * diy
+
+    return forward, backward
+
+
+def _scales(image, grid_, align_corners):
+    """(sx, ox, sy, oy) in the grid's dtype."""
+    _, _, H, W = image.shape
+    T = grid_.dtype.type
+    if align_corners:
+        return T((W - 1) / 2), T(0), T((H - 1) / 2), T(0)
+    return T(W / 2), T(-0.5), T(H / 2), T(-0.5)
+
+
+def bilinear_sample(image, grid, padding_mode, align_corners):
+    """image (N,C,H,W), grid (N,Ho,Wo,2) of normalized (x, y) -> (N,C,Ho,Wo)."""
+    check_padding_mode(padding_mode)
+    N, C = image.shape[:2]
+    Ho, Wo = grid.shape[1:3]
+    out = empty((N, C, Ho, Wo), image.dtype)
+    if out.size:
+        forward, _ = made(_sampling_factory, image.dtype.str)
+        forward[grid_for(N * Ho * Wo)](image, grid, out,
+                                               *_scales(image, grid, align_corners),
+                                               padding_mode == "border")
+    return out
+
+
+def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
+    """grad (N,C,Ho,Wo) of the output -> (d image (N,C,H,W), d grid (N,Ho,Wo,2))."""
+    check_padding_mode(padding_mode)
+    N, _, Ho, Wo = grad.shape
+    d_image = zeros(image.shape, image.dtype)
+    d_grid = empty(grid.shape, grid.dtype)
+    if N * Ho * Wo:
+        _, backward = made(_sampling_factory, image.dtype.str)
+        backward[grid_for(N * Ho * Wo)](image, grid, grad, d_image, d_grid,
+                                                        *_scales(image, grid, align_corners),
+                                                        padding_mode == "border")
+    return d_image, d_grid
+
