@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tinydeep import backends  # noqa: E402
 from tinydeep.experiments import save_figure, save_json  # noqa: E402
 from tinydeep.experiments import random_labels as rl  # noqa: E402
 
@@ -223,9 +224,15 @@ def main(argv=None):
     ap.add_argument("--cnn", action="store_true",
                     help="add a small CNN to Table 1 (slow on a CPU: tens of minutes)")
     ap.add_argument("--n-train", type=int, help="training-set size (default 4000, quick 500)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                    help="where the models train (cuda needs a GPU or NUMBA_ENABLE_CUDASIM=1)")
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
+    try:
+        backends.get(args.device)
+    except ValueError as e:
+        ap.error(str(e))
     cfg = dict(rl.QUICK if args.quick else rl.DEFAULT)
     if args.cnn:
         cfg["archs"] = tuple(cfg["archs"]) + ("cnn",)
@@ -234,7 +241,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     try:
         rec = rl.run(dataset=args.dataset, seeds=tuple(range(args.seeds)),
-                     download=args.download, **cfg)
+                     download=args.download, device=args.device, **cfg)
     except FileNotFoundError as e:
         sys.exit(f"--dataset {args.dataset}: its files are not there.\n{e}\n"
                  f"Run again with --download to fetch them, or use the built-in --dataset glyphs.")

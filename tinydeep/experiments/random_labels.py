@@ -111,7 +111,8 @@ def _binned(steps, losses, bins=300):
 
 
 def train_run(x, y, xt, yt, arch="mlp1x512", lr=0.01, lr_decay=None, weight_decay=0.0,
-              augment=False, max_epochs=200, fit_threshold=1.0, seed=0, desc="train"):
+              augment=False, max_epochs=200, fit_threshold=1.0, seed=0, desc="train",
+              device="cpu"):
     """Train one model from scratch until its accuracy on the whole training set, scored
     after each epoch, reaches `fit_threshold`, or `max_epochs` pass. lr_decay None means ×0.95 per 50,000
     samples seen. Returns the run's record (config, curve, time to fit, accuracies)."""
@@ -119,7 +120,7 @@ def train_run(x, y, xt, yt, arch="mlp1x512", lr=0.01, lr_decay=None, weight_deca
     if lr_decay is None:
         lr_decay = 0.95 ** (n / CIFAR_EPOCH)
     transform = RandomCrop(padding=x.shape[-1] // 8) if augment else None
-    model = make_model(arch, x.shape[1:], seed=seed)
+    model = make_model(arch, x.shape[1:], seed=seed).to(device)
     t0 = time.perf_counter()
     hist = fit(model, x, y, epochs=max_epochs, lr=lr, lr_decay=lr_decay,
                weight_decay=weight_decay, transform=transform, seed=seed, desc=desc,
@@ -405,12 +406,13 @@ QUICK = dict(n_train=500, n_test=2000, max_epochs=400, aug_max_epochs=150,
 
 def run(dataset="glyphs", n_train=4000, n_test=4000, max_epochs=300, aug_max_epochs=50,
         archs=("mlp1x512", "mlp3x512"), memorizer_n=1000, lr=0.01, fit_threshold=1.0,
-        weight_decay=5e-4, p_levels=P_LEVELS, seeds=(0,), download=False, verbose=True):
+        weight_decay=5e-4, p_levels=P_LEVELS, seeds=(0,), download=False, verbose=True,
+        device="cpu"):
     """Figures 1a, 1b, 1c, Table 1 and Theorem 1 on one data set; one record."""
     t0 = time.perf_counter()
     seed = seeds[0]  # the data set, Figure 1a, Table 1 and Theorem 1 use the first seed
     data = load_data(dataset, n_train, n_test, seed=seed, download=download)
-    train = dict(lr=lr, max_epochs=max_epochs, fit_threshold=fit_threshold)
+    train = dict(lr=lr, max_epochs=max_epochs, fit_threshold=fit_threshold, device=device)
     if verbose:
         tqdm.write(f"{dataset}: {n_train} training, {n_test} test images; MLP 1x512, SGD "
                    f"momentum 0.9, lr {lr}, batch 128, until {fit_threshold:.0%} training "
@@ -433,6 +435,6 @@ def run(dataset="glyphs", n_train=4000, n_test=4000, max_epochs=300, aug_max_epo
                        "fit_threshold": fit_threshold, "max_epochs": max_epochs,
                        "aug_max_epochs": aug_max_epochs, "weight_decay": weight_decay,
                        "archs": list(archs), "memorizer_n": memorizer_n, "seeds": list(seeds),
-                       "chance": CHANCE},
+                       "chance": CHANCE, "device": device},
             "figure_1a": fig1a, "figure_1bc": fig1bc, "table_1": tab1, "theorem_1": thm1,
             "seconds": round(time.perf_counter() - t0, 1)}

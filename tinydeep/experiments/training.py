@@ -55,18 +55,24 @@ def _check_data(x, y, name):
                                  f"clean or impute the data before training")
 
 
+def _device(model):
+    """Where the model's parameters live; batches are sent there."""
+    return next((p.device for p in model.parameters()), "cpu")
+
+
 def evaluate(model, x, y, batch_size=1000):
-    """(accuracy, mean cross-entropy) of a classifier on arrays x, y."""
+    """(accuracy, mean cross-entropy) of a classifier on arrays x, y, on the model's device."""
     _check_data(x, y, "evaluate")
+    device = _device(model)
     model.eval()
     correct, loss_sum = 0, 0.0
     try:
         with no_grad():
             for lo in range(0, len(x), batch_size):
-                logits = model(tensor(x[lo:lo + batch_size]))
-                yb = tensor(y[lo:lo + batch_size])
+                logits = model(tensor(x[lo:lo + batch_size], device=device))
+                yb = tensor(y[lo:lo + batch_size], device=device)
                 loss_sum += F.cross_entropy(logits, yb).item() * len(yb)
-                correct += int((logits.argmax(1) == yb).numpy().sum())
+                correct += int((logits.argmax(1) == yb).float().sum().item())
     finally:
         model.train()
     return correct / len(x), loss_sum / len(x)
@@ -89,6 +95,7 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
     checkpoint: a path (.npz); see the module docstring. Raises TrainingDiverged at the
     first non-finite loss (before that step's update), ValueError for unusable data."""
     _check_data(x, y, "fit")
+    device = _device(model)  # batches go where the parameters are
     if test is not None:
         _check_data(*test, "fit (test set)")
     if checkpoint is not None:
@@ -104,12 +111,12 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
     bar = tqdm(total=epochs * len(loader), desc=desc, leave=False, mininterval=0.5)
     try:
         for epoch in range(epochs):
-            correct = seen = 0
+            correct, seen = None, 0
             for xb, yb in loader:
-                logits = model(tensor(xb))
-                target = tensor(yb)
+                logits = model(tensor(xb, device=device))
+                target = tensor(yb, device=device)
                 loss = F.cross_entropy(logits, target)
-                value = loss.item()
+                value = loss.item()  # the one number a step reads back from the device
                 if not np.isfinite(value):
                     raise _diverged(value, step + 1, epoch, hist, checkpoint)
                 opt.zero_grad()
@@ -118,18 +125,21 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
                 opt.step()
                 updating = False
                 step += 1
-                correct += int((logits.argmax(1) == target).numpy().sum())
+                with no_grad():  # hits stay on the device until the epoch ends
+                    hits = (logits.argmax(1) == target).float().sum()
+                    correct = hits if correct is None else correct + hits
                 seen += len(yb)
                 if step % log_every == 0:
                     hist["steps"].append(step)
                     hist["losses"].append(value)
                 bar.update()
-                bar.set_postfix(loss=f"{value:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+                bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             sched.step()
-            hist["train_acc"].append(correct / seen)
+            acc = correct.item() / seen
+            hist["train_acc"].append(acc)
+            bar.set_postfix(loss=f"{value:.3f}", acc=f"{acc:.3f}", refresh=False)
             if test is not None:
                 hist["test_acc"].append(evaluate(model, *test)[0])
-            acc = correct / seen
             if eval_train:
                 acc = evaluate(model, x, y)[0]
                 hist["eval_train_acc"].append(acc)
