@@ -144,3 +144,10 @@ def test_gradcheck_catches_a_wrong_backward():
     x = t64([0.3, -1.2])
     with pytest.raises(AssertionError, match="finite differences"):
         gradcheck(lambda x: BadSquare.apply(x), [x])
+
+
+def test_gradient_of_a_0d_leaf_is_0d():
+    """d(x²)/dx = 2x for a 0-d x, and the gradient keeps the leaf's shape ()."""
+    x = td.tensor(3.0, requires_grad=True)
+    (x * x).backward()
+    assert x.grad.shape == () and float(x.grad) == 6.0

@@ -1,4 +1,4 @@
-"""Bad inputs and faults: one test per row of docs/FAULTS.md.
+"""Bad inputs and faults: one test per row of the README's fault table.
 
 Each row's answer is a clear error naming the problem, raised before any kernel
 runs, and nothing lost: results and checkpoints are written under a temporary name
@@ -274,7 +274,7 @@ def test_the_kernel_spy_sees_kernels():
     assert calls == ["relu", "matmul"]
 
 
-# --- one test per row of docs/FAULTS.md ---------------------------------------------
+# --- one test per row of the README's fault table ---------------------------------------------
 
 def test_wrong_shapes_into_layers():
     """Every layer names the shapes that do not fit, and its own weights' shape."""

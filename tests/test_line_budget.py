@@ -1,0 +1,79 @@
+"""The line budget: tinydeep stays small enough to read in an afternoon.
+
+Two numbers, printed on every test run and bounded:
+
+  core      tensor.py + functional.py + nn.py + optim.py: the autograd, the ops
+            and the layers. Budget: CORE_BUDGET = 2,000 lines.
+  readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
+            Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
+            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 7,000.
+
+Lines are physical lines (as `wc -l` counts them), docstrings and comments included:
+they are part of what a reader reads.
+"""
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tinydeep"
+CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
+CORE_BUDGET = 2000
+READABLE_BUDGET = 7000
+
+
+def is_fast_variant(path):
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] == "backends" and rel.name.startswith(("cpu", "cuda"))
+
+
+def count(path):
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def line_counts():
+    files = {p.relative_to(PACKAGE).as_posix(): count(p) for p in sorted(PACKAGE.rglob("*.py"))
+             if "__pycache__" not in p.parts}
+    core = {f: files[f] for f in CORE}
+    fast = {f: n for f, n in files.items() if is_fast_variant(PACKAGE / f)}
+    readable = {f: n for f, n in files.items() if f not in fast}
+    return core, readable, fast
+
+
+def report(core, readable, fast):
+    groups = {}
+    for f, n in readable.items():
+        group = f.split("/")[0] if "/" in f else ("core" if f in CORE else "other top-level")
+        groups[group] = groups.get(group, 0) + n
+    rows = [f"core (tensor + functional + nn + optim): {sum(core.values()):>6,} lines "
+            f"(budget {CORE_BUDGET:,})  " + ", ".join(f"{f} {n}" for f, n in core.items()),
+            f"tinydeep/ without fast kernel variants:  {sum(readable.values()):>6,} lines "
+            f"(budget {READABLE_BUDGET:,})  "
+            + ", ".join(f"{g} {n}" for g, n in sorted(groups.items())),
+            f"fast kernel variants (cpu*, cuda*):      {sum(fast.values()):>6,} lines "
+            f"(not budgeted)  " + ", ".join(f"{f.split('/')[-1]} {n}" for f, n in fast.items())]
+    return "\n".join(rows)
+
+
+def test_line_budget(capsys):
+    core, readable, fast = line_counts()
+    with capsys.disabled():
+        print("\n" + report(core, readable, fast))
+    assert all(n > 0 for n in core.values())
+    assert sum(core.values()) <= CORE_BUDGET, (
+        f"the core is {sum(core.values())} lines, over its budget of {CORE_BUDGET}: "
+        f"move what is not autograd, ops or layers elsewhere, or raise the budget on purpose")
+    assert sum(readable.values()) <= READABLE_BUDGET, (
+        f"tinydeep/ without its fast kernels is {sum(readable.values())} lines, over "
+        f"its budget of {READABLE_BUDGET}")
+
+
+def test_counting_counts_every_line(tmp_path):
+    """Blank lines count, and so does a last line without a newline (which wc -l skips)."""
+    p = tmp_path / "f.py"
+    p.write_bytes(b"a\n\nb\nc\n")
+    assert count(p) == 4
+    p.write_bytes(b"a\n\nb\nc")
+    assert count(p) == 4
+
+
+if __name__ == "__main__":
+    print(report(*line_counts()))
