@@ -70,6 +70,7 @@ KERNELS = (
 
 DEVICES = ("cpu", "cuda")
 _cpu_kernels = "cpu"
+_modules = {}
 
 
 def use_cpu_kernels(name):
@@ -84,9 +85,11 @@ def module(name):
     """The kernel module called `name` ('reference', 'cpu', 'cuda')."""
     if name not in ("reference", "cpu", "cuda"):
         raise ValueError(f"unknown backend {name!r}; choose 'reference', 'cpu' or 'cuda'")
-    if name == "cuda":
-        _require_cuda()
-    return importlib.import_module(f"{__name__}.{name}")
+    if name not in _modules:  # (every op asks: import once, then a dict lookup)
+        if name == "cuda":
+            _require_cuda()
+        _modules[name] = importlib.import_module(f"{__name__}.{name}")
+    return _modules[name]
 
 
 def get(device):

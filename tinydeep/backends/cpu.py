@@ -288,6 +288,27 @@ def _sum_kernel(x, rows_per_part, out):
             out[o, i] = s
 
 
+_SUM_COLS = 256  # columns one task of _sum_rows_kernel sums (its float64 accumulators: 2 KiB)
+
+
+@njit(parallel=True, cache=True)
+def _sum_rows_kernel(x, out):
+    # out[i] = Σ_r x[r, i]  for x (R, I): a bias gradient. The columns are cut into
+    # blocks of _SUM_COLS, one task per block, each summed straight down the rows in
+    # float64 accumulators that stay in L1 -- no partial-sum array, one pass over x.
+    # (Indices are unsigned: no wrap-around checks, so the inner loop vectorizes.)
+    R, I = x.shape
+    for blk in prange((I + _SUM_COLS - 1) // _SUM_COLS):
+        i0 = np.uint64(blk * _SUM_COLS)
+        n = np.uint64(min(I - blk * _SUM_COLS, _SUM_COLS))
+        acc = np.zeros(_SUM_COLS)
+        for r in range(R):
+            for i in range(n):
+                acc[i] += x[np.uint64(r), i0 + i]
+        for i in range(n):
+            out[i0 + i] = acc[i]
+
+
 def _runs(axes):
     """Sorted axes -> runs of adjacent axes as (start, stop): (0, 1, 3) -> [(0, 2), (3, 4)]."""
     runs = []
@@ -313,6 +334,13 @@ def sum(x, axis=None, keepdims=False):
     if not axes:
         return y.copy() if y is x else y
     runs = _runs(axes)
+    R = math.prod(y.shape[:len(axes)])
+    if runs == [[0, len(axes)]] and len(axes) < y.ndim and y.size and R <= _SUM_PART:
+        # Leading axes of at most _SUM_PART rows (a bias gradient): one pass, summed
+        # along rows no longer than the parts below, so the rounding is as good.
+        r = np.empty(y.shape[len(axes):], dtype=x.dtype)
+        _sum_rows_kernel(y.reshape(R, -1), r.reshape(-1))
+        return r.reshape((1,) * len(axes) + r.shape) if keepdims else r
     for k, (start, stop) in enumerate(runs):
         shape = y.shape
         O, R, I = (math.prod(shape[:start]), math.prod(shape[start:stop]),

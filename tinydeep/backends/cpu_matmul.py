@@ -33,6 +33,7 @@ from llvmlite import ir
 from numba import get_num_threads, njit, prange, set_num_threads, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic
+from numba.np.ufunc import parallel as _numba_parallel
 
 __all__ = ["matmul", "matmul_nt", "matmul_tn",
            "matmul_naive", "matmul_blocked", "matmul_packed"]
@@ -74,6 +75,8 @@ def _result(a, b, out):
     """The (M, N) result array: `out` when given, else a new one of a's dtype."""
     shape = (a.shape[0], b.shape[1])
     if out is None:
+        if shape[0] * shape[1] * a.itemsize < _BIG:      # the common case, without empty()'s checks
+            return np.empty(shape, dtype=a.dtype)
         return empty(shape, a.dtype)
     if out.shape != shape or out.dtype != a.dtype or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous {a.dtype} array of shape {shape}, "
@@ -290,6 +293,53 @@ def _copy_vector(typingctx, x, i, k, dst, at):
     return sig, codegen
 
 
+@intrinsic
+def _transpose_tile(typingctx, x, i, k, dst, at, step):
+    """dst[at + q*step + r] = x[i + r, k + q] for r, q < L, L = NR/2 (one 32-byte
+    vector), for x whose axis 1 has unit stride: L vector loads along rows of x,
+    an in-register transpose, L vector stores. This packs b = W.T in matmul_nt
+    (the rows of W run along k) without reading one element at a time.
+
+    The transpose swaps the off-diagonal d x d blocks of every 2d x 2d block,
+    for d = 1, 2, ..., L/2: 2 shuffles per pair of rows per step, L log2(L) in
+    all (24 for an 8 x 8 float32 tile), which LLVM turns into unpack, shuffle
+    and cross-lane permute instructions."""
+    sig = types.void(x, types.intp, types.intp, dst, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        x, i, k, dst, at, step = args
+        x_type, dst_type = signature.args[0], signature.args[3]
+        lanes = VECTOR_BYTES * 8 // x_type.dtype.bitwidth // 2
+        vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
+        mask = ir.VectorType(ir.IntType(32), lanes)
+        x_array = context.make_array(x_type)(context, builder, x)
+        dst_ptr = context.make_array(dst_type)(context, builder, dst).data
+        rows = []
+        for r in range(lanes):
+            row = builder.add(i, ir.Constant(i.type, r))
+            src = cgutils.get_item_pointer(context, builder, x_type, x_array, [row, k],
+                                           wraparound=False)
+            rows.append(builder.load(builder.bitcast(src, vec.as_pointer()), align=4))
+        d = 1
+        while d < lanes:
+            for r in range(lanes):
+                if r & d:
+                    continue
+                lo_mask = [j if not j & d else lanes + j - d for j in range(lanes)]
+                hi_mask = [j + d if not j & d else lanes + j for j in range(lanes)]
+                a, b = rows[r], rows[r + d]
+                rows[r] = builder.shuffle_vector(a, b, ir.Constant(mask, lo_mask))
+                rows[r + d] = builder.shuffle_vector(a, b, ir.Constant(mask, hi_mask))
+            d *= 2
+        for q in range(lanes):
+            to = builder.add(at, builder.mul(ir.Constant(at.type, q), step))
+            ptr = builder.bitcast(builder.gep(dst_ptr, [to]), vec.as_pointer())
+            builder.store(rows[q], ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(cache=True, inline="always")
 def _pack_sliver(x, r0, rs, k0, kc, dst, at):
     # dst[at + p*rs + r] = x[r0 + r, k0 + p]   for p < kc, r < rs,
@@ -320,6 +370,22 @@ def _pack_panel(x, r_lo, r_hi, rs, k0, kc, dst):
                     _copy_vector(x, r0, k0 + p, dst, (r0 - r_lo) * kc + p * rs)
                 else:
                     _pack_sliver(x, r0, rs, k0 + p, 1, dst, (r0 - r_lo) * kc + p * rs)
+    elif rs == _nr(dst) and x.strides[1] == x.itemsize:
+        # Each row of x runs along k (x = W in matmul_nt, b = W.T): whole slivers go
+        # through L x L in-register transposes (L = rs/2), the k left over and a
+        # sliver sticking out past the end of x element by element.
+        half = rs // 2
+        k_tiles = kc - kc % half
+        for r0 in range(r_lo, r_hi, rs):
+            at = (r0 - r_lo) * kc
+            if r0 + rs <= x.shape[0]:
+                for p in range(0, k_tiles, half):
+                    _transpose_tile(x, r0, k0 + p, dst, at + p * rs, rs)
+                    _transpose_tile(x, r0 + half, k0 + p, dst, at + p * rs + half, rs)
+                if k_tiles < kc:
+                    _pack_sliver(x, r0, rs, k0 + k_tiles, kc - k_tiles, dst, at + k_tiles * rs)
+            else:
+                _pack_sliver(x, r0, rs, k0, kc, dst, at)
     else:
         for r0 in range(r_lo, r_hi, rs):
             _pack_sliver(x, r0, rs, k0, kc, dst, (r0 - r_lo) * kc)
@@ -394,17 +460,63 @@ _workspace = threading.local()
 
 
 def _buffer(size, dtype):
-    """A reusable 64-byte aligned 1-D buffer of `size` elements (one per
-    calling thread), so that repeated calls do not page-fault fresh memory."""
-    buffers = _workspace.__dict__.setdefault("buffers", {})
-    dtype = np.dtype(dtype)
-    aligned = buffers.get(dtype.str)
+    """A reusable 64-byte aligned 1-D buffer of at least `size` elements (one
+    per calling thread and dtype), so that repeated calls do not page-fault
+    fresh memory."""
+    try:
+        buffers = _workspace.buffers
+    except AttributeError:
+        buffers = _workspace.buffers = {}
+    aligned = buffers.get(dtype)
     if aligned is None or aligned.size < size:
+        dtype = np.dtype(dtype)
         pad = VECTOR_BYTES // dtype.itemsize
         raw = np.empty(size + pad, dtype=dtype)
         skip = (-raw.ctypes.data % VECTOR_BYTES) // dtype.itemsize
-        aligned = buffers[dtype.str] = raw[skip:skip + size]
-    return aligned[:size]
+        aligned = buffers[dtype] = raw[skip:skip + size]
+    return aligned
+
+
+def _threads():
+    """numba.get_num_threads(), without its cost once the thread pool is up:
+    the public call takes two locks (~2 us, paid on every matmul); the
+    thread-local count it then reads is what _get_num_threads returns."""
+    if _numba_parallel._is_initialized:
+        return _numba_parallel._get_num_threads()
+    return get_num_threads()
+
+
+def _set_threads(n):
+    """numba.set_num_threads(n) for a valid n, the same shortcut as _threads."""
+    if _numba_parallel._is_initialized:
+        _numba_parallel._set_num_threads(n)
+    else:
+        set_num_threads(n)
+
+
+# (M, K, N, itemsize, threads, _split, SERIAL_BELOW) -> how matmul_packed runs that
+# product. A training loop multiplies the same few shapes over and over; the plan is
+# a few us of Python. (_split and SERIAL_BELOW are in the key so that replacing them,
+# as the tests do, takes effect.)
+_plans = {}
+_MAX_PLANS = 1024
+
+
+def _plan(M, K, N, itemsize, threads):
+    """(kc, serial, m_parts, n_parts, part_size) for an (M,K) @ (K,N) product."""
+    key = (M, K, N, itemsize, threads, _split, SERIAL_BELOW)
+    plan = _plans.get(key)
+    if plan is None:
+        nr = VECTOR_BYTES // itemsize
+        kc = -(-K // -(-K // KC))                    # K cut into equal blocks of <= KC
+        serial = threads > 1 and M * K * N < SERIAL_BELOW
+        m_parts, n_parts = _split(-(-M // MR), -(-N // nr), 1 if serial else threads, nr)
+        part_size = MC * kc + -(-N // (nr * n_parts)) * nr * kc    # a- and b-slivers
+        plan = (kc, serial, m_parts, n_parts, part_size)
+        if len(_plans) >= _MAX_PLANS:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
 
 
 def matmul_packed(a, b, out=None):
@@ -419,22 +531,20 @@ def matmul_packed(a, b, out=None):
     # An operand that is neither C- nor F-contiguous (a[:, ::2], a[:, :10])
     # is copied first: O(MK) work that caps the compiled variants of the
     # kernel at four per dtype (a and b each C or F).
-    a = a if a.flags.c_contiguous or a.flags.f_contiguous else np.ascontiguousarray(a)
-    b = b if b.flags.c_contiguous or b.flags.f_contiguous else np.ascontiguousarray(b)
-    nr = VECTOR_BYTES // a.itemsize
-    kc = -(-K // -(-K // KC))                    # K cut into equal blocks of <= KC
-    threads = get_num_threads()
-    serial = threads > 1 and M * K * N < SERIAL_BELOW
-    if serial:
-        set_num_threads(1)
+    af, bf = a.flags, b.flags
+    a = a if af.c_contiguous or af.f_contiguous else np.ascontiguousarray(a)
+    b = b if bf.c_contiguous or bf.f_contiguous else np.ascontiguousarray(b)
+    threads = _threads()
+    kc, serial, m_parts, n_parts, part_size = _plan(M, K, N, a.itemsize, threads)
+    workspace = _buffer(m_parts * n_parts * part_size, a.dtype)
+    if not serial:
+        _packed_kernel(a, b, c, kc, m_parts, n_parts, workspace, part_size)
+        return c
+    _set_threads(1)
     try:
-        m_parts, n_parts = _split(-(-M // MR), -(-N // nr), 1 if serial else threads, nr)
-        part_size = MC * kc + -(-N // (nr * n_parts)) * nr * kc    # a- and b-slivers
-        workspace = _buffer(m_parts * n_parts * part_size, a.dtype)
         _packed_kernel(a, b, c, kc, m_parts, n_parts, workspace, part_size)
     finally:
-        if serial:
-            set_num_threads(threads)
+        _set_threads(threads)
     return c
 
 
