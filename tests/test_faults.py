@@ -665,8 +665,14 @@ def test_ctrl_c_leaves_partial_results_readable(tmp_path):
         signal.raise_signal(signal.SIGINT)  # Python's handler raises KeyboardInterrupt here
         return out
     model = _Faulty(at=6, fault=interrupt)
-    with pytest.raises(KeyboardInterrupt) as e:
-        fit(model, x, y, epochs=3, lr=0.1, batch_size=10, checkpoint=ckpt)
+    # a shell that starts a job in the background ignores SIGINT for it; restore Python's
+    # own handler, as at an interactive prompt
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt) as e:
+            fit(model, x, y, epochs=3, lr=0.1, batch_size=10, checkpoint=ckpt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert e.value.history["steps"] == [1, 2, 3, 4, 5]
     saved = records.load_json(history_path(ckpt))
     assert saved["interrupted_after_step"] == 5 and saved["checkpoint_after_step"] == 5

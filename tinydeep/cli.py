@@ -157,8 +157,9 @@ def cmd_bench(opts, extra):
         return 0
     if opts.name in (None, "all"):
         if (folder / "__main__.py").is_file():  # the suite's own runner: python -m benchmarks
+            # run the file, not the module: a `benchmarks` imported earlier may be another tree's
             with _as_main("python -m benchmarks", extra, folder.parent):
-                runpy.run_module("benchmarks", run_name="__main__", alter_sys=True)
+                runpy.run_path(str(folder / "__main__.py"), run_name="__main__")
             return 0
         for name, path in table.items():
             print(f"\n## {name}: {describe(path)}\n", flush=True)
