@@ -18,14 +18,9 @@ import numpy as np  # noqa: E402
 
 from tinydeep.experiments import depth as dp  # noqa: E402
 from tinydeep.experiments import save_figure, save_json  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table  # noqa: E402
 
 DEPTH_COLORS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green"}
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
 
 
 def pct(v):

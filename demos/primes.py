@@ -16,13 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import save_figure, save_json  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table  # noqa: E402
 from tinydeep.experiments import primes as pr  # noqa: E402
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
 
 
 def pct(v):

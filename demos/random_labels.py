@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from tinydeep import backends  # noqa: E402
 from tinydeep.experiments import save_figure, save_json  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table  # noqa: E402
 from tinydeep.experiments import random_labels as rl  # noqa: E402
 
 LABELS = {"true": "true labels", "random_labels": "random labels",
@@ -26,12 +27,6 @@ LABELS = {"true": "true labels", "random_labels": "random labels",
 COLORS = {"true": "tab:blue", "random_labels": "tab:red", "shuffled_pixels": "tab:green",
           "random_pixels": "tab:orange", "gaussian": "tab:purple"}
 ARCH_NAMES = {"mlp1x512": "MLP 1x512", "mlp3x512": "MLP 3x512", "cnn": "small CNN"}
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
 
 
 def pct(v):

@@ -20,17 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import save_figure, save_json  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table  # noqa: E402
 from tinydeep.experiments import spatial_transformer as stx  # noqa: E402
 
 DEFAULT = dict(n_train=10000, n_test=2000, epochs=20)
 QUICK = dict(n_train=2000, n_test=1000, epochs=8)
 COLORS = {"FCN": "tab:blue", "ST-FCN": "tab:red", "CNN": "tab:green", "ST-CNN": "tab:purple"}
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
 
 
 def rms_spread(d):

@@ -81,3 +81,10 @@ def load_json(path):
 def save_figure(fig, path, dpi=120):
     """A matplotlib figure as PNG."""
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+def markdown_table(header, rows):
+    """A Markdown table: the header row, the rule, one row per item (cells through str)."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
