@@ -17,8 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import depth as dp  # noqa: E402
-from tinydeep.experiments import save_figure, save_json  # noqa: E402
-from tinydeep.experiments.records import markdown_table as table  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 
 DEPTH_COLORS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green"}
 
@@ -222,14 +221,8 @@ def main(argv=None):
     print_tables(rec)
 
     stem = os.path.join(args.out, "fat_vs_deep")
-    written = []
-    for suffix, plot in (("_seide", plot_seide), ("_folding", plot_folding),
-                         ("_compositional", plot_compositional)):
-        fig = plot(rec)
-        written.append(save_figure(fig, stem + suffix + ".png"))
-        plt.close(fig)
-    written.append(save_json(rec, stem + ".json"))
-    print(f"finished in {rec['wall_seconds']:.0f} s; wrote\n  " + "\n  ".join(written))
+    save_results(stem, (("_seide", plot_seide), ("_folding", plot_folding),
+                        ("_compositional", plot_compositional)), rec)
     return rec
 
 

@@ -15,8 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinydeep.experiments import save_figure, save_json  # noqa: E402
-from tinydeep.experiments.records import markdown_table as table  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 from tinydeep.experiments import manifold as mf  # noqa: E402
 
 
@@ -160,13 +159,7 @@ def main(argv=None):
     rec["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_tables(rec)
     stem = os.path.join(args.out, "manifold")
-    written = []
-    for suffix, plot in (("_density", plot_density), ("_interpolation", plot_interpolation)):
-        fig = plot(rec)
-        written.append(save_figure(fig, stem + suffix + ".png"))
-        plt.close(fig)
-    written.append(save_json(rec, stem + ".json"))
-    print(f"finished in {rec['wall_seconds']:.0f} s; wrote\n  " + "\n  ".join(written))
+    save_results(stem, (("_density", plot_density), ("_interpolation", plot_interpolation)), rec)
     return rec
 
 

@@ -15,8 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinydeep.experiments import save_figure, save_json  # noqa: E402
-from tinydeep.experiments.records import markdown_table as table  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 from tinydeep.experiments import primes as pr  # noqa: E402
 
 
@@ -94,10 +93,7 @@ def main(argv=None):
     rec["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_tables(rec)
     stem = os.path.join(args.out, "primes")
-    fig = plot(rec)
-    written = [save_figure(fig, stem + ".png"), save_json(rec, stem + ".json")]
-    plt.close(fig)
-    print(f"finished in {rec['wall_seconds']:.0f} s; wrote\n  " + "\n  ".join(written))
+    save_results(stem, (("", plot),), rec)
     return rec
 
 

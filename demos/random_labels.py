@@ -17,8 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep import backends  # noqa: E402
-from tinydeep.experiments import save_figure, save_json  # noqa: E402
-from tinydeep.experiments.records import markdown_table as table  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 from tinydeep.experiments import random_labels as rl  # noqa: E402
 
 LABELS = {"true": "true labels", "random_labels": "random labels",
@@ -244,13 +243,8 @@ def main(argv=None):
     print_tables(rec)
 
     stem = os.path.join(args.out, "random_labels")
-    written = []
-    for suffix, plot in (("_fig1a", plot_1a), ("_fig1bc", plot_1bc), ("_theorem1", plot_theorem1)):
-        fig = plot(rec)
-        written.append(save_figure(fig, stem + suffix + ".png"))
-        plt.close(fig)
-    written.append(save_json(rec, stem + ".json"))
-    print(f"finished in {rec['wall_seconds']:.0f} s; wrote\n  " + "\n  ".join(written))
+    save_results(stem, (("_fig1a", plot_1a), ("_fig1bc", plot_1bc), ("_theorem1", plot_theorem1)),
+                 rec)
     return rec
 
 

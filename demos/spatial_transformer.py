@@ -19,8 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinydeep.experiments import save_figure, save_json  # noqa: E402
-from tinydeep.experiments.records import markdown_table as table  # noqa: E402
+from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 from tinydeep.experiments import spatial_transformer as stx  # noqa: E402
 
 DEFAULT = dict(n_train=10000, n_test=2000, epochs=20)
@@ -168,13 +167,7 @@ def main(argv=None):
     print_tables(rec)
 
     stem = os.path.join(args.out, "spatial_transformer")
-    written = []
-    for suffix, plot in (("", plot_examples), ("_curves", plot_curves)):
-        fig = plot(rec)
-        written.append(save_figure(fig, stem + suffix + ".png"))
-        plt.close(fig)
-    written.append(save_json(json_record(rec), stem + ".json"))
-    print(f"finished in {rec['wall_seconds']:.0f} s; wrote\n  " + "\n  ".join(written))
+    save_results(stem, (("", plot_examples), ("_curves", plot_curves)), rec, json_record(rec))
     return rec
 
 

@@ -88,3 +88,18 @@ def markdown_table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def save_results(stem, plots, record, json_record=None):
+    """A demo's outputs: `stem + suffix + '.png'` for each (suffix, plot) in `plots`, where
+    plot(record) returns a figure, then `stem + '.json'` from `json_record` (default: the
+    record). Prints where they went; returns the paths."""
+    import matplotlib.pyplot as plt
+    written = []
+    for suffix, plot in plots:
+        fig = plot(record)
+        written.append(save_figure(fig, stem + suffix + ".png"))
+        plt.close(fig)
+    written.append(save_json(record if json_record is None else json_record, stem + ".json"))
+    print(f"finished in {record['wall_seconds']:.0f} s; wrote\n  " + "\n  ".join(written))
+    return written
