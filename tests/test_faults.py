@@ -605,10 +605,12 @@ def test_read_only_output_dir(tmp_path, monkeypatch):
 
 
 def test_results_get_the_umask_permissions(tmp_path):
-    path = records.save_json({"a": 1}, tmp_path / "r.json")
+    """Results and checkpoints alike: the bits a plain open() gives, not mkstemp's 0o600."""
     umask = os.umask(0)
     os.umask(umask)
-    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    for path in (records.save_json({"a": 1}, tmp_path / "r.json"),
+                 nn.save(nn.Linear(2, 3), tmp_path / "m.npz")):
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask, path
 
 
 class _Faulty(nn.Module):

@@ -6,13 +6,13 @@ tree. Initial weights come from `tinydeep.manual_seed`'s generator.
 """
 import math
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import backends
 from . import functional as F
+from .files import atomic_write
 from .rng import generator
 from .tensor import Tensor
 
@@ -243,16 +243,8 @@ class SpatialTransformer(Module):
 def save(module, path):
     """Write the module's parameters to `path` (.npz, no pickle). The file appears
     complete or not at all: written to a temporary name, then renamed."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **module.state_dict())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    state = module.state_dict()
+    return atomic_write(path, lambda f: np.savez(f, **state))
 
 
 def load(module, path):

@@ -14,10 +14,10 @@ import os
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import functional as F, optim
+from .. import functional as F, nn, optim
 from ..data import DataLoader
 from ..tensor import no_grad, tensor
-from .records import atomic_write, save_json
+from .records import save_json
 
 
 class TrainingDiverged(FloatingPointError):
@@ -34,9 +34,6 @@ def history_path(checkpoint):
     return os.path.splitext(os.fspath(checkpoint))[0] + ".history.json"
 
 
-def _save_checkpoint(model, path):
-    state = model.state_dict()
-    atomic_write(path, lambda f: np.savez(f, **state))  # the format nn.save writes, nn.load reads
 
 
 def _check_data(x, y, name):
@@ -100,7 +97,7 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
         _check_data(*test, "fit (test set)")
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
-        _save_checkpoint(model, checkpoint)  # also proves, before any step, that it can be written
+        nn.save(model, checkpoint)  # also proves, before any step, that it can be written
     opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = optim.ExponentialLR(opt, lr_decay)
     loader = DataLoader(x, y, batch_size, shuffle=True, seed=seed, transform=transform)
@@ -144,7 +141,7 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
                 acc = evaluate(model, x, y)[0]
                 hist["eval_train_acc"].append(acc)
             if checkpoint is not None:
-                _save_checkpoint(model, checkpoint)
+                nn.save(model, checkpoint)
                 save_json(dict(hist, epochs_done=epoch + 1), history_path(checkpoint))
             if stop_at_accuracy is not None and acc >= stop_at_accuracy:
                 hist["steps_to_fit"] = step
@@ -174,7 +171,7 @@ def _interrupted(e, model, step, updating, hist, checkpoint):
         return
     record = dict(hist, interrupted_after_step=step)
     if not updating:  # the parameters are exactly those after `step` whole steps
-        _save_checkpoint(model, checkpoint)
+        nn.save(model, checkpoint)
         record["checkpoint_after_step"] = step
     save_json(record, history_path(checkpoint))
     tqdm.write(f"interrupted after step {step}: history in {history_path(checkpoint)}, "
