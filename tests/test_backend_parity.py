@@ -154,10 +154,13 @@ def _pool_input(mk, N, C, H, W):
     return mk.normal(N, C, H, W)
 
 
-def _sampling_cases(mk, with_grad):
+SAMPLING_SIZES = [(1, 1, 1, 1, 2, 3), (2, 3, 7, 9, 5, 4)]  # (N, C, H, W, H_out, W_out)
+
+
+def _sampling_cases(mk, with_grad, sizes=SAMPLING_SIZES):
     """(image, grid[, grad], padding_mode, align_corners); some grid points fall outside."""
     cases = []
-    for n, c, h, w, ho, wo in [(1, 1, 1, 1, 2, 3), (2, 3, 7, 9, 5, 4)]:
+    for n, c, h, w, ho, wo in sizes:
         for padding_mode in ("zeros", "border"):
             for align_corners in (False, True):
                 args = (mk.normal(n, c, h, w), mk.uniform(-1.2, 1.2, n, ho, wo, 2))
