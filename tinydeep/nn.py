@@ -87,21 +87,47 @@ class Module:
         return {name: np.array(p.numpy(), copy=True) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state, source="state_dict"):
-        """Copy arrays into the parameters; every name must be present with the right shape."""
+        """Copy arrays into the parameters. Everything is checked first (every name present,
+        no extra names, the right shapes, real-number dtypes: float, int or bool; strings,
+        complex, datetimes, structured and object arrays are refused), so a refusal leaves
+        the module exactly as it was; the message names `source` and each offending array."""
+        if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
+            raise TypeError(f"load_state_dict: {source} must be a mapping of name -> array "
+                            f"(as state_dict() returns), got {type(state).__name__}")
         own = dict(self.named_parameters())
         missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        misshaped = [f"{n}: {tuple(np.shape(state[n]))} vs {tuple(p.shape)}"
-                     for n, p in own.items() if n in state and np.shape(state[n]) != p.shape]
-        if missing or unexpected or misshaped:
+        unexpected = sorted(set(state) - set(own), key=str)
+        arrays, misshaped, mistyped = {}, [], []
+        for n, p in own.items():
+            if n not in state:
+                continue
+            a = state[n]
+            a = a.numpy() if isinstance(a, Tensor) else a
+            try:
+                a = np.asarray(a)
+            except (ValueError, TypeError) as e:
+                mistyped.append(f"{n}: not an array ({e})")
+                continue
+            if a.dtype.kind not in "fiub" or a.dtype.hasobject:
+                kind = {"U": "strings", "S": "bytes", "c": "complex numbers", "M": "datetimes",
+                        "m": "time deltas", "V": "a structured record", "O": "Python objects"}
+                mistyped.append(f"{n}: dtype {a.dtype} ({kind.get(a.dtype.kind, 'not numbers')})")
+            elif a.shape != p.shape:
+                misshaped.append(f"{n}: {a.shape} vs {tuple(p.shape)}")
+            else:
+                arrays[n] = a
+        if missing or unexpected or misshaped or mistyped:
             parts = [f"missing {missing}" if missing else "",
                      f"unexpected {unexpected}" if unexpected else "",
-                     f"wrong shapes [{'; '.join(misshaped)}]" if misshaped else ""]
+                     f"wrong shapes [{'; '.join(misshaped)}]" if misshaped else "",
+                     f"wrong dtypes [{'; '.join(mistyped)}]" if mistyped else ""]
             raise ValueError(f"{source} does not fit {type(self).__name__}: "
-                             + ", ".join(p for p in parts if p))
+                             + ", ".join(p for p in parts if p) + "; nothing was loaded")
+        # convert (and move to the device) all of them before the first one is assigned
+        data = {n: Tensor(np.array(arrays[n], dtype=p.dtype), device=p.device, dtype=p.dtype).data
+                for n, p in own.items()}
         for n, p in own.items():
-            p.data = Tensor(np.array(state[n], dtype=p.dtype), device=p.device, dtype=p.dtype).data
-            p.grad = None
+            p.data, p.grad = data[n], None
 
     def __repr__(self):
         inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
@@ -242,20 +268,76 @@ class SpatialTransformer(Module):
 
 def save(module, path):
     """Write the module's parameters to `path` (.npz, no pickle). The file appears
-    complete or not at all: written to a temporary name, then renamed."""
+    complete or not at all: written to a temporary name, then renamed (see
+    tinydeep.files for what happens to a symlink, a read-only file or a device there)."""
+    if not isinstance(module, Module):
+        raise TypeError(f"nn.save: expected a Module, got {type(module).__name__}")
     state = module.state_dict()
     return atomic_write(path, lambda f: np.savez(f, **state))
 
 
+_NPY_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _checkpoint_arrays(path):
+    """name -> array of an .npz written by `save`, read without pickle. Each member's .npy
+    header is read first, and a header that promises more bytes than the member holds
+    (a corrupt or hostile file) is refused before anything is allocated for it."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"\x93NUMPY"):
+        raise ValueError(f"{path} is a single .npy array, not a checkpoint: a checkpoint is an "
+                         f".npz of named arrays, as nn.save writes it")
+    if not head.startswith(b"PK"):
+        shown = "an empty file" if not head else f"bytes {head!r}"
+        raise ValueError(f"{path} is not a tinydeep checkpoint (.npz, a zip of .npy arrays): "
+                         f"it starts with {shown}")
+    state = {}
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            name = info.filename.removesuffix(".npy")
+            where = f"{path}: array {name!r}"
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{path}: member {info.filename!r} is not a .npy array")
+            with z.open(info) as m:
+                version = np.lib.format.read_magic(m)
+                if version not in _NPY_READERS:
+                    raise ValueError(f"{where} has .npy format version {version}, which nn.load "
+                                     f"does not read")
+                shape, _, dtype = _NPY_READERS[version](m)
+                header = m.tell()
+            if dtype.hasobject:
+                raise ValueError(f"{where} holds Python objects (dtype {dtype}); a checkpoint "
+                                 f"holds numbers only, and unpickling objects could run code")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes != info.file_size - header:
+                raise ValueError(f"{where}: its header declares shape {shape} of {dtype} "
+                                 f"({nbytes} bytes), but the file holds "
+                                 f"{info.file_size - header} bytes (corrupt or truncated)")
+            with z.open(info) as m:
+                state[name] = np.lib.format.read_array(m, allow_pickle=False)
+    return state
+
+
 def load(module, path):
-    """Load parameters saved by `save`; names and shapes must match the module."""
+    """Load parameters saved by `save`; names, shapes and dtypes are checked for every
+    array before any is copied in (Module.load_state_dict), so a refused file changes
+    nothing. Never unpickles."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file (.npz)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            state = {k: f[k] for k in f.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:  # BadZipFile: a cut file
-        raise ValueError(f"{path} is not a readable tinydeep checkpoint (.npz): {e}") from None
+        state = _checkpoint_arrays(path)
+    except (OSError, EOFError, zipfile.BadZipFile, MemoryError) as e:  # BadZipFile: a cut file
+        raise ValueError(f"{path} is not a readable tinydeep checkpoint (.npz): "
+                         f"{type(e).__name__}: {e}") from None
+    except ValueError as e:
+        message = str(e)
+        if path not in message:
+            message = f"{path} is not a readable tinydeep checkpoint (.npz): {message}"
+        raise ValueError(message) from None
     module.load_state_dict(state, source=f"checkpoint {path}")
     return module
