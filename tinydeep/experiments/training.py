@@ -5,11 +5,21 @@ parameters are written (atomically, .npz as `nn.save` writes them) before the
 first step and after every epoch, and the history beside them as JSON. A loss
 that turns NaN or ±Inf stops training with `TrainingDiverged`, naming the step;
 the checkpoint on disk is then the last one whose losses were all finite.
-Ctrl-C (KeyboardInterrupt) also writes the history so far and, unless it struck
-in the middle of an SGD update, the parameters after the last whole step; then it
-is re-raised, carrying the history as `.history`.
+Ctrl-C (KeyboardInterrupt), SIGTERM and SIGHUP also write the history so far and,
+unless the signal struck in the middle of an SGD update, the parameters after the last
+whole step; then the exception goes on up, carrying the history as `.history`:
+KeyboardInterrupt for Ctrl-C, `Terminated` (a SystemExit with code 128 + the signal's
+number: 143 for SIGTERM, as a shell reports a process the signal killed) for the others.
+Everything about the data and the arguments is checked once, before the first step
+and before anything is written: a bad label or a NaN pixel in the test set is found
+in the first second, not after an epoch.
 """
+import contextlib
+import math
+import numbers
 import os
+import signal
+import threading
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -36,20 +46,103 @@ def history_path(checkpoint):
 
 
 
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP arrived during fit(); `.code` is 128 + the signal number (the exit
+    status a shell expects), `.signum` the signal, `.history` the record so far."""
+
+    def __init__(self, signum):
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.history = None
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+CATCH_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def signals_raise():
+    """While the block runs, SIGTERM and SIGHUP raise `Terminated` (as SIGINT raises
+    KeyboardInterrupt), so cleanup code and `finally` blocks run and temporary files go.
+    A handler someone else installed is left alone; outside the main thread (where
+    Python cannot set handlers) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {}
+    for s in CATCH_SIGNALS:
+        if signal.getsignal(s) == signal.SIG_DFL:
+            saved[s] = signal.signal(s, _raise_terminated)
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise (ValueError if isinstance(value, numbers.Real) and not isinstance(value, bool)
+               else TypeError)(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _check_data(x, y, name):
-    """Refuse data no step could use, before any kernel runs: empty sets, x and y of
-    different lengths, non-finite inputs (they would turn every loss into NaN)."""
+    """Refuse data no step could use, before any kernel runs: x and y that are not arrays,
+    of different lengths or empty; x that is not floating point; y that is not a vector of
+    integer class indices, or holds negative ones; non-finite inputs (they would turn
+    every loss into NaN). Returns y's largest label (or None)."""
+    for what, a in (("x", x), ("y", y)):
+        if not hasattr(a, "shape") or not hasattr(a, "dtype") or np.ndim(a) == 0:
+            raise TypeError(f"{name}: {what} must be a NumPy array with one row per example, "
+                            f"got {type(a).__name__}")
     if len(x) == 0:
         raise ValueError(f"{name}: the data set is empty (x has shape {np.shape(x)})")
     if len(x) != len(y):
         raise ValueError(f"{name}: x has {len(x)} rows but y has {len(y)}")
-    if np.asarray(x[:1]).dtype.kind == "f":
-        for lo in range(0, len(x), 4096):  # in chunks: x may be a memmap bigger than memory
-            bad = ~np.isfinite(np.asarray(x[lo:lo + 4096]).reshape(min(4096, len(x) - lo), -1))
-            if bad.any():
-                row = lo + int(np.argmax(bad.any(axis=1)))
-                raise ValueError(f"{name}: x holds NaN or Inf values (the first in row {row}); "
-                                 f"clean or impute the data before training")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: x must hold floating-point values, got dtype {x.dtype}; "
+                        f"convert with x.astype(np.float32) (and scale images to [0, 1])")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise TypeError(f"{name}: y must be a vector of integer class indices, got dtype "
+                        f"{y.dtype} and shape {y.shape}")
+    if y.min() < 0:
+        raise ValueError(f"{name}: labels must be class indices >= 0, got {y.min()} "
+                         f"(row {int(np.argmin(y))})")
+    for lo in range(0, len(x), 4096):  # in chunks: x may be a memmap bigger than memory
+        bad = ~np.isfinite(np.asarray(x[lo:lo + 4096]).reshape(min(4096, len(x) - lo), -1))
+        if bad.any():
+            row = lo + int(np.argmax(bad.any(axis=1)))
+            raise ValueError(f"{name}: x holds NaN or Inf values (the first in row {row}); "
+                             f"clean or impute the data before training")
+    return int(y.max())
+
+
+def _check_labels(model, transform, device, sets):
+    """One forward pass of one example of each set tells how many classes the model
+    predicts (and that it accepts the set's shape); every label of every set must be
+    below that. Checked here, before the first step, on every device: cross_entropy's own
+    check would find a bad test label only after an epoch, and not at all on 'cuda'."""
+    classes = None
+    for i, (name, x, y, top) in enumerate(sets):
+        xb = np.asarray(x[:1])
+        if i == 0 and transform is not None:  # the training set goes through the transform
+            xb = transform(xb, np.random.default_rng(0))
+        with no_grad():
+            out = model(tensor(xb, device=device))
+        if len(out.shape) != 2:
+            raise ValueError(f"{name}: the model's output has shape {tuple(out.shape)}; "
+                             f"cross-entropy needs logits of shape (batch, classes)")
+        classes = out.shape[1] if classes is None else classes
+        if top >= classes:
+            row = int(np.argmax(np.asarray(y) >= classes))
+            raise ValueError(f"{name}: label {top} is out of range for a model with {classes} "
+                             f"outputs (labels must lie in [0, {classes}); the first bad one "
+                             f"is in row {row})")
+    model.train()
 
 
 def _device(model):
@@ -60,6 +153,7 @@ def _device(model):
 def evaluate(model, x, y, batch_size=1000):
     """(accuracy, mean cross-entropy) of a classifier on arrays x, y, on the model's device."""
     _check_data(x, y, "evaluate")
+    batch_size = _positive_int(batch_size, "evaluate: batch_size")
     device = _device(model)
     model.eval()
     correct, loss_sum = 0, 0.0
@@ -91,16 +185,48 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
     A batch_size larger than the data gives one batch of all of it per epoch.
     checkpoint: a path (.npz); see the module docstring. Raises TrainingDiverged at the
     first non-finite loss (before that step's update), ValueError for unusable data."""
-    _check_data(x, y, "fit")
-    device = _device(model)  # batches go where the parameters are
+    epochs = _positive_int(epochs, "fit: epochs")
+    batch_size = _positive_int(batch_size, "fit: batch_size")
+    log_every = _positive_int(log_every, "fit: log_every")
+    for what, v in (("lr", lr), ("lr_decay", lr_decay), ("momentum", momentum),
+                    ("weight_decay", weight_decay)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"fit: {what} must be a real number, got {v!r}")
+        if not math.isfinite(v):
+            raise ValueError(f"fit: {what} must be finite, got {v!r}")
+    if not 0 < lr_decay <= 1:
+        raise ValueError(f"fit: lr_decay must lie in (0, 1] (the factor applied to lr after "
+                         f"every epoch; 1 keeps it), got {lr_decay!r}: a negative factor would "
+                         f"turn descent into ascent")
+    if lr < 0 or momentum < 0 or weight_decay < 0:
+        raise ValueError(f"fit: lr, momentum and weight_decay must be >= 0, got "
+                         f"{lr!r}, {momentum!r}, {weight_decay!r}")
+    if stop_at_accuracy is not None and not (isinstance(stop_at_accuracy, numbers.Real)
+                                             and 0 <= stop_at_accuracy <= 1):
+        raise ValueError(f"fit: stop_at_accuracy must be None or a number in [0, 1], "
+                         f"got {stop_at_accuracy!r}")
+    if not isinstance(model, nn.Module) or not model.parameters():
+        raise TypeError(f"fit: model must be an nn.Module with parameters, got {model!r}")
+    sets = [("fit", x, y, _check_data(x, y, "fit"))]
     if test is not None:
-        _check_data(*test, "fit (test set)")
-    if checkpoint is not None:
-        checkpoint = os.fspath(checkpoint)
-        nn.save(model, checkpoint)  # also proves, before any step, that it can be written
+        if not isinstance(test, (tuple, list)) or len(test) != 2:
+            raise TypeError(f"fit: test must be a pair (x_test, y_test), got {type(test).__name__}")
+        sets.append(("fit (test set)", test[0], test[1], _check_data(*test, "fit (test set)")))
+    device = _device(model)  # batches go where the parameters are
     opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = optim.ExponentialLR(opt, lr_decay)
     loader = DataLoader(x, y, batch_size, shuffle=True, seed=seed, transform=transform)
+    _check_labels(model, transform, device, sets)
+    if checkpoint is not None:
+        checkpoint = os.fspath(checkpoint)
+        nn.save(model, checkpoint)  # also proves, before any step, that it can be written
+    with signals_raise():
+        return _train(model, x, y, epochs, opt, sched, loader, device, test, desc,
+                      stop_at_accuracy, log_every, eval_train, checkpoint)
+
+
+def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_accuracy,
+           log_every, eval_train, checkpoint):
     hist = {"steps": [], "losses": [], "train_acc": [], "test_acc": [], "steps_to_fit": None}
     if eval_train:
         hist["eval_train_acc"] = []
@@ -146,7 +272,7 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
             if stop_at_accuracy is not None and acc >= stop_at_accuracy:
                 hist["steps_to_fit"] = step
                 break
-    except KeyboardInterrupt as e:
+    except (KeyboardInterrupt, Terminated) as e:
         _interrupted(e, model, step, updating, hist, checkpoint)
         raise
     finally:
@@ -165,15 +291,27 @@ def _diverged(value, step, epoch, hist, checkpoint):
 
 
 def _interrupted(e, model, step, updating, hist, checkpoint):
-    """Save what a Ctrl-C would otherwise lose, then let it go on up."""
+    """Save what a Ctrl-C, SIGTERM or SIGHUP would otherwise lose, then let it go on up.
+    A second signal during these saves is held back, so they finish."""
     e.history = hist
     if checkpoint is None:
         return
+    what = "interrupted" if isinstance(e, KeyboardInterrupt) else \
+        f"stopped by {signal.Signals(e.signum).name}"
     record = dict(hist, interrupted_after_step=step)
-    if not updating:  # the parameters are exactly those after `step` whole steps
-        nn.save(model, checkpoint)
-        record["checkpoint_after_step"] = step
-    save_json(record, history_path(checkpoint))
-    tqdm.write(f"interrupted after step {step}: history in {history_path(checkpoint)}, "
+    if isinstance(e, Terminated):
+        record["signal"] = signal.Signals(e.signum).name
+    held = {}
+    if threading.current_thread() is threading.main_thread():
+        held = {s: signal.signal(s, signal.SIG_IGN) for s in CATCH_SIGNALS + (signal.SIGINT,)}
+    try:
+        if not updating:  # the parameters are exactly those after `step` whole steps
+            nn.save(model, checkpoint)
+            record["checkpoint_after_step"] = step
+        save_json(record, history_path(checkpoint))
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
+    tqdm.write(f"{what} after step {step}: history in {history_path(checkpoint)}, "
                f"parameters in {checkpoint}"
-               + ("" if not updating else " (from the last epoch: Ctrl-C struck mid-update)"))
+               + ("" if not updating else " (from the last epoch: the signal struck mid-update)"))
