@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import depth as dp  # noqa: E402
+from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 
 DEPTH_COLORS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green"}
@@ -199,12 +200,12 @@ def plot_compositional(rec):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", default="results",
+    ap.add_argument("--out", type=out_dir, default="results",
                     help="folder for the PNGs and JSON (default results/)")
-    ap.add_argument("--width", type=int, help="width W of the deep L x W nets (default 128)")
-    ap.add_argument("--n-train", type=int, help="glyph training images (default 10000)")
-    ap.add_argument("--epochs", type=int, help="epochs for every glyph net (default 10)")
-    ap.add_argument("--seeds", type=int, default=1, help="seeds per glyph net (default 1)")
+    ap.add_argument("--width", type=positive_int, help="width W of the deep L x W nets (default 128)")
+    ap.add_argument("--n-train", type=positive_int, help="glyph training images (default 10000)")
+    ap.add_argument("--epochs", type=positive_int, help="epochs for every glyph net (default 10)")
+    ap.add_argument("--seeds", type=positive_int, default=1, help="seeds per glyph net (default 1)")
     args = ap.parse_args(argv)
     cfg = dict(dp.QUICK if args.quick else dp.DEFAULT)
     for key in ("width", "n_train", "epochs"):

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
+from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
 from tinydeep.experiments import manifold as mf  # noqa: E402
 
 
@@ -146,8 +147,8 @@ def plot_interpolation(rec):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", default="results", help="folder for the PNGs and JSON (default results/)")
-    ap.add_argument("--seeds", type=int, help="seeds at the small sizes (default 5, quick 2)")
+    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and JSON (default results/)")
+    ap.add_argument("--seeds", type=positive_int, help="seeds at the small sizes (default 5, quick 2)")
     args = ap.parse_args(argv)
     cfg = dict(mf.QUICK if args.quick else mf.DEFAULT)
     if args.seeds is not None:

@@ -11,13 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import save_figure, save_json  # noqa: E402
+from tinydeep.experiments.args import out_dir  # noqa: E402
 from tinydeep.experiments.quickstart import run  # noqa: E402
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
-    ap.add_argument("--out", default="results", help="folder for the PNG and JSON (default results/)")
+    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNG and JSON (default results/)")
     args = ap.parse_args(argv)
     cfg = dict(n_train=3000, n_test=1000, epochs=2) if args.quick else {}
     rec = run(**cfg)
@@ -41,8 +42,8 @@ def main(argv=None):
         ok = s["predictions"][i] == s["labels"][i]
         ax.set_title(f"pred {s['predictions'][i]}", color="green" if ok else "red", fontsize=9)
         ax.axis("off")
+    js = save_json(rec, os.path.join(args.out, "quickstart.json"))  # the numbers first
     png = save_figure(fig, os.path.join(args.out, "quickstart.png"))
-    js = save_json(rec, os.path.join(args.out, "quickstart.json"))
     print(f"wrote {png} and {js}")
     return rec
 

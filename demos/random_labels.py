@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep import backends  # noqa: E402
+from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 from tinydeep.experiments import random_labels as rl  # noqa: E402
 
@@ -208,16 +209,16 @@ def plot_theorem1(rec):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", default="results", help="folder for the PNGs and JSON (default results/)")
+    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and JSON (default results/)")
     ap.add_argument("--dataset", default="glyphs", choices=rl.DATASETS,
                     help="glyphs (built in, default) or a real set whose files are present")
     ap.add_argument("--download", action="store_true",
                     help="fetch a missing real data set instead of stopping")
-    ap.add_argument("--seeds", type=int, default=1,
+    ap.add_argument("--seeds", type=positive_int, default=1,
                     help="seeds for Figure 1b/1c (default 1; each adds 4 runs, about 90 s)")
     ap.add_argument("--cnn", action="store_true",
                     help="add a small CNN to Table 1 (slow on a CPU: tens of minutes)")
-    ap.add_argument("--n-train", type=int, help="training-set size (default 4000, quick 500)")
+    ap.add_argument("--n-train", type=positive_int, help="training-set size (default 4000, quick 500)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                     help="where the models train (cuda needs a GPU or NUMBA_ENABLE_CUDASIM=1)")
     args = ap.parse_args(argv)

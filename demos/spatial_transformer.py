@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
+from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
 from tinydeep.experiments import spatial_transformer as stx  # noqa: E402
 
 DEFAULT = dict(n_train=10000, n_test=2000, epochs=20)
@@ -149,11 +150,11 @@ def json_record(rec):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", default="results", help="folder for the PNGs and JSON (default results/)")
+    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and JSON (default results/)")
     ap.add_argument("--cnn", action="store_true",
                     help="add CNN and ST-CNN (slow on a CPU: roughly 3x the FCN pair's time)")
-    ap.add_argument("--epochs", type=int, help=f"epochs per model (default {DEFAULT['epochs']})")
-    ap.add_argument("--n-train", type=int, help=f"training digits (default {DEFAULT['n_train']})")
+    ap.add_argument("--epochs", type=positive_int, help=f"epochs per model (default {DEFAULT['epochs']})")
+    ap.add_argument("--n-train", type=positive_int, help=f"training digits (default {DEFAULT['n_train']})")
     args = ap.parse_args(argv)
     cfg = dict(QUICK if args.quick else DEFAULT)
     if args.epochs:

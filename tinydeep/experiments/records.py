@@ -2,12 +2,30 @@
 atomically (tinydeep.files: a temporary name, then a rename)."""
 import json
 
+import numpy as np
+
 from ..files import FILE_MODE, atomic_write, check_writable  # noqa: F401  (re-exported)
 
 
+def _plain(value):
+    """NumPy scalars and arrays as the JSON values they stand for: an int stays an int
+    (np.int64(3) -> 3, not 3.0), a bool a bool, an array a (nested) list."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"save_json: cannot store a {type(value).__name__} ({value!r:.60}) in JSON")
+
+
 def save_json(record, path):
-    """A result record (numbers, strings, lists, dicts) as indented JSON."""
-    text = json.dumps(record, indent=2, default=float).encode()
+    """A result record (numbers, strings, lists, dicts; NumPy scalars and arrays too) as
+    indented JSON. The text is made before the file is touched, so a value JSON cannot
+    hold raises TypeError naming it and leaves any old file as it was."""
+    text = json.dumps(record, indent=2, default=_plain).encode()
     return atomic_write(path, lambda f: f.write(text))
 
 
@@ -29,15 +47,17 @@ def markdown_table(header, rows):
 
 
 def save_results(stem, plots, record, json_record=None):
-    """A demo's outputs: `stem + suffix + '.png'` for each (suffix, plot) in `plots`, where
-    plot(record) returns a figure, then `stem + '.json'` from `json_record` (default: the
-    record). Prints where they went; returns the paths."""
+    """A demo's outputs: `stem + '.json'` from `json_record` (default: the record) first,
+    so the numbers are saved even if a plot fails or the disk fills up while drawing,
+    then `stem + suffix + '.png'` for each (suffix, plot) in `plots`, where plot(record)
+    returns a figure. Prints where they went; returns the paths."""
     import matplotlib.pyplot as plt
-    written = []
+    written = [save_json(record if json_record is None else json_record, stem + ".json")]
     for suffix, plot in plots:
         fig = plot(record)
-        written.append(save_figure(fig, stem + suffix + ".png"))
-        plt.close(fig)
-    written.append(save_json(record if json_record is None else json_record, stem + ".json"))
+        try:
+            written.append(save_figure(fig, stem + suffix + ".png"))
+        finally:
+            plt.close(fig)
     print(f"finished in {record['wall_seconds']:.0f} s; wrote\n  " + "\n  ".join(written))
     return written

@@ -1,0 +1,24 @@
+"""Validated command-line argument types for the demos: a bad value is refused by
+argparse with its usual one-line "argument --epochs: ..." message, before anything is
+created or trained (an `--epochs -1` that ran untrained models, or an `--epochs 0`
+that quietly fell back to the default, is a silent wrong answer)."""
+import argparse
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1 ('0', '-1', '2.5', 'ten' are refused)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def out_dir(text):
+    """argparse type: a folder name for results; an empty string is refused (it would
+    silently mean the current folder, or the default one)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
+    return text
