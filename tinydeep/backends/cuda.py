@@ -370,17 +370,27 @@ def cross_entropy_backward(logp, targets, grad_loss):
 
 
 # --- convolution as a matrix product ------------------------------------------------------
+# Windows are rectangular: kernel (kh, kw), stride (sh, sw), padding (ph, pw).
+
+def _pair(v, name):
+    """(a, b) from a pair of ints (an int n means (n, n))."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return int(v[0]), int(v[1])
+
 
 @cuda.jit
-def _im2col_kernel(x, kh, kw, s, p, Ho, Wo, cols):
-    # cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·s - p + i, wo·s - p + j], 0 outside
+def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+    # cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·sh - ph + i, wo·sw - pw + j], 0 outside
     _, _, H, W = x.shape
     width = cols.shape[1]
     for e in range(cuda.grid(1), cols.size, cuda.gridsize(1)):
         row, col = e // width, e % width
         n, ho, wo = row // (Ho * Wo), (row // Wo) % Ho, row % Wo
         c, i, j = col // (kh * kw), (col // kw) % kh, col % kw
-        h, w = ho * s - p + i, wo * s - p + j
+        h, w = ho * sh - ph + i, wo * sw - pw + j
         if 0 <= h < H and 0 <= w < W:
             cols[row, col] = x[n, c, h, w]
         else:
@@ -388,67 +398,70 @@ def _im2col_kernel(x, kh, kw, s, p, Ho, Wo, cols):
 
 
 @cuda.jit
-def _col2im_kernel(cols, kh, kw, s, p, Ho, Wo, x):
+def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
     # x[n, c, h, w] = Σ of the cols entries copied from (h, w): a gather per pixel
-    # (h = ho·s - p + i, so ho = (h + p - i) / s when that divides), no atomics needed
+    # (h = ho·sh - ph + i, so ho = (h + ph - i) / sh when that divides), no atomics needed
     N, C, H, W = x.shape
     for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         n, c, h, w = e // (C * H * W), (e // (H * W)) % C, (e // W) % H, e % W
         acc = cols[0, 0] * 0
         for i in range(kh):
-            hs = h + p - i
-            if hs < 0 or hs % s != 0 or hs // s >= Ho:
+            hs = h + ph - i
+            if hs < 0 or hs % sh != 0 or hs // sh >= Ho:
                 continue
             for j in range(kw):
-                ws = w + p - j
-                if ws < 0 or ws % s != 0 or ws // s >= Wo:
+                ws = w + pw - j
+                if ws < 0 or ws % sw != 0 or ws // sw >= Wo:
                     continue
-                acc += cols[(n * Ho + hs // s) * Wo + ws // s, (c * kh + i) * kw + j]
+                acc += cols[(n * Ho + hs // sh) * Wo + ws // sw, (c * kh + i) * kw + j]
         x[n, c, h, w] = acc
 
 
-def _out_size(H, W, kh, kw, s, p):
-    return (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+def _out_size(H, W, kh, kw, stride, padding):
+    (sh, sw), (ph, pw) = stride, padding
+    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
 
 def im2col(x, kh, kw, stride, padding):
-    """x (N,C,H,W) -> cols (N·Ho·Wo, C·kh·kw)."""
+    """x (N,C,H,W) -> cols (N·Ho·Wo, C·kh·kw); stride (sh, sw), padding (ph, pw)."""
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     N, C, H, W = x.shape
     Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     cols = empty((N * Ho * Wo, C * kh * kw), x.dtype)
     if cols.size:
-        _im2col_kernel[grid(cols.size)](x, kh, kw, stride, padding, Ho, Wo, cols)
+        _im2col_kernel[grid(cols.size)](x, kh, kw, *stride, *padding, Ho, Wo, cols)
     return cols
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding):
     """The adjoint of im2col: cols (N·Ho·Wo, C·kh·kw) -> (N,C,H,W)."""
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     N, C, H, W = x_shape
     Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     x = empty(tuple(x_shape), cols.dtype)
     if x.size:
-        _col2im_kernel[grid(x.size)](cols, kh, kw, stride, padding, Ho, Wo, x)
+        _col2im_kernel[grid(x.size)](cols, kh, kw, *stride, *padding, Ho, Wo, x)
     return x
 
 
 # --- max pooling ---------------------------------------------------------------------------
 
 @cuda.jit
-def _max_pool_kernel(x, k, s, p, out, argmax):
-    # out = max of the k×k window at (ho·s - p, wo·s - p) over its in-image positions, the
-    # first maximum in row-major order (a NaN counts as the maximum); argmax = h·W + w
+def _max_pool_kernel(x, kh, kw, sh, sw, ph, pw, out, argmax):
+    # out = max of the kh×kw window at (ho·sh - ph, wo·sw - pw) over its in-image positions,
+    # the first maximum in row-major order (a NaN counts as the maximum); argmax = h·W + w
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2], out.shape[3]
     for e in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         n, c, ho, wo = e // (C * Ho * Wo), (e // (Ho * Wo)) % C, (e // Wo) % Ho, e % Wo
         best = x[n, c, 0, 0]
         where = -1
-        for i in range(k):
-            h = ho * s - p + i
+        for i in range(kh):
+            h = ho * sh - ph + i
             if h < 0 or h >= H:
                 continue
-            for j in range(k):
-                w = wo * s - p + j
+            for j in range(kw):
+                w = wo * sw - pw + j
                 if w < 0 or w >= W:
                     continue
                 v = x[n, c, h, w]
@@ -467,14 +480,17 @@ def _max_pool_backward_kernel(grad, argmax, HW, dx):
         cuda.atomic.add(dx, (e // per_plane) * HW + argmax[e], grad[e])
 
 
-def max_pool2d(x, k, stride, padding):
-    """x (N,C,H,W) -> (out (N,C,Ho,Wo), argmax int64 (N,C,Ho,Wo))."""
+def max_pool2d(x, kernel, stride, padding):
+    """x (N,C,H,W) -> (out (N,C,Ho,Wo), argmax int64 (N,C,Ho,Wo)); kernel (kh, kw),
+    stride (sh, sw), padding (ph, pw)."""
+    (kh, kw), stride = _pair(kernel, "kernel"), _pair(stride, "stride")
+    padding = _pair(padding, "padding")
     N, C, H, W = x.shape
-    Ho, Wo = _out_size(H, W, k, k, stride, padding)
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     out = empty((N, C, Ho, Wo), x.dtype)
     argmax = empty((N, C, Ho, Wo), np.int64)
     if out.size:
-        _max_pool_kernel[grid(out.size)](x, k, stride, padding, out, argmax)
+        _max_pool_kernel[grid(out.size)](x, kh, kw, *stride, *padding, out, argmax)
     return out, argmax
 
 
