@@ -206,6 +206,28 @@ def test_both_matmul_rungs_at_other_launch_sizes():
         cd.configure(**old)
 
 
+@pytest.mark.parametrize("ta, tb", [(False, False), (False, True), (True, False)])
+def test_block_tiled_rung_matches_numpy(ta, tb):
+    """Rung 3 (double-buffered block tiles) for A B, A Bᵀ and Aᵀ B, on sizes that are not
+    multiples of the tiles and with K spanning several double-buffered steps."""
+    rng = np.random.default_rng(6)
+    M, K, N = (9, 13, 11) if SIMULATING else (300, 77, 129)
+    a, b = rng.standard_normal((M, K)), rng.standard_normal((K, N))
+    da = upload(a.T.copy() if ta else a)
+    db = upload(b.T.copy() if tb else b)
+    c = cuda_matmul._product(da, db, None, ta, tb, "block_tiled")
+    np.testing.assert_allclose(cd.to_host(c), a @ b, rtol=1e-12, atol=1e-12)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    np.testing.assert_allclose(cd.to_host(cuda_matmul.matmul_block_tiled(upload(a32),
+                                                                         upload(b32))),
+                               a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_block_tiled_refuses_sizes_that_do_not_split():
+    with pytest.raises(ValueError, match="multiples of the block"):
+        cuda_matmul._block_tiled_factory(8, 8, 3, 2, 2, False, False, "<f4")
+
+
 def test_configure_refuses_bad_sizes():
     with pytest.raises(ValueError, match="power of two"):
         cd.configure(reduce_threads=6)

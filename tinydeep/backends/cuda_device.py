@@ -26,16 +26,19 @@ SIMULATING = bool(_numba_config.ENABLE_CUDASIM)
 
 # Threads per block and a cap on blocks for grid-stride kernels; the matmul tiles.
 GPU_LAUNCH = dict(threads=256, max_blocks=4096, reduce_threads=256,
-                  tile=16, bm=64, bn=64, bk=8, tm=4, tn=4)
+                  tile=16, bm=64, bn=64, bk=8, tm=4, tn=4,
+                  bm3=128, bn3=128, bk3=8, tm3=8, tn3=8)
 # Under the simulator every block costs thread start-ups and every syncthreads a
 # polling barrier, so: few blocks, big register tiles, few k-steps (still > 1 thread).
 SIM_LAUNCH = dict(threads=4, max_blocks=2, reduce_threads=2,
-                  tile=2, bm=8, bn=8, bk=4, tm=4, tn=4)
+                  tile=2, bm=8, bn=8, bk=4, tm=4, tn=4,
+                  bm3=8, bn3=8, bk3=4, tm3=4, tn3=4)
 LAUNCH = dict(SIM_LAUNCH if SIMULATING else GPU_LAUNCH)
 
 
 def configure(**sizes):
-    """Change launch sizes (threads, max_blocks, reduce_threads, tile, bm, bn, bk, tm, tn);
+    """Change launch sizes (threads, max_blocks, reduce_threads, tile, bm, bn, bk, tm, tn,
+    and bm3 ... tn3 for matmul rung 3);
     returns the previous values so a caller can restore them. reduce_threads must be a
     power of two (tree reduction); bm, bn must be multiples of tm, tn."""
     unknown = set(sizes) - set(LAUNCH)
@@ -44,9 +47,10 @@ def configure(**sizes):
     new = {**LAUNCH, **sizes}
     if new["reduce_threads"] & (new["reduce_threads"] - 1):
         raise ValueError(f"reduce_threads must be a power of two, got {new['reduce_threads']}")
-    if new["bm"] % new["tm"] or new["bn"] % new["tn"]:
-        raise ValueError(f"bm, bn ({new['bm']}, {new['bn']}) must be multiples of "
-                         f"tm, tn ({new['tm']}, {new['tn']})")
+    for m, t in (("bm", "tm"), ("bn", "tn"), ("bm3", "tm3"), ("bn3", "tn3")):
+        if new[m] % new[t]:
+            raise ValueError(f"bm, bn, bm3, bn3 must be multiples of tm, tn, tm3, tn3; "
+                             f"got {m}={new[m]}, {t}={new[t]}")
     old = dict(LAUNCH)
     LAUNCH.update(sizes)
     return old

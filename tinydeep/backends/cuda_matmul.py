@@ -22,12 +22,26 @@ of a warp read neighbouring shared-memory words (no bank conflicts) and write
 neighbouring columns of C (coalesced stores). The A tile is kept k-major,
 sA[k, i], so the inner loop reads rows of both tiles.
 
+Rung 3, `block_tiled` (128×128). The same outer product with bigger tiles:
+a block of 256 threads owns a BM×BN = 128×128 tile of C, each thread an 8×8
+patch (64 accumulators in registers: 64 FMAs per 16 shared loads). Shared
+memory is double-buffered: at each step the block first issues the loads of
+the step k0 + BK tiles into one buffer, then multiplies the step-k0 tiles out
+of the other; one syncthreads per step instead of two, and the global loads'
+latency hides behind the other warps' FMAs. `launch_bounds` tells ptxas the
+block size and asks for two resident blocks per SM (fp32), so it keeps a
+thread within 128 registers.
+Wide (128-bit) loads are not used: numba.cuda has no portable way to read a
+float32 array as float4, so each thread issues scalar loads of neighbouring
+addresses (still coalesced across the warp).
+
 Sizes are parameters (cuda_device.LAUNCH): the simulator runs 2×2 tiles.
 Out-of-range rows and columns load zeros and are not stored, so any M, K, N work.
 """
-from numba import cuda
+import numpy as np
+from numba import cuda, uint64
 
-from .cuda_device import LAUNCH, empty, made, numba_type
+from .cuda_device import LAUNCH, SIMULATING, empty, made, numba_type
 
 
 def _tiled_factory(T, ta, tb, dtype):
@@ -126,6 +140,98 @@ def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
     return kernel
 
 
+def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
+    nb_dtype = numba_type(dtype)
+    ROWS, COLS = BM // TM, BN // TN          # threads along i and along j
+    THREADS = ROWS * COLS
+    if (BM * BK) % THREADS or (BN * BK) % THREADS:
+        raise ValueError(f"block_tiled: BM·BK ({BM * BK}) and BN·BK ({BN * BK}) must be "
+                         f"multiples of the block's {THREADS} threads")
+    LA, LB = BM * BK // THREADS, BN * BK // THREADS     # elements each thread fetches
+    # Indices known to be ≥ 0 are cast to unsigned: numba then skips the negative-index
+    # wrap-around select on each access, and ptxas can address the shared tiles as one base
+    # register plus constant offsets (without it: 16 more 64-bit address registers, spills).
+    U = uint64
+
+    @cuda.jit(device=True, inline="always")
+    def load_tiles(a, b, sA, sB, buf, tid, row0, col0, k0, M, N, K):
+        # the step-k0 tiles -> shared buffer `buf` (sA k-major, as in rung 2); consecutive
+        # threads read consecutive global addresses
+        for l in range(LA):
+            e = tid + l * THREADS
+            if ta:
+                kk, ii = e // BM, e % BM
+            else:
+                ii, kk = e // BK, e % BK
+            gi, gk = row0 + ii, k0 + kk
+            v = nb_dtype(0)
+            if gi < M and gk < K:
+                v = a[U(gk), U(gi)] if ta else a[U(gi), U(gk)]
+            sA[buf, U(kk), U(ii)] = v
+        for l in range(LB):
+            e = tid + l * THREADS
+            if tb:
+                jj, kk = e // BK, e % BK
+            else:
+                kk, jj = e // BN, e % BN
+            gj, gk = col0 + jj, k0 + kk
+            v = nb_dtype(0)
+            if gj < N and gk < K:
+                v = b[U(gj), U(gk)] if tb else b[U(gk), U(gj)]
+            sB[buf, U(kk), U(jj)] = v
+
+    @cuda.jit(device=True, inline="always")
+    def multiply(sA, sB, buf, acc, rb, trow, tcol):
+        # acc += Σ_kk (column kk of the A tile) ⊗ (row kk of the B tile), from buffer `buf`
+        for kk in range(BK):
+            for s in range(TN):
+                rb[s] = sB[buf, kk, U(tcol + s * COLS)]
+            for r in range(TM):            # one A value live at a time: fewer registers
+                av = sA[buf, kk, U(trow + r * ROWS)]
+                for s in range(TN):
+                    acc[r, s] += av * rb[s]
+
+    # fp32: ask ptxas for 2 resident blocks per SM (≤ 128 registers a thread); fp64 needs
+    # twice the registers for the same tile and gets 1
+    MIN_BLOCKS = 2 if np.dtype(dtype).itemsize <= 4 else 1
+
+    bounds = {} if SIMULATING else dict(launch_bounds=(THREADS, MIN_BLOCKS))  # sim: no such option
+
+    @cuda.jit(**bounds)
+    def kernel(a, b, c):
+        sA = cuda.shared.array((2, BK, BM), nb_dtype)
+        sB = cuda.shared.array((2, BK, BN), nb_dtype)
+        acc = cuda.local.array((TM, TN), nb_dtype)
+        rb = cuda.local.array(TN, nb_dtype)
+        tid = cuda.threadIdx.x
+        trow, tcol = tid // COLS, tid % COLS
+        row0, col0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BN
+        M, N = c.shape
+        K = a.shape[0] if ta else a.shape[1]
+        for r in range(TM):
+            for s in range(TN):
+                acc[r, s] = 0
+        load_tiles(a, b, sA, sB, 0, tid, row0, col0, 0, M, N, K)
+        cuda.syncthreads()
+        buf = 0
+        for k0 in range(0, K, BK):
+            if k0 + BK < K:
+                # fill the other buffer with the next tiles while this one is used: it was
+                # last read before the syncthreads that ended the previous step
+                load_tiles(a, b, sA, sB, 1 - buf, tid, row0, col0, k0 + BK, M, N, K)
+            multiply(sA, sB, buf, acc, rb, trow, tcol)
+            cuda.syncthreads()
+            buf = 1 - buf
+        for r in range(TM):
+            i = row0 + trow + r * ROWS
+            if i < M:
+                for s in range(TN):
+                    j = col0 + tcol + s * COLS
+                    if j < N:
+                        c[U(i), U(j)] = acc[r, s]
+    return kernel
+
+
 def _product(a, b, out, ta, tb, method):
     M = a.shape[1] if ta else a.shape[0]
     N = b.shape[0] if tb else b.shape[1]
@@ -136,6 +242,10 @@ def _product(a, b, out, ta, tb, method):
         T = LAUNCH["tile"]
         kernel = made(_tiled_factory, T, ta, tb, a.dtype.str)
         kernel[(-(-N // T), -(-M // T)), (T, T)](a, b, c)
+    elif method == "block_tiled":
+        bm, bn, bk, tm, tn = (LAUNCH[k] for k in ("bm3", "bn3", "bk3", "tm3", "tn3"))
+        kernel = made(_block_tiled_factory, bm, bn, bk, tm, tn, ta, tb, a.dtype.str)
+        kernel[(-(-N // bn), -(-M // bm)), (bm // tm) * (bn // tn)](a, b, c)
     else:
         bm, bn, bk, tm, tn = (LAUNCH[k] for k in ("bm", "bn", "bk", "tm", "tn"))
         kernel = made(_register_tiled_factory, bm, bn, bk, tm, tn, ta, tb, a.dtype.str)
@@ -151,6 +261,11 @@ def matmul(a, b, out=None):
 def matmul_tiled(a, b, out=None):
     """C = A B by the plain shared-memory tiled kernel (rung 1, for readers and benchmarks)."""
     return _product(a, b, out, False, False, "tiled")
+
+
+def matmul_block_tiled(a, b, out=None):
+    """C = A B by the 128×128 double-buffered kernel (rung 3)."""
+    return _product(a, b, out, False, False, "block_tiled")
 
 
 def matmul_nt(a, b, out=None):
