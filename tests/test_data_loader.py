@@ -76,7 +76,8 @@ def test_transform_gets_the_loaders_generator():
     assert any(not np.array_equal(xb, x[yb]) for xb, yb in a)   # it did move something
 
 
-@pytest.mark.parametrize("args", [dict(y=np.zeros(4)), dict(batch_size=0), dict(batch_size=2.5)])
+@pytest.mark.parametrize("args", [dict(y=np.zeros(4)), dict(batch_size=0), dict(batch_size=2.5),
+                                  dict(batch_size="8"), dict(batch_size=True)])
 def test_loader_bad_arguments(args):
     kwargs = dict(x=np.zeros((5, 2)), y=np.zeros(5)) | args
     with pytest.raises(ValueError):

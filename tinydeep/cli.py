@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the source tree of an editable install
 
+from .experiments.args import out_dir  # noqa: E402  (argparse types; imports nothing heavy)
+
 
 # --- finding the scripts ------------------------------------------------------------
 
@@ -114,7 +116,7 @@ def cmd_demo(opts, extra):
     late, rest = _demo_options().parse_known_args(extra)
     quick = opts.quick or late.quick
     device = late.device or opts.device
-    out = late.out or opts.out
+    out = late.out if late.out is not None else opts.out
     args = (["--quick"] if quick else []) + rest
     if "-h" not in rest and "--help" not in rest:
         if device is not None:
@@ -126,22 +128,24 @@ def cmd_demo(opts, extra):
                                  f"it runs on the CPU only")
         from .experiments.records import check_writable
         try:  # fail now, not after minutes of training, if the results cannot be saved
-            check_writable(out or "results")
+            check_writable("results" if out is None else out)  # creates nothing
         except OSError as e:
             raise SystemExit(f"tinydeep: {e}") from None
     if out is not None:
         args += ["--out", out]
-    run_script(table[name], args)
+    from .experiments.training import signals_raise
+    with signals_raise():  # SIGTERM/SIGHUP unwind like Ctrl-C: temporary files are removed
+        run_script(table[name], args)
     return 0
 
 
 def _demo_options():
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(prog="tinydeep demo", add_help=False)
     p.add_argument("--quick", action="store_true", default=False,
                    help="a small, fast run (a smoke test)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="where the demo trains (default: the demo's own, cpu)")
-    p.add_argument("--out", default=None, metavar="DIR",
+    p.add_argument("--out", default=None, metavar="DIR", type=out_dir,
                    help="folder for the demo's PNG and JSON (default: results/)")
     return p
 
@@ -318,10 +322,20 @@ def main(argv=None):
         print("\ntinydeep: interrupted (results already written are complete: files are "
               "written under a temporary name and renamed)", file=sys.stderr)
         return 130
-    except OSError as e:  # a full disk or a read-only folder, named by experiments.records
-        print(f"tinydeep: {e}", file=sys.stderr)
-        return 1
-    except FloatingPointError as e:  # training diverged; the message names the step
+    except SystemExit as e:
+        if getattr(e, "signum", None) is None:  # argparse, or a demo's own exit
+            raise
+        import signal
+        print(f"\ntinydeep: stopped by {signal.Signals(e.signum).name} (results already "
+              f"written are complete: files are written under a temporary name and renamed)",
+              file=sys.stderr)
+        return e.code
+    except (OSError, FloatingPointError, ValueError, TypeError) as e:
+        # user faults, each with a sentence naming the file, the folder, the step or the
+        # value: a full disk, a read-only folder, a missing or corrupt data file, a
+        # diverged run, a bad argument. TINYDEEP_TRACEBACK=1 shows the traceback instead.
+        if os.environ.get("TINYDEEP_TRACEBACK") == "1":
+            raise
         print(f"tinydeep: {e}", file=sys.stderr)
         return 1
 

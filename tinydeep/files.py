@@ -80,22 +80,28 @@ def resolve_target(path):
 
 
 def check_writable(folder):
-    """Create `folder` if needed and prove a file can be written in it: a small probe is
-    written, fsynced and removed, and the free space is checked, so a long run fails at
-    its start, not at its end, when its results cannot be saved."""
+    """Prove a file can be written in `folder`: a small probe is written, fsynced and
+    removed, and the free space is checked, so a long run fails at its start, not at its
+    end, when its results cannot be saved. A folder that does not exist yet is not
+    created here (a run refused later for another reason leaves nothing behind): the
+    probe goes into its nearest existing parent, which is where it will be created."""
     folder = os.fspath(folder)
     if folder == "":
         raise ValueError("the output folder is an empty string; give a folder name (e.g. results)")
+    where = os.path.abspath(folder)
+    while not os.path.exists(where):
+        where = os.path.dirname(where)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=folder)
+        if not os.path.isdir(where):
+            raise NotADirectoryError(errno.ENOTDIR, f"{where} is a file, not a folder")
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=where)
         try:
             os.write(fd, b"tinydeep probe\n" * 256)   # 4 KiB: a block must be allocated
             os.fsync(fd)
         finally:
             os.close(fd)
             os.unlink(probe)
-        fs = os.statvfs(folder)
+        fs = os.statvfs(where)
         if fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     except OSError as e:

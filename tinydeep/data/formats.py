@@ -15,8 +15,10 @@ publish; it catches corruption, not forgery — written under a temporary name i
 the same directory and renamed into place, so a file under its final name is
 always complete and verified.
 """
+import contextlib
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import tarfile
@@ -69,6 +71,20 @@ def data_dir():
     return Path(os.environ.get("TINYDEEP_DATA") or Path.home() / ".cache" / "tinydeep")
 
 
+def _dataset_folder(dataset):
+    """data_dir()/RESOURCES[dataset]['dir'], refusing a path where a file stands in for a
+    folder (TINYDEEP_DATA set to a file, say) with a sentence instead of NotADirectoryError
+    from deep inside a download."""
+    root = data_dir()
+    folder = root / RESOURCES[dataset]["dir"]
+    for p in (root, folder):
+        if p.exists() and not p.is_dir():
+            via = (" (TINYDEEP_DATA)" if p == root and os.environ.get("TINYDEEP_DATA") else "")
+            raise NotADirectoryError(f"the data folder {p}{via} is a file, not a folder; point "
+                                     f"TINYDEEP_DATA at a folder (it is created if missing)")
+    return folder
+
+
 # --- parsing ---------------------------------------------------------------------
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -113,15 +129,67 @@ def parse_cifar_batch(data, name="CIFAR-10 batch", records=None):
     return table[:, 1:].reshape(n, 3, 32, 32), labels
 
 
-def _read(path):
-    """A file's bytes, gunzipped when the name ends in .gz."""
-    raw = Path(path).read_bytes()
-    if not str(path).endswith(".gz"):
-        return raw
+# No data file tinydeep reads is this large (MNIST's training images: 47 MB, a CIFAR-10
+# batch: 31 MB): a header or a gzip stream that promises more is refused before it is read,
+# so a "gzip bomb" (a few KB that inflate to many GB) costs a moment, not the machine.
+MAX_BYTES = 1 << 30
+
+
+def _read_bounded(f, n, path):
+    """Up to n bytes from file object f, in chunks (read(n) would allocate n at once)."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = f.read(min(1 << 20, n - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def _opened(path):
+    """The file, gunzipped as it is read when the name ends in .gz; a broken gzip stream
+    becomes a ValueError naming the file."""
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
+        with (gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")) as f:
+            yield f
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise ValueError(f"{path}: not a valid gzip file ({e})") from None
+    except OSError as e:
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"{path}: not a valid gzip file ({e})") from None
+
+
+def _read(path, limit=MAX_BYTES):
+    """A file's bytes, gunzipped when the name ends in .gz, never more than `limit`."""
+    with _opened(path) as f:
+        data = _read_bounded(f, limit + 1, path)
+    if len(data) > limit:
+        raise ValueError(f"{path}: holds (or inflates to) more than {limit} bytes, more than "
+                         f"any data file tinydeep reads; refused without reading the rest "
+                         f"(a corrupt file or a gzip bomb)")
+    return data
+
+
+def _read_idx(path):
+    """An IDX file read as far as its header says and one byte more (to see trailing
+    bytes), never further: the header is parsed first, and a stated size over MAX_BYTES
+    is refused before anything else is inflated."""
+    with _opened(path) as f:
+        data = _read_bounded(f, 4, path)
+        if len(data) == 4 and data[0] == data[1] == 0 and data[2] in IDX_TYPES:
+            data += _read_bounded(f, 4 * data[3], path)
+            if len(data) == 4 + 4 * data[3]:
+                shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(data[3])]
+                body = math.prod(shape) * np.dtype(IDX_TYPES[data[2]]).itemsize
+                if body > MAX_BYTES:
+                    raise ValueError(f"{path}: IDX header states shape {tuple(shape)} ({body} "
+                                     f"bytes), more than any data file tinydeep reads; refused "
+                                     f"before inflating it (a corrupt file or a gzip bomb)")
+                data += _read_bounded(f, body + 1, path)
+    return parse_idx(data, str(path))
 
 
 # --- fetching --------------------------------------------------------------------
@@ -165,7 +233,7 @@ def fetch(dataset, names, download=True):
     """Paths to files `names` of RESOURCES[dataset], downloading those missing.
     Offline, raises FileNotFoundError naming every missing file and where to put it."""
     spec = RESOURCES[dataset]
-    folder = data_dir() / spec["dir"]
+    folder = _dataset_folder(dataset)
     missing = [n for n in names if not (folder / n).is_file()]
     errors = []
     if missing and download:
@@ -192,14 +260,14 @@ def fetch(dataset, names, download=True):
 def _load_idx_pair(dataset, train, download):
     prefix = "train" if train else "t10k"
     names = [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"]
-    folder = data_dir() / RESOURCES[dataset]["dir"]
-    # already unpacked copies (without .gz) are read as they are
-    if all((folder / n[:-3]).is_file() for n in names):
-        paths = [folder / n[:-3] for n in names]
-    else:
-        paths = fetch(dataset, names, download)
-    images = parse_idx(_read(paths[0]), str(paths[0]))
-    labels = parse_idx(_read(paths[1]), str(paths[1]))
+    folder = _dataset_folder(dataset)
+    # each file: an unpacked copy (without .gz) if there is one, else the .gz, which is
+    # downloaded only if neither is there (unpacked images beside .gz labels: no network)
+    local = {n: folder / n[:-3] if (folder / n[:-3]).is_file() else folder / n for n in names}
+    fetched = iter(fetch(dataset, [n for n in names if not local[n].is_file()], download))
+    paths = [local[n] if local[n].is_file() else next(fetched) for n in names]
+    images = _read_idx(paths[0])
+    labels = _read_idx(paths[1])
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"{paths[0]}: expected uint8 images (n, rows, cols), "
                          f"got {images.dtype} {images.shape}")
@@ -226,21 +294,45 @@ def load_fashion_mnist(train=True, download=True):
     return _load_idx_pair("fashion_mnist", train, download)
 
 
+def _cifar_filter(archive, names, limit):
+    """A tarfile extraction filter: the 'data' filter (no absolute paths, no '..', no links
+    out of the tree, no device files), and then more: no links at all (a relative link
+    that stays inside the extraction folder, cifar-10-batches-bin/data_batch_1.bin ->
+    ../victim.bin, would point out of it once moved into place), no member larger than a
+    batch can be, and only the batch files are written (the rest is skipped)."""
+    wanted = {f"{CIFAR_DIR}/{n}" for n in names}
+
+    def keep(member, dest):
+        member = tarfile.data_filter(member, dest)
+        if not (member.isfile() or member.isdir()):
+            kind = "a link" if member.issym() or member.islnk() else "not a regular file"
+            raise ValueError(f"{archive}: member {member.name!r} is {kind}; a CIFAR-10 "
+                             f"archive holds only files and folders, nothing was extracted")
+        if member.isdir() or member.name not in wanted:
+            return None
+        if member.size > limit:
+            raise ValueError(f"{archive}: member {member.name!r} is {member.size} bytes, more "
+                             f"than a CIFAR-10 batch ({limit}); nothing was extracted")
+        return member
+    return keep
+
+
 def _extract_cifar(archive, folder, names):
-    """Unpack `names` of the archive's CIFAR_DIR into folder/CIFAR_DIR. The 'data' filter
-    refuses absolute paths, '..', links out of the tree and device files."""
+    """Unpack `names` of the archive's CIFAR_DIR into folder/CIFAR_DIR (see _cifar_filter
+    for what is refused)."""
+    records = RESOURCES["cifar10"].get("records_per_batch") or 10000
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".extract-"))
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(tmp, filter="data")
+                tar.extractall(tmp, filter=_cifar_filter(archive, names, records * 3073))
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
             raise ValueError(f"{archive}: cannot extract ({type(e).__name__}: {e})") from None
         target = folder / CIFAR_DIR
         target.mkdir(exist_ok=True)
         for name in names:
             src = tmp / CIFAR_DIR / name
-            if not src.is_file():
+            if src.is_symlink() or not src.is_file():
                 raise ValueError(f"{archive}: has no {CIFAR_DIR}/{name}")
             os.replace(src, target / name)
     finally:
@@ -252,7 +344,7 @@ def load_cifar10(train=True, download=True):
     int64; n = 50000 or 10000 (classes: airplane, automobile, bird, cat, deer, dog, frog,
     horse, ship, truck)."""
     spec = RESOURCES["cifar10"]
-    folder = data_dir() / spec["dir"]
+    folder = _dataset_folder("cifar10")
     names = CIFAR_TRAIN if train else CIFAR_TEST
     if not all((folder / CIFAR_DIR / n).is_file() for n in names):
         try:

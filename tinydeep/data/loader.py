@@ -6,6 +6,8 @@ that same generator, so augmentation replays too. Only one batch is gathered
 at a time (x[indices] copies just those rows), never the whole set: x can be a
 np.memmap larger than memory.
 """
+import numbers
+
 import numpy as np
 
 
@@ -18,10 +20,19 @@ class DataLoader:
     """
 
     def __init__(self, x, y, batch_size=128, shuffle=True, seed=0, drop_last=False, transform=None):
+        for what, a in (("x", x), ("y", y)):
+            if not hasattr(a, "__len__") or not hasattr(a, "__getitem__") or np.ndim(a) == 0:
+                raise TypeError(f"DataLoader: {what} must be an array with one row per example, "
+                                f"got {type(a).__name__}")
         if len(x) != len(y):
             raise ValueError(f"DataLoader: x has {len(x)} rows but y has {len(y)}")
-        if int(batch_size) != batch_size or batch_size < 1:
+        # ValueError for any non-positive-int batch_size, as PyTorch's BatchSampler raises
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: transform must be callable (x_batch, rng) -> x_batch, "
+                            f"got {type(transform).__name__}")
         if drop_last and batch_size > len(x):
             raise ValueError(f"DataLoader: batch_size {batch_size} is larger than the {len(x)} rows "
                              f"of the data, so drop_last=True would leave no batch at all")
