@@ -24,16 +24,20 @@ The packed kernel keeps one packing workspace per calling thread, of about
 (threads * MC + N) * KC elements (2 MiB for N = 2048 at float32), and runs
 products smaller than SERIAL_BELOW on one thread.
 """
+import os
 import sys
 import threading
 
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
+from numpy.lib.stride_tricks import as_strided
 from numba import get_num_threads, njit, prange, set_num_threads, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic
 from numba.np.ufunc import parallel as _numba_parallel
+
+from .. import threads as _threads_module
 
 __all__ = ["matmul", "matmul_nt", "matmul_tn",
            "matmul_naive", "matmul_blocked", "matmul_packed"]
@@ -184,11 +188,50 @@ def _target_has_avx512():
     return bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 
+def _cache_bytes(level, default):
+    """Size in bytes of this CPU's level-1 data or level-2 cache (per core), read from
+    /sys or sysconf; `default` where neither says."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(base)):
+            path = os.path.join(base, index)
+            with open(os.path.join(path, "level")) as f:
+                if int(f.read()) != level:
+                    continue
+            with open(os.path.join(path, "type")) as f:
+                if f.read().strip() not in ("Data", "Unified"):
+                    continue
+            with open(os.path.join(path, "size")) as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+            return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    try:
+        size = os.sysconf("SC_LEVEL1_DCACHE_SIZE" if level == 1 else "SC_LEVEL2_CACHE_SIZE")
+        if size > 0:
+            return size
+    except (ValueError, OSError, AttributeError):
+        pass
+    return default
+
+
+def _blocking(l1_bytes, l2_bytes, mr, vector_bytes=64):
+    """(KC, MC) from the cache sizes: a b-sliver (KC x NR, KC vectors) fills at most
+    half of L1 with room for the a-sliver streaming past it; the MC x KC block of
+    a-slivers fills at most half of L2 (the other half holds the b-panel's slivers
+    in turn and c). KC is a multiple of 64, MC of MR; both within sane bounds."""
+    kc = max(128, min(512, (l1_bytes // 2 // vector_bytes) // 64 * 64))
+    mc = (l2_bytes // 2) // (kc * 4) // mr * mr
+    return kc, max(4 * mr, min(mc, 96 * mr))
+
+
 _HAS_AVX512 = _target_has_avx512()
-MR = 16 if _HAS_AVX512 else 6    # rows of a micro-tile
+MR = 16 if _HAS_AVX512 else 6    # rows of a micro-tile (AVX2: 12 of 16 registers hold c)
 VECTOR_BYTES = 64                # NR = VECTOR_BYTES // itemsize columns
-KC = 256                         # k-extent of a block (one float32 b-sliver: 16 KiB)
-MC = 16 * MR                     # rows of a-slivers reused from L2 (96 KiB at MR = 6)
+L1_BYTES = _cache_bytes(1, 32 << 10)
+L2_BYTES = _cache_bytes(2, 512 << 10)
+KC, MC = _blocking(L1_BYTES, L2_BYTES, MR, VECTOR_BYTES)
 SERIAL_BELOW = 128 ** 3          # M*K*N under which one thread beats waking two
 PACK_FLOPS = 32                  # packing one element takes about as long as 32 flops
 
@@ -271,18 +314,23 @@ def _nr(typingctx, x):
 
 
 @intrinsic
-def _copy_vector(typingctx, x, i, k, dst, at):
-    """dst[at:at + NR] = x[i:i + NR, k], for x whose axis 0 has unit stride:
-    one vector load and one vector store (LLVM will not vectorize the scalar
-    loop itself, as it cannot rule out that x and dst overlap)."""
-    sig = types.void(x, types.intp, types.intp, dst, types.intp)
+def _mr(typingctx, x):
+    """MR as a plain (not literal) integer, so that the packing routine compiles
+    once for both of its callers (a with MR rows, b with NR)."""
+    return types.intp(x), lambda context, builder, sig, args: context.get_constant(types.intp, MR)
+
+
+@intrinsic
+def _copy_vector(typingctx, x, at_x, dst, at):
+    """dst[at:at + NR] = x[at_x:at_x + NR]: one vector load and one vector store
+    (LLVM will not vectorize the scalar loop itself, as it cannot rule out that
+    x and dst overlap)."""
+    sig = types.void(x, types.intp, dst, types.intp)
 
     def codegen(context, builder, signature, args):
-        x, i, k, dst, at = args
-        x_type, _, _, dst_type, _ = signature.args
-        x_array = context.make_array(x_type)(context, builder, x)
-        src = cgutils.get_item_pointer(context, builder, x_type, x_array, [i, k],
-                                       wraparound=False)
+        x, at_x, dst, at = args
+        x_type, _, dst_type, _ = signature.args
+        src = builder.gep(context.make_array(x_type)(context, builder, x).data, [at_x])
         dst_ptr = builder.gep(context.make_array(dst_type)(context, builder, dst).data, [at])
         vec = ir.VectorType(context.get_value_type(x_type.dtype),
                             VECTOR_BYTES * 8 // x_type.dtype.bitwidth).as_pointer()
@@ -294,11 +342,11 @@ def _copy_vector(typingctx, x, i, k, dst, at):
 
 
 @intrinsic
-def _transpose_tile(typingctx, x, i, k, dst, at, step):
-    """dst[at + q*step + r] = x[i + r, k + q] for r, q < L, L = NR/2 (one 32-byte
-    vector), for x whose axis 1 has unit stride: L vector loads along rows of x,
-    an in-register transpose, L vector stores. This packs b = W.T in matmul_nt
-    (the rows of W run along k) without reading one element at a time.
+def _transpose_tile(typingctx, x, at_x, ld, dst, at, step):
+    """dst[at + q*step + r] = x[at_x + r*ld + q] for r, q < L, L = NR/2 (one 32-byte
+    vector): L vector loads along rows of x, an in-register transpose, L vector
+    stores. This packs a sliver whose rows run along k (b = W.T in matmul_nt, a
+    row-major a when MR = NR) without reading one element at a time.
 
     The transpose swaps the off-diagonal d x d blocks of every 2d x 2d block,
     for d = 1, 2, ..., L/2: 2 shuffles per pair of rows per step, L log2(L) in
@@ -307,18 +355,16 @@ def _transpose_tile(typingctx, x, i, k, dst, at, step):
     sig = types.void(x, types.intp, types.intp, dst, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
-        x, i, k, dst, at, step = args
+        x, at_x, ld, dst, at, step = args
         x_type, dst_type = signature.args[0], signature.args[3]
         lanes = VECTOR_BYTES * 8 // x_type.dtype.bitwidth // 2
         vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
         mask = ir.VectorType(ir.IntType(32), lanes)
-        x_array = context.make_array(x_type)(context, builder, x)
+        x_ptr = context.make_array(x_type)(context, builder, x).data
         dst_ptr = context.make_array(dst_type)(context, builder, dst).data
         rows = []
         for r in range(lanes):
-            row = builder.add(i, ir.Constant(i.type, r))
-            src = cgutils.get_item_pointer(context, builder, x_type, x_array, [row, k],
-                                           wraparound=False)
+            src = builder.gep(x_ptr, [builder.add(at_x, builder.mul(ir.Constant(ld.type, r), ld))])
             rows.append(builder.load(builder.bitcast(src, vec.as_pointer()), align=4))
         d = 1
         while d < lanes:
@@ -340,102 +386,107 @@ def _transpose_tile(typingctx, x, i, k, dst, at, step):
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
-def _pack_sliver(x, r0, rs, k0, kc, dst, at):
-    # dst[at + p*rs + r] = x[r0 + r, k0 + p]   for p < kc, r < rs,
-    # zero for rows past the end of x. Indices are unsigned (no wrap-around
-    # checks), and rs is a constant once inlined, so the r loop unrolls.
-    rows = min(rs, x.shape[0] - r0)
-    for p in range(kc):
-        to = at + p * rs
-        if rows == rs:
-            for r in range(rs):
-                dst[np.uint64(to + r)] = x[np.uint64(r0 + r), np.uint64(k0 + p)]
-        else:
-            for r in range(rs):
-                inside = r < rows
-                dst[np.uint64(to + r)] = x[np.uint64(r0 + r), np.uint64(k0 + p)] if inside else 0.0
+# The packed kernel reads a, b and writes c through flat 1-D views plus element
+# strides: x[i, k] is x_flat[i*rs + k*cs]. So one compiled kernel per dtype serves
+# every layout (C, F, transposed views, slices with steps) -- compiling a variant
+# per layout was most of a cold start's 35 s. The layout is a run-time branch in
+# the packing loops below, which is where it matters.
 
-
-@njit(cache=True, inline="always")
-def _pack_panel(x, r_lo, r_hi, rs, k0, kc, dst):
-    # Rows [r_lo, r_hi) of x (whole slivers of rs rows), columns [k0, k0+kc):
-    # sliver r0 goes to dst[(r0 - r_lo)*kc:], laid out as in _pack_sliver.
-    if rs == _nr(dst) and x.strides[0] == x.itemsize:
-        # Each sliver row x[r0:r0+rs, k] is one contiguous vector (x = b.T
-        # with b row-major): copy whole vectors, along the rows of b.
+@njit(cache=True)
+def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
+    # Slivers of R rows: for r0 = r_lo, r_lo + R, ... < r_hi,
+    #     dst[(r0 - r_lo)*kc + p*R + r] = x[(r0 + r)*rs + (k0 + p)*cs]   p < kc, r < R,
+    # zero where r0 + r >= rows. Indices are unsigned: signed ones make Numba
+    # check each access for a negative (wrap-around) index.
+    nr = _nr(dst)
+    full_hi = max(r_lo, min(r_hi, r_lo + (rows - r_lo) // R * R))   # slivers inside x end here
+    if R == nr and rs == 1:
+        # each sliver row x[r0:r0+R, k] is one contiguous vector (b row-major, or a.T):
+        # copy whole vectors, walking along x's memory
         for p in range(kc):
-            for r0 in range(r_lo, r_hi, rs):
-                if r0 + rs <= x.shape[0]:
-                    _copy_vector(x, r0, k0 + p, dst, (r0 - r_lo) * kc + p * rs)
-                else:
-                    _pack_sliver(x, r0, rs, k0 + p, 1, dst, (r0 - r_lo) * kc + p * rs)
-    elif rs == _nr(dst) and x.strides[1] == x.itemsize:
-        # Each row of x runs along k (x = W in matmul_nt, b = W.T): whole slivers go
-        # through L x L in-register transposes (L = rs/2), the k left over and a
-        # sliver sticking out past the end of x element by element.
-        half = rs // 2
+            for r0 in range(r_lo, full_hi, R):
+                _copy_vector(x, r0 + (k0 + p) * cs, dst, (r0 - r_lo) * kc + p * R)
+    elif R == nr and cs == 1:
+        # rows of x run along k (b = W.T in matmul_nt, row-major a when MR = NR):
+        # L x L in-register transposes, L = R/2; the k left over element by element
+        half = R // 2
         k_tiles = kc - kc % half
-        for r0 in range(r_lo, r_hi, rs):
+        for r0 in range(r_lo, full_hi, R):
             at = (r0 - r_lo) * kc
-            if r0 + rs <= x.shape[0]:
-                for p in range(0, k_tiles, half):
-                    _transpose_tile(x, r0, k0 + p, dst, at + p * rs, rs)
-                    _transpose_tile(x, r0 + half, k0 + p, dst, at + p * rs + half, rs)
-                if k_tiles < kc:
-                    _pack_sliver(x, r0, rs, k0 + k_tiles, kc - k_tiles, dst, at + k_tiles * rs)
-            else:
-                _pack_sliver(x, r0, rs, k0, kc, dst, at)
+            for p in range(0, k_tiles, half):
+                _transpose_tile(x, r0 * rs + k0 + p, rs, dst, at + p * R, R)
+                _transpose_tile(x, (r0 + half) * rs + k0 + p, rs, dst, at + p * R + half, R)
+            for p in range(k_tiles, kc):
+                for r in range(R):
+                    dst[np.uint64(at + p * R + r)] = x[np.uint64((r0 + r) * rs + k0 + p)]
     else:
-        for r0 in range(r_lo, r_hi, rs):
-            _pack_sliver(x, r0, rs, k0, kc, dst, (r0 - r_lo) * kc)
+        full_hi = r_lo
+    for r0 in range(full_hi, r_hi, R):         # the general case, and slivers past the edge
+        at = (r0 - r_lo) * kc
+        n = max(0, min(R, rows - r0))
+        for r in range(R):
+            if r < n:
+                src = (r0 + r) * rs + k0 * cs
+                for p in range(kc):
+                    dst[np.uint64(at + p * R + r)] = x[np.uint64(src + p * cs)]
+            else:
+                for p in range(kc):
+                    dst[np.uint64(at + p * R + r)] = 0.0
 
 
-@njit(parallel=True, cache=True)
-def _packed_kernel(a, b, c, kc_max, m_parts, n_parts, workspace, part_size):
-    # c = a @ b by the loop nest above. c is cut into m_parts x n_parts parts
-    # of whole micro-tiles (as even as whole tiles allow), one per thread;
-    # part p packs into workspace[p*part_size:(p+1)*part_size]. Micro-tiles
-    # that stick out past the edge of c run into a scratch tile, and only
-    # the part inside c is copied.
-    M, K = a.shape
-    N = b.shape[1]
+@njit(cache=True, nogil=True)
+def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
+               kc_max, a_pack, b_pack):
+    # c[i, j] = sum over k of a[i, k] * b[k, j] for rows [i_lo, i_hi) and columns
+    # [j_lo, j_hi) of c (whole micro-tiles; they may run past M and N), by the loop
+    # nest above. c is C-contiguous (row length N). A micro-tile that sticks out
+    # past the edge of c runs into a scratch tile, and only the part inside is copied.
     nr = _nr(c)
-    m_slivers = (M + MR - 1) // MR
-    n_slivers = (N + nr - 1) // nr
-    a_size = MC * kc_max
-    b_t = b.T
-    for part in prange(m_parts * n_parts):
-        pm, pn = part // n_parts, part % n_parts
-        i_lo = pm * m_slivers // m_parts * MR       # rows [i_lo, i_hi), may run past M
-        i_hi = (pm + 1) * m_slivers // m_parts * MR
-        j_lo = pn * n_slivers // n_parts * nr       # columns [j_lo, j_hi), may run past N
-        j_hi = (pn + 1) * n_slivers // n_parts * nr
-        a_pack = workspace[part * part_size:part * part_size + a_size]
-        b_pack = workspace[part * part_size + a_size:(part + 1) * part_size]
-        scratch = np.empty((MR, nr), dtype=c.dtype)
-        for k0 in range(0, K, kc_max):
-            kc = min(kc_max, K - k0)
-            accumulate = k0 > 0
-            _pack_panel(b_t, j_lo, j_hi, nr, k0, kc, b_pack)
-            for ic in range(i_lo, i_hi, MC):
-                i_end = min(ic + MC, i_hi)
-                _pack_panel(a, ic, i_end, MR, k0, kc, a_pack)
-                for j0 in range(j_lo, j_hi, nr):
-                    b_at = (j0 - j_lo) * kc
-                    for i0 in range(ic, i_end, MR):
-                        a_at = (i0 - ic) * kc
-                        if i0 + MR <= M and j0 + nr <= N:
-                            _micro_kernel(kc, a_pack, a_at, b_pack, b_at,
-                                          c, i0 * N + j0, N, accumulate)
-                            continue
-                        _micro_kernel(kc, a_pack, a_at, b_pack, b_at, scratch, 0, nr, False)
+    scratch = np.empty(MR * nr, dtype=c.dtype)
+    for k0 in range(0, K, kc_max):
+        kc = min(kc_max, K - k0)
+        accumulate = k0 > 0
+        # b's columns are the rows of b.T: element (j, k) at j*b_cs + k*b_rs
+        _pack(b, b_cs, b_rs, j_lo, j_hi, N, nr, k0, kc, b_pack)
+        for ic in range(i_lo, i_hi, MC):
+            i_end = min(ic + MC, i_hi)
+            _pack(a, a_rs, a_cs, ic, i_end, M, _mr(c), k0, kc, a_pack)
+            for j0 in range(j_lo, j_hi, nr):
+                b_at = (j0 - j_lo) * kc
+                for i0 in range(ic, i_end, MR):
+                    inside = i0 + MR <= M and j0 + nr <= N
+                    if inside:
+                        _micro_kernel(kc, a_pack, (i0 - ic) * kc, b_pack, b_at,
+                                      c, i0 * N + j0, N, accumulate)
+                    else:
+                        _micro_kernel(kc, a_pack, (i0 - ic) * kc, b_pack, b_at,
+                                      scratch, 0, nr, False)
                         for r in range(min(MR, M - i0)):
                             for j in range(min(nr, N - j0)):
                                 if accumulate:
-                                    c[i0 + r, j0 + j] += scratch[r, j]
+                                    c[(i0 + r) * N + j0 + j] += scratch[r * nr + j]
                                 else:
-                                    c[i0 + r, j0 + j] = scratch[r, j]
+                                    c[(i0 + r) * N + j0 + j] = scratch[r * nr + j]
+
+
+def _parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N, kc, m_parts, n_parts,
+           workspace, part_size):
+    """The calls of _gemm_part that compute c: c is cut into m_parts x n_parts parts
+    of whole micro-tiles (as even as whole tiles allow), one per thread; part p packs
+    into workspace[p*part_size:(p+1)*part_size]."""
+    nr = VECTOR_BYTES // a_flat.itemsize
+    m_slivers, n_slivers = -(-M // MR), -(-N // nr)
+    a_size = MC * kc
+    tasks = []
+    for part in range(m_parts * n_parts):
+        pm, pn = divmod(part, n_parts)
+        at = part * part_size
+        args = (a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
+                pm * m_slivers // m_parts * MR, (pm + 1) * m_slivers // m_parts * MR,
+                pn * n_slivers // n_parts * nr, (pn + 1) * n_slivers // n_parts * nr,
+                kc, workspace[at:at + a_size], workspace[at + a_size:at + part_size])
+        tasks.append(lambda args=args: _gemm_part(*args))
+    return tasks
 
 
 def _split(m_slivers, n_slivers, threads, nr):
@@ -486,14 +537,6 @@ def _threads():
     return get_num_threads()
 
 
-def _set_threads(n):
-    """numba.set_num_threads(n) for a valid n, the same shortcut as _threads."""
-    if _numba_parallel._is_initialized:
-        _numba_parallel._set_num_threads(n)
-    else:
-        set_num_threads(n)
-
-
 # (M, K, N, itemsize, threads, _split, SERIAL_BELOW) -> how matmul_packed runs that
 # product. A training loop multiplies the same few shapes over and over; the plan is
 # a few us of Python. (_split and SERIAL_BELOW are in the key so that replacing them,
@@ -509,7 +552,7 @@ def _plan(M, K, N, itemsize, threads):
     if plan is None:
         nr = VECTOR_BYTES // itemsize
         kc = -(-K // -(-K // KC))                    # K cut into equal blocks of <= KC
-        serial = threads > 1 and M * K * N < SERIAL_BELOW
+        serial = threads == 1 or M * K * N < SERIAL_BELOW
         m_parts, n_parts = _split(-(-M // MR), -(-N // nr), 1 if serial else threads, nr)
         part_size = MC * kc + -(-N // (nr * n_parts)) * nr * kc    # a- and b-slivers
         plan = (kc, serial, m_parts, n_parts, part_size)
@@ -517,6 +560,20 @@ def _plan(M, K, N, itemsize, threads):
             _plans.clear()
         _plans[key] = plan
     return plan
+
+
+def _flat(x):
+    """(x_flat, rs, cs): a 1-D view of x's memory and x's strides in elements, so that
+    x[i, k] is x_flat[i*rs + k*cs]. Any layout with non-negative strides that are whole
+    elements is read in place; anything else (reversed rows) is copied first."""
+    size = x.itemsize
+    rs, cs = x.strides
+    if rs < 0 or cs < 0 or rs % size or cs % size:
+        x = np.ascontiguousarray(x)
+        rs, cs = x.strides
+    rs, cs = rs // size, cs // size
+    span = (x.shape[0] - 1) * rs + (x.shape[1] - 1) * cs + 1
+    return as_strided(x, shape=(span,), strides=(size,)), rs, cs
 
 
 def matmul_packed(a, b, out=None):
@@ -528,23 +585,23 @@ def matmul_packed(a, b, out=None):
     if K == 0:
         c[...] = 0
         return c
-    # An operand that is neither C- nor F-contiguous (a[:, ::2], a[:, :10])
-    # is copied first: O(MK) work that caps the compiled variants of the
-    # kernel at four per dtype (a and b each C or F).
-    af, bf = a.flags, b.flags
-    a = a if af.c_contiguous or af.f_contiguous else np.ascontiguousarray(a)
-    b = b if bf.c_contiguous or bf.f_contiguous else np.ascontiguousarray(b)
+    if b.dtype != a.dtype:
+        b = b.astype(a.dtype)
+    a_flat, a_rs, a_cs = _flat(a)
+    b_flat, b_rs, b_cs = _flat(b)
+    c_flat = c.reshape(-1)
     threads = _threads()
     kc, serial, m_parts, n_parts, part_size = _plan(M, K, N, a.itemsize, threads)
     workspace = _buffer(m_parts * n_parts * part_size, a.dtype)
-    if not serial:
-        _packed_kernel(a, b, c, kc, m_parts, n_parts, workspace, part_size)
-        return c
-    _set_threads(1)
-    try:
-        _packed_kernel(a, b, c, kc, m_parts, n_parts, workspace, part_size)
-    finally:
-        _set_threads(threads)
+    if serial:      # one part, on this thread
+        nr = VECTOR_BYTES // a.itemsize
+        _gemm_part(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
+                   0, -(-M // MR) * MR, 0, -(-N // nr) * nr, kc,
+                   workspace[:MC * kc], workspace[MC * kc:part_size])
+    else:           # one part per thread, on tinydeep's thread team
+        _threads_module.team.run(_parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat,
+                                        M, K, N, kc, m_parts, n_parts, workspace, part_size),
+                                 threads)
     return c
 
 
