@@ -147,6 +147,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
+        for what, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"Linear: {what} must be a positive int, got {n!r}")
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(_uniform(bound, (out_features, in_features)))
@@ -198,6 +201,10 @@ class MLP(Sequential):
     """`depth` hidden layers of `width` ReLU units between in_features and out_features."""
 
     def __init__(self, in_features, width, depth, out_features):
+        for what, n, least in (("in_features", in_features, 1), ("width", width, 1),
+                               ("depth", depth, 0), ("out_features", out_features, 1)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < least:
+                raise ValueError(f"MLP: {what} must be an int >= {least}, got {n!r}")
         layers, n_in = [], in_features
         for _ in range(depth):
             layers += [Linear(n_in, width), ReLU()]

@@ -12,9 +12,20 @@ class SGD:
     """
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        import math
+        from .tensor import Tensor
         self.params = list(params)
         if not self.params:
             raise ValueError("SGD got an empty parameter list")
+        for i, p in enumerate(self.params):  # as PyTorch: only tensors, named by position
+            if not isinstance(p, Tensor):
+                raise TypeError(f"SGD can only optimize Tensors, but params[{i}] is a "
+                                f"{type(p).__name__}; pass model.parameters()")
+        for what, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
+                raise TypeError(f"SGD: {what} must be a number, got {v!r}")
+            if not math.isfinite(v):
+                raise ValueError(f"SGD: {what} must be finite, got {v!r}")
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD needs lr, momentum, weight_decay >= 0, got {lr}, {momentum}, {weight_decay}")
         if nesterov and momentum == 0:
