@@ -1,21 +1,27 @@
 """Cold start: a fresh Python process that imports tinydeep and takes its first
-training step, with numba's on-disk cache already filled.
+training step, first with an empty Numba cache, then with the cache it filled.
 
     python benchmarks/bench_coldstart.py [--rounds 3] [--json PATH]
 
 The child process imports tinydeep, builds the MLP 784-512-512-10, and takes one
 SGD-momentum step on a batch of 128 (forward, cross-entropy, backward, update),
-which loads every kernel that step needs. The first child fills numba's cache
-(kernels compile only if the cache is cold or stale) and is not counted; the
-next `rounds` children are timed from the parent: wall seconds from process
-start to exit, interpreter start-up included. Target: < 5 s.
+which loads every kernel that step needs. Every child runs with NUMBA_CACHE_DIR
+set to a new, empty folder of this run, so the project's own cache is neither
+used nor touched: the first child compiles every kernel (the cold start a new
+user sees, target <= 10 s, aim 5 s) and the next `rounds` children load them from
+that folder (warm, target < 5 s). Times are wall seconds from process start to
+exit, interpreter start-up included, measured by the parent; the children's CPU
+seconds (user + system) are given beside them, as on a shared machine the wall
+time also counts the time other programs held the cores.
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 try:
@@ -25,7 +31,8 @@ except ImportError:
     import timing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET_S = 5.0
+TARGET_S = 5.0        # warm: cache filled
+COLD_TARGET_S = 10.0  # cold: empty cache
 
 CHILD = r"""
 import json, sys, time
@@ -50,41 +57,59 @@ print(json.dumps({{"import_s": t1 - t0, "first_step_s": t2 - t1, "loss": loss}})
 """
 
 
-def child(batch, d_in, width):
+def child(batch, d_in, width, cache_dir):
+    """{'import_s', 'first_step_s', 'loss', 'wall_s', 'cpu_s'} of one fresh process."""
     code = CHILD.format(root=ROOT, batch=batch, d_in=d_in, width=width)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, TINYDEEP_QUIET_COMPILE="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, env=env)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"the cold-start child failed:\n{out.stderr[-2000:]}")
     rec = json.loads(out.stdout.strip().splitlines()[-1])
     rec["wall_s"] = wall
+    rec["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return rec
 
 
 def run(rounds=3, batch=128, d_in=784, width=512, fill_cache=True):
-    """fill_cache=False skips the first, untimed child (for tests: then a cold cache is
-    timed too)."""
-    warm = child(batch, d_in, width) if fill_cache else None
-    runs = [child(batch, d_in, width) for _ in range(rounds)]
-    med = {k: statistics.median(r[k] for r in runs) for k in ("wall_s", "import_s", "first_step_s")}
-    label = "cold start: new process, import + first MLP step (numba cache warm), seconds"
-    if (batch, d_in, width) != (128, 784, 512):
-        label += f" [reduced: batch {batch}, in {d_in}, width {width}]"
-    return {"benchmark": "coldstart", "first_child": warm, "runs": runs, "median": med,
-            "figures": [timing.figure(label, med["wall_s"], TARGET_S, "<", unit="s",
-                                      note=f"import {med['import_s']:.2f} s, first step "
-                                           f"{med['first_step_s']:.2f} s" + (
-                                               f"; the cache-filling first process took "
-                                               f"{warm['wall_s']:.1f} s" if warm else ""))]}
+    """The cold child (empty cache) and the median of `rounds` warm children.
+    fill_cache=False skips the cold child (for tests: it compiles everything)."""
+    with tempfile.TemporaryDirectory(prefix="tinydeep-numba-cache-") as cache_dir:
+        cold = child(batch, d_in, width, cache_dir) if fill_cache else None
+        runs = [child(batch, d_in, width, cache_dir) for _ in range(rounds)]
+    keys = ("wall_s", "cpu_s", "import_s", "first_step_s")
+    med = {k: statistics.median(r[k] for r in runs) for k in keys}
+    reduced = ("" if (batch, d_in, width) == (128, 784, 512)
+               else f" [reduced: batch {batch}, in {d_in}, width {width}]")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    figures = []
+    if cold:
+        figures.append(timing.figure(
+            "cold start: new process, import + first MLP step, empty numba cache, seconds" + reduced,
+            cold["wall_s"], COLD_TARGET_S, "<=", unit="s",
+            note=f"CPU {cold['cpu_s']:.1f} s; import {cold['import_s']:.2f} s, first step "
+                 f"{cold['first_step_s']:.2f} s; load average {load:.1f}"))
+    figures.append(timing.figure(
+        "warm start: new process, import + first MLP step, numba cache filled, seconds" + reduced,
+        med["wall_s"], TARGET_S, "<", unit="s",
+        note=f"CPU {med['cpu_s']:.1f} s; import {med['import_s']:.2f} s, first step "
+             f"{med['first_step_s']:.2f} s"))
+    return {"benchmark": "coldstart", "cold": cold, "first_child": cold, "runs": runs,
+            "median": med, "load_average": load, "figures": figures}
 
 
 def report(res):
-    m = res["median"]
-    print(f"cold start (median of {len(res['runs'])} processes): {m['wall_s']:.2f} s wall = "
-          f"import {m['import_s']:.2f} s + first step {m['first_step_s']:.2f} s + interpreter; "
-          + (f"the first (cache-filling) process: {res['first_child']['wall_s']:.2f} s"
-             if res["first_child"] else ""))
+    m, c = res["median"], res["cold"]
+    if c:
+        print(f"cold start (empty numba cache): {c['wall_s']:.2f} s wall, {c['cpu_s']:.2f} s CPU "
+              f"= import {c['import_s']:.2f} s + first step {c['first_step_s']:.2f} s + interpreter")
+    print(f"warm start (median of {len(res['runs'])} processes): {m['wall_s']:.2f} s wall, "
+          f"{m['cpu_s']:.2f} s CPU = import {m['import_s']:.2f} s + first step "
+          f"{m['first_step_s']:.2f} s + interpreter; load average {res['load_average']:.1f}")
 
 
 def main(argv=None):

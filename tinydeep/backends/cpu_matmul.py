@@ -37,7 +37,10 @@ from numba.core import cgutils, config
 from numba.extending import intrinsic
 from numba.np.ufunc import parallel as _numba_parallel
 
+from .. import compile_notice
 from .. import threads as _threads_module
+
+compile_notice.install()     # one line on stderr when a kernel compiles (first run only)
 
 __all__ = ["matmul", "matmul_nt", "matmul_tn",
            "matmul_naive", "matmul_blocked", "matmul_packed"]
