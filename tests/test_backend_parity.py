@@ -124,12 +124,16 @@ def run_both(name, args, kwargs, dtype):
 
 SHAPES = [(), (1,), (1, 1), (7,), (33, 65, 17), (3, 1, 5, 2)]
 MATMUL_SIZES = [(1, 1, 1), (33, 65, 17), (64, 129, 31)]        # (M, K, N)
-# (N, C, H, W, kh, kw, stride, padding)
-CONV_GEOMETRIES = [(1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 9, 8, 3, 3, 1, 1), (2, 3, 10, 7, 3, 2, 2, 1),
-                   (1, 2, 11, 13, 5, 5, 3, 2), (3, 4, 6, 6, 2, 2, 2, 0), (1, 1, 4, 5, 3, 3, 1, 2)]
-# (N, C, H, W, k, stride, padding) with padding <= k // 2
-POOL_GEOMETRIES = [(1, 1, 1, 1, 1, 1, 0), (2, 3, 9, 8, 3, 2, 1), (2, 2, 8, 8, 2, 2, 0),
-                   (1, 3, 11, 13, 3, 1, 1), (2, 1, 7, 7, 5, 3, 2), (1, 2, 5, 9, 4, 3, 2)]
+# (N, C, H, W, kh, kw, (sh, sw), (ph, pw)): square and rectangular
+CONV_GEOMETRIES = [(1, 1, 1, 1, 1, 1, (1, 1), (0, 0)), (2, 3, 9, 8, 3, 3, (1, 1), (1, 1)),
+                   (2, 3, 10, 7, 3, 2, (2, 1), (1, 0)), (1, 2, 11, 13, 5, 5, (3, 2), (2, 1)),
+                   (3, 4, 6, 6, 2, 2, (2, 2), (0, 0)), (1, 1, 4, 5, 3, 3, (1, 1), (2, 2)),
+                   (1, 2, 6, 6, 3, 1, (2, 1), (0, 1))]
+# (N, C, H, W, (kh, kw), (sh, sw), (ph, pw)) with ph <= kh // 2, pw <= kw // 2
+POOL_GEOMETRIES = [(1, 1, 1, 1, (1, 1), (1, 1), (0, 0)), (2, 3, 9, 8, (3, 3), (2, 2), (1, 1)),
+                   (2, 2, 8, 8, (2, 2), (2, 2), (0, 0)), (1, 3, 11, 13, (3, 2), (1, 2), (1, 1)),
+                   (2, 1, 7, 7, (5, 3), (3, 1), (2, 0)), (1, 2, 5, 9, (4, 2), (3, 2), (2, 1)),
+                   (1, 1, 6, 6, (2, 3), (2, 1), (0, 1))]
 SGD_SETTINGS = [(0.0, False, 0.0), (0.0, False, 1e-2), (0.9, False, 0.0), (0.9, True, 5e-4)]
 
 
@@ -138,13 +142,13 @@ def _elementwise_binary(mk):
 
 
 def _conv_out(g):
-    N, C, H, W, kh, kw, s, p = g
-    return N, C, (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+    N, C, H, W, kh, kw, (sh, sw), (ph, pw) = g
+    return N, C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
 
 def _pool_out(g):
-    N, C, H, W, k, s, p = g
-    return N, C, (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    N, C, H, W, (kh, kw), (sh, sw), (ph, pw) = g
+    return N, C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
 
 def _pool_input(mk, N, C, H, W):
@@ -321,10 +325,14 @@ def test_sum_random_axes(data, shape, dtype, layout, keepdims, seed):
                                **TOL[np.dtype(dtype)])
 
 
+def _pairs(lo, hi):
+    return st.tuples(st.integers(lo, hi), st.integers(lo, hi))
+
+
 conv_geometries = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 9),
                             st.integers(1, 9), st.integers(1, 4), st.integers(1, 4),
-                            st.integers(1, 3), st.integers(0, 2)).filter(
-    lambda g: g[2] + 2 * g[7] >= g[4] and g[3] + 2 * g[7] >= g[5])
+                            _pairs(1, 3), _pairs(0, 2)).filter(
+    lambda g: g[2] + 2 * g[7][0] >= g[4] and g[3] + 2 * g[7][1] >= g[5])
 
 
 @HYPOTHESIS
@@ -337,9 +345,8 @@ def test_im2col_col2im_random_geometry(g, dtype, layout, seed):
 
 
 pool_geometries = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 9),
-                            st.integers(1, 9), st.integers(1, 4), st.integers(1, 3),
-                            st.integers(0, 2)).filter(
-    lambda g: g[6] <= g[4] // 2 and min(g[2], g[3]) + 2 * g[6] >= g[4])
+                            st.integers(1, 9), _pairs(1, 4), _pairs(1, 3), _pairs(0, 2)).filter(
+    lambda g: all(g[6][d] <= g[4][d] // 2 and g[2 + d] + 2 * g[6][d] >= g[4][d] for d in (0, 1)))
 
 
 @HYPOTHESIS

@@ -46,7 +46,8 @@ def test_mse_loss(kernels, rng):
         F.mse_loss(a, t64(np.ones((4, 3))))
 
 
-@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), (1, 2), (3, 1)])
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), (1, 2), (3, 1), ((2, 1), (1, 0)),
+                                            ((1, 3), (0, 2))])
 def test_conv2d_gradients(kernels, rng, stride, padding):
     x = t64(rng.standard_normal((2, 3, 7, 6)))
     w = t64(rng.standard_normal((4, 3, 3, 2)))
@@ -54,11 +55,56 @@ def test_conv2d_gradients(kernels, rng, stride, padding):
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding), [x, w, b])
 
 
-@pytest.mark.parametrize("k,stride,padding", [(2, 2, 0), (3, 2, 1), (3, 1, 0)])
+@pytest.mark.parametrize("k,stride,padding", [(2, 2, 0), (3, 2, 1), (3, 1, 0), ((2, 3), (2, 1), (1, 1)),
+                                              ((3, 1), None, (1, 0))])
 def test_max_pool2d_gradients(kernels, rng, k, stride, padding):
     # a permutation: all values distinct, so no window has a tie (where the gradient jumps)
     x = t64(rng.permutation(2 * 3 * 7 * 8).reshape(2, 3, 7, 8) / 10.0)
     assert gradcheck(lambda x: F.max_pool2d(x, k, stride, padding), [x])
+
+
+@pytest.mark.parametrize("args", [dict(stride=(2, 1)), dict(padding=(1, 0)),
+                                  dict(stride=(1, 2), padding=(0, 2))])
+def test_conv2d_rectangular_matches_torch(kernels, rng, args):
+    """Issue 14 item 2: a pair used to be cut to its first element ((1,1,2,2) for (2,1))."""
+    torch = pytest.importorskip("torch")
+    x, w = rng.standard_normal((1, 2, 6, 6)), rng.standard_normal((3, 2, 3, 2))
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), **args).numpy()
+    got = F.conv2d(t64(x), t64(w), **args).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    conv = td.nn.Conv2d(2, 3, (3, 2), **args)
+    conv.weight.data[...] = w
+    got = conv(td.tensor(x.astype(np.float32))).numpy()
+    np.testing.assert_allclose(got - conv.bias.numpy()[:, None, None], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k,args", [((2, 3), {}), (3, dict(stride=(2, 1), padding=(1, 0))),
+                                    ((3, 2), dict(stride=1, padding=(1, 1)))])
+def test_max_pool2d_rectangular_matches_torch(kernels, rng, k, args):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 2, 7, 8))
+    want = torch.nn.functional.max_pool2d(torch.tensor(x), k, **args).numpy()
+    np.testing.assert_array_equal(F.max_pool2d(t64(x), k, **args).numpy(), want)
+    np.testing.assert_array_equal(td.nn.MaxPool2d(k, **args)(t64(x)).numpy(), want)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x, w: F.conv2d(x, w, stride=1.5), "stride must be an int or a pair"),
+    (lambda x, w: F.conv2d(x, w, stride=(2, 1, 1)), "stride must be an int or a pair"),
+    (lambda x, w: F.conv2d(x, w, stride=(1, 0)), "stride must be >= 1"),
+    (lambda x, w: F.conv2d(x, w, padding=-1), "padding must be >= 0"),
+    (lambda x, w: F.conv2d(x, w, stride=None), "stride must be an int or a pair"),
+    (lambda x, w: F.max_pool2d(x, (2, 0)), "kernel_size must be >= 1"),
+    (lambda x, w: F.max_pool2d(x, 2.0), "kernel_size must be an int"),
+    (lambda x, w: F.max_pool2d(x, (3, 2), padding=(1, 2)), "at most half the kernel"),
+    (lambda x, w: td.nn.Conv2d(1, 2, 0), "kernel_size must be >= 1"),
+    (lambda x, w: td.nn.Conv2d(0, 2, 3), "in_channels must be a positive int"),
+    (lambda x, w: td.nn.MaxPool2d(2, stride=True), "stride must be an int or a pair")])
+def test_conv_pool_sizes_are_refused_not_truncated(call, match):
+    x, w = td.tensor(np.ones((1, 1, 6, 6))), td.tensor(np.ones((1, 1, 3, 3)))
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(x, w)
 
 
 @pytest.mark.parametrize("align_corners", [False, True])

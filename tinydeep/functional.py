@@ -32,8 +32,16 @@ def _need_sizes(name, what, x):
                          f"(an empty batch, no channels or an empty image)")
 
 
-def _pair(v):
-    return (int(v), int(v)) if np.isscalar(v) else tuple(int(a) for a in v)
+def _pair(name, what, v, minimum):
+    """An int or a pair of ints (PyTorch's rule for kernel_size, stride, padding) as a pair
+    (h, w), each >= minimum; anything else is refused, never truncated."""
+    pair = (v, v) if isinstance(v, (int, np.integer)) else v
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in pair)):
+        raise TypeError(f"{name}: {what} must be an int or a pair of ints, got {v!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name}: {what} must be >= {minimum}, got {v!r}")
+    return int(pair[0]), int(pair[1])
 
 
 # --- activations ---------------------------------------------------------
@@ -188,8 +196,8 @@ class Conv2d(Function):
         n, _, h, wd = x.shape
         c_out, _, kh, kw = w.shape
         self.geom = (x.shape, kh, kw, stride, padding)
-        self.ho = (h + 2 * padding - kh) // stride + 1
-        self.wo = (wd + 2 * padding - kw) // stride + 1
+        self.ho = (h + 2 * padding[0] - kh) // stride[0] + 1
+        self.wo = (wd + 2 * padding[1] - kw) // stride[1] + 1
         self.cols = k.im2col(x, kh, kw, stride, padding)          # (N·Ho·Wo, C·kh·kw)
         self.w2 = w.reshape(c_out, -1)                            # (C_out, C·kh·kw)
         y = k.matmul_nt(self.cols, self.w2)                       # (N·Ho·Wo, C_out)
@@ -221,17 +229,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0):
     _need_ndim("conv2d", "weight", weight, 4)
     _need_sizes("conv2d", "input", input)
     _need_sizes("conv2d", "weight", weight)
-    (stride, _), (padding, _) = _pair(stride), _pair(padding)
+    stride, padding = _pair("conv2d", "stride", stride, 1), _pair("conv2d", "padding", padding, 0)
     n, c, h, w = input.shape
     c_out, c_in, kh, kw = weight.shape
     if c != c_in:
         raise ValueError(f"conv2d: input has {c} channels {tuple(input.shape)} but weight "
                          f"expects {c_in} {tuple(weight.shape)}")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
-    if h + 2 * padding < kh or w + 2 * padding < kw:
+    if h + 2 * padding[0] < kh or w + 2 * padding[1] < kw:
         raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input "
-                         f"{h + 2 * padding}x{w + 2 * padding}")
+                         f"{h + 2 * padding[0]}x{w + 2 * padding[1]}")
     if bias is not None and bias.shape != (c_out,):
         raise ValueError(f"conv2d: bias shape {tuple(bias.shape)} should be ({c_out},)")
     return Conv2d.apply(input, weight, bias, stride=stride, padding=padding)
@@ -252,15 +258,17 @@ def max_pool2d(input, kernel_size, stride=None, padding=0):
     check_float("max_pool2d", input.data)
     _need_ndim("max_pool2d", "input", input, 4)
     _need_sizes("max_pool2d", "input", input)
-    (kernel_size, _), (padding, _) = _pair(kernel_size), _pair(padding)
-    stride = kernel_size if stride is None else _pair(stride)[0]
-    if kernel_size < 1 or stride < 1 or not 0 <= padding <= kernel_size // 2:
-        raise ValueError(f"max_pool2d: need kernel_size >= 1, stride >= 1 and "
-                         f"0 <= padding <= kernel_size/2, got {kernel_size}, {stride}, {padding}")
-    if min(input.shape[2:]) + 2 * padding < kernel_size:
-        raise ValueError(f"max_pool2d: window {kernel_size} is larger than the input "
+    kernel = _pair("max_pool2d", "kernel_size", kernel_size, 1)
+    # stride=None (or PyTorch's empty list) means stride = kernel_size
+    stride = kernel if stride is None or (isinstance(stride, list) and not stride) else _pair("max_pool2d", "stride", stride, 1)
+    padding = _pair("max_pool2d", "padding", padding, 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel "
+                         f"size {kernel} in each dimension")
+    if any(n + 2 * p < k for n, p, k in zip(input.shape[2:], padding, kernel)):
+        raise ValueError(f"max_pool2d: window {kernel} is larger than the input "
                          f"{tuple(input.shape)} with padding {padding}")
-    return MaxPool2d.apply(input, kernel_size=kernel_size, stride=stride, padding=padding)
+    return MaxPool2d.apply(input, kernel_size=kernel, stride=stride, padding=padding)
 
 
 # --- spatial transformer: affine grids and bilinear sampling ----------------------

@@ -218,8 +218,12 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
         super().__init__()
-        kh, kw = F._pair(kernel_size)
-        self.stride, self.padding = stride, padding
+        kh, kw = F._pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = F._pair("Conv2d", "stride", stride, 1)
+        self.padding = F._pair("Conv2d", "padding", padding, 0)
+        for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"Conv2d: {what} must be a positive int, got {n!r}")
         bound = 1.0 / math.sqrt(in_channels * kh * kw)
         self.weight = Parameter(_uniform(bound, (out_channels, in_channels, kh, kw)))
         self.bias = Parameter(_uniform(bound, (out_channels,))) if bias else None
@@ -235,7 +239,9 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.kernel_size = F._pair("MaxPool2d", "kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else F._pair("MaxPool2d", "stride", stride, 1)
+        self.padding = F._pair("MaxPool2d", "padding", padding, 0)
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)

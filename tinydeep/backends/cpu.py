@@ -27,6 +27,7 @@ from numba import njit, prange
 from . import KERNELS
 from . import cpu_matmul, cpu_sampling
 from .reference import index_backward  # a rare, small scatter: NumPy's add.at is enough
+from .reference import _pair  # (sh, sw) from an int or a pair
 
 __all__ = list(KERNELS)  # the contract, named once in backends/__init__.py
 
@@ -443,8 +444,8 @@ def _inside(o, stride, padding, k, size):
 
 
 @njit(parallel=True, cache=True)
-def _im2col_kernel(x, kh, kw, stride, padding, Ho, Wo, cols):
-    # cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·s - p + i, wo·s - p + j], 0 outside;
+def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
+    # cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·sh - ph + i, wo·sw - pw + j], 0 outside;
     # one task per (n, ho) fills Wo whole rows of cols, front to back. The taps
     # inside the image are worked out once per window, so the inner loops are
     # plain copies with no bounds test per element.
@@ -453,9 +454,9 @@ def _im2col_kernel(x, kh, kw, stride, padding, Ho, Wo, cols):
     xf, cf = x.reshape(-1), cols.reshape(-1)
     for task in prange(N * Ho):
         n, ho = task // Ho, task % Ho
-        h0, i_lo, i_hi = _inside(ho, stride, padding, kh, H)
+        h0, i_lo, i_hi = _inside(ho, sh, ph, kh, H)
         for wo in range(Wo):
-            w0, j_lo, j_hi = _inside(wo, stride, padding, kw, W)
+            w0, j_lo, j_hi = _inside(wo, sw, pw, kw, W)
             j_hi = max(j_lo, j_hi)
             row = (task * Wo + wo) * K
             for c in range(C):
@@ -475,8 +476,8 @@ def _im2col_kernel(x, kh, kw, stride, padding, Ho, Wo, cols):
 
 
 @njit(parallel=True, cache=True)
-def _col2im_kernel(cols, kh, kw, stride, padding, Ho, Wo, dx):
-    # dx[n, c, h, w] += cols[(n, ho, wo), (c, i, j)] wherever h = ho·s - p + i, w = wo·s - p + j.
+def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, dx):
+    # dx[n, c, h, w] += cols[(n, ho, wo), (c, i, j)] wherever h = ho·sh - ph + i, w = wo·sw - pw + j.
     # One task per image n: no two tasks write the same pixel. The task reads its
     # rows of cols front to back and adds each into dx[n], which stays in cache.
     N, C, H, W = dx.shape
@@ -484,9 +485,9 @@ def _col2im_kernel(cols, kh, kw, stride, padding, Ho, Wo, dx):
     cf, df = cols.reshape(-1), dx.reshape(-1)
     for n in prange(N):
         for ho in range(Ho):
-            h0, i_lo, i_hi = _inside(ho, stride, padding, kh, H)
+            h0, i_lo, i_hi = _inside(ho, sh, ph, kh, H)
             for wo in range(Wo):
-                w0, j_lo, j_hi = _inside(wo, stride, padding, kw, W)
+                w0, j_lo, j_hi = _inside(wo, sw, pw, kw, W)
                 row = ((n * Ho + ho) * Wo + wo) * K
                 for c in range(C):
                     for i in range(i_lo, i_hi):
@@ -503,26 +504,28 @@ def _out_size(size, k, stride, padding):
 def im2col(x, kh, kw, stride, padding):
     _check_float("im2col", x)
     N, C, H, W = x.shape
-    Ho, Wo = _out_size(H, kh, stride, padding), _out_size(W, kw, stride, padding)
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
     cols = cpu_matmul.empty((N * Ho * Wo, C * kh * kw), x.dtype)   # recycled when big
-    _im2col_kernel(np.ascontiguousarray(x), kh, kw, stride, padding, Ho, Wo, cols)
+    _im2col_kernel(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
     return cols
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding):
     _check_float("col2im", cols)
     N, C, H, W = x_shape
-    Ho, Wo = _out_size(H, kh, stride, padding), _out_size(W, kw, stride, padding)
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
     dx = np.zeros((N, C, H, W), dtype=cols.dtype)
-    _col2im_kernel(np.ascontiguousarray(cols), kh, kw, stride, padding, Ho, Wo, dx)
+    _col2im_kernel(np.ascontiguousarray(cols), kh, kw, sh, sw, ph, pw, Ho, Wo, dx)
     return dx
 
 
 # --- max pooling ---------------------------------------------------------------------------
 
 @njit(parallel=True, cache=True)
-def _max_pool2d_kernel(x, k, stride, padding, out, argmax):
-    # out = max over the k×k window at (ho·s - p, wo·s - p), argmax = h·W + w of the first
+def _max_pool2d_kernel(x, kh, kw, sh, sw, ph, pw, out, argmax):
+    # out = max over the kh×kw window at (ho·sh - ph, wo·sw - pw), argmax = h·W + w of the first
     # maximum in row-major order (a NaN wins). Padding (-inf) never beats a real element,
     # so the scan covers only the window's part inside the image, starting from its
     # first real element. One task per plane (n, c).
@@ -532,9 +535,9 @@ def _max_pool2d_kernel(x, k, stride, padding, out, argmax):
     for plane in prange(N * C):
         x_at, o_at = plane * H * W, plane * Ho * Wo
         for ho in range(Ho):
-            h0, i_lo, i_hi = _inside(ho, stride, padding, k, H)
+            h0, i_lo, i_hi = _inside(ho, sh, ph, kh, H)
             for wo in range(Wo):
-                w0, j_lo, j_hi = _inside(wo, stride, padding, k, W)
+                w0, j_lo, j_hi = _inside(wo, sw, pw, kw, W)
                 best_at = _u((h0 + i_lo) * W + w0 + j_lo)    # h·W + w of the best so far
                 best = xf[_u(x_at) + best_at]
                 for h in range(h0 + i_lo, h0 + i_hi):
@@ -581,16 +584,17 @@ def _max_pool2d_backward_kernel(grad, argmax, dx):
             dx[plane, argmax[plane, q]] += grad[plane, q]
 
 
-def max_pool2d(x, k, stride, padding):
+def max_pool2d(x, kernel, stride, padding):
     _check_float("max_pool2d", x)
     N, C, H, W = x.shape
-    Ho, Wo = _out_size(H, k, stride, padding), _out_size(W, k, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
+    Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     argmax = np.empty((N, C, Ho, Wo), dtype=np.int64)
-    if k == stride == 2 and padding == 0:
+    if kh == kw == sh == sw == 2 and ph == pw == 0:
         _max_pool2x2_kernel(np.ascontiguousarray(x), out, argmax)
     else:
-        _max_pool2d_kernel(np.ascontiguousarray(x), k, stride, padding, out, argmax)
+        _max_pool2d_kernel(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, out, argmax)
     return out, argmax
 
 

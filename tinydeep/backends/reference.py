@@ -135,17 +135,23 @@ def cross_entropy_backward(logp, targets, grad_loss):
 
 
 # --- convolution as a matrix product --------------------------------------------------
+# Geometry comes per dimension: stride = (sh, sw), padding = (ph, pw), a pool's
+# kernel = (kh, kw). (A plain int means the same for both, as in PyTorch.)
+
+def _pair(v):
+    return (v, v) if np.isscalar(v) else (v[0], v[1])
+
 
 def _windows(x, kh, kw, stride, padding, fill):
     """All kh×kw windows of x (N,C,H,W) padded with `fill`: a view (N,C,Ho,Wo,kh,kw)."""
-    p = padding
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
-    return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
 
 def im2col(x, kh, kw, stride, padding):
-    """cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·s - p + i, wo·s - p + j] (0 outside the image),
-    so that a convolution is cols @ W.reshape(C_out, C·kh·kw).T."""
+    """cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·sh - ph + i, wo·sw - pw + j] (0 outside the
+    image), so that a convolution is cols @ W.reshape(C_out, C·kh·kw).T."""
     N, C = x.shape[:2]
     win = _windows(x, kh, kw, stride, padding, 0)                 # (N,C,Ho,Wo,kh,kw)
     Ho, Wo = win.shape[2:4]
@@ -156,35 +162,36 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
     """The adjoint of im2col: every cols entry is added back onto the pixel it was
     copied from (overlapping windows sum; entries that came from padding are dropped)."""
     N, C, H, W = x_shape
-    s, p = stride, padding
-    Ho, Wo = (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     c6 = cols.reshape(N, Ho, Wo, C, kh, kw).transpose(0, 3, 1, 2, 4, 5)   # (N,C,Ho,Wo,kh,kw)
-    xp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=cols.dtype)
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            xp[:, :, i:i + s * Ho:s, j:j + s * Wo:s] += c6[..., i, j]
-    return np.ascontiguousarray(xp[:, :, p:p + H, p:p + W])
+            xp[:, :, i:i + sh * Ho:sh, j:j + sw * Wo:sw] += c6[..., i, j]
+    return np.ascontiguousarray(xp[:, :, ph:ph + H, pw:pw + W])
 
 
 # --- max pooling ----------------------------------------------------------------------------
 
-def max_pool2d(x, k, stride, padding):
-    """out[n, c, ho, wo] = max of the k×k window at (ho·s - p, wo·s - p), padding = -inf;
+def max_pool2d(x, kernel, stride, padding):
+    """out[n, c, ho, wo] = max of the kh×kw window at (ho·sh - ph, wo·sw - pw), padding = -inf;
     argmax = h·W + w of that maximum in its input plane (PyTorch's indices). Ties go to
     the first maximum in row-major window order (a NaN counts as the maximum)."""
     N, C, H, W = x.shape
-    win = _windows(x, k, k, stride, padding, -np.inf)              # (N,C,Ho,Wo,k,k)
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
+    win = _windows(x, kh, kw, stride, padding, -np.inf)            # (N,C,Ho,Wo,kh,kw)
     Ho, Wo = win.shape[2:4]
-    win = win.reshape(N, C, Ho, Wo, k * k)
-    pos = np.argmax(win, axis=-1)                                  # window position i·k + j
+    win = win.reshape(N, C, Ho, Wo, kh * kw)
+    pos = np.argmax(win, axis=-1)                                  # window position i·kw + j
     out = np.take_along_axis(win, pos[..., None], axis=-1)[..., 0]
     # A window of real -inf values ties with its padding: take its first real position.
-    valid = _windows(np.ones((1, 1, H, W), bool), k, k, stride, padding, False)[0, 0]
-    valid = valid.reshape(Ho, Wo, k * k)
+    valid = _windows(np.ones((1, 1, H, W), bool), kh, kw, stride, padding, False)[0, 0]
+    valid = valid.reshape(Ho, Wo, kh * kw)
     ho, wo = np.arange(Ho)[:, None], np.arange(Wo)[None, :]
     pos = np.where(valid[ho, wo, pos], pos, np.argmax(valid, axis=-1))
-    h = ho * stride - padding + pos // k
-    w = wo * stride - padding + pos % k
+    h = ho * sh - ph + pos // kw
+    w = wo * sw - pw + pos % kw
     return np.ascontiguousarray(out), (h * W + w).astype(np.int64)
 
 
