@@ -138,24 +138,29 @@ def test_conv_pool_and_spatial_transformer_match_cpu(reference_cpu):
 
 
 class _Transfers:
-    """Counts host<->device copies: uploads through numba.cuda.to_device, readbacks
-    through the device array's copy_to_host."""
+    """Counts host<->device copies: uploads through numba.cuda.to_device or a device
+    array's copy_to_device (into a pooled buffer), readbacks through copy_to_host."""
 
     def __init__(self, monkeypatch):
         from numba import cuda
         self.up = self.down = 0
         to_device, cls = cuda.to_device, type(cuda.device_array(1))
-        copy_to_host = cls.copy_to_host
+        copy_to_host, copy_to_device = cls.copy_to_host, cls.copy_to_device
 
         def up(*a, **k):
             self.up += 1
             return to_device(*a, **k)
+
+        def up_into(arr, *a, **k):
+            self.up += 1
+            return copy_to_device(arr, *a, **k)
 
         def down(arr, *a, **k):
             self.down += 1
             return copy_to_host(arr, *a, **k)
         monkeypatch.setattr(cuda, "to_device", up)
         monkeypatch.setattr(cls, "copy_to_host", down)
+        monkeypatch.setattr(cls, "copy_to_device", up_into)
 
 
 def _train_mlp(device, X, Y, steps, batch, transfers=None):

@@ -293,6 +293,10 @@ def parser():
                        description="Versions (tinydeep, python, numpy, numba, torch), threads, "
                                    "numba's threading layer and cache, the data folder, GPU status.")
     i.set_defaults(run=cmd_info)
+    k = sub.add_parser("kernels", add_help=False, help="compile every CUDA kernel for a GPU "
+                       "architecture and print ptxas's registers/spills table (no GPU needed)")
+    k.set_defaults(run=lambda opts, extra: __import__("tinydeep.cuda_compile").cuda_compile
+                   .main(extra))
     return p
 
 

@@ -101,6 +101,8 @@ def catalog():
     rows = []
 
     def add(name, kernel, args, threads=T):
+        # kernel: a dispatcher, or a function making one (resolved when compiled, so a
+        # kernel that moved shows as that row's error instead of stopping the report)
         rows.append((name, kernel, tuple(args), threads))
 
     every = FLOATS + ("int64", "bool")
@@ -123,39 +125,40 @@ def catalog():
             [arr(dt, 1), arr("int64", 1), arr(dt, 1)])
         add(f"argmax_rows[{dt}]", D._argmax_rows_kernel, [arr(dt, 2), arr("int64", 1)])
         for op, opname in enumerate(("add", "sub", "mul", "div")):
-            add(f"{opname}[{dt}]", K._binary_factory(op), [arr(dt, 1)] * 3)
-        add(f"mul_scalar[{dt}]", K._mul_scalar_kernel, [arr(dt, 1), f, arr(dt, 1)])
-        add(f"pow_scalar[{dt}]", K._pow_scalar_kernel, [arr(dt, 1), f, boolean, arr(dt, 1)])
-        add(f"exp[{dt}]", K._exp_kernel, [arr(dt, 1)] * 2)
-        add(f"add_rowvec[{dt}]", K._add_rowvec_kernel, [arr(dt, 1), arr(dt, 1), arr(dt, 1)])
-        add(f"relu[{dt}]", K._relu_kernel, [arr(dt, 1)] * 2)
-        add(f"relu_backward[{dt}]", K._relu_backward_kernel, [arr(dt, 1)] * 3)
+            add(f"{opname}[{dt}]", lambda op=op: K._binary_factory(op), [arr(dt, 1)] * 3)
+        add(f"mul_scalar[{dt}]", lambda: K._mul_scalar_kernel, [arr(dt, 1), f, arr(dt, 1)])
+        add(f"pow_scalar[{dt}]", lambda: K._pow_scalar_kernel, [arr(dt, 1), f, boolean, arr(dt, 1)])
+        add(f"exp[{dt}]", lambda: K._exp_kernel, [arr(dt, 1)] * 2)
+        add(f"add_rowvec[{dt}]", lambda: K._add_rowvec_kernel, [arr(dt, 1), arr(dt, 1), arr(dt, 1)])
+        add(f"relu[{dt}]", lambda: K._relu_kernel, [arr(dt, 1)] * 2)
+        add(f"relu_backward[{dt}]", lambda: K._relu_backward_kernel, [arr(dt, 1)] * 3)
         RT = L["reduce_threads"]
-        rk = K._row_factory(RT)
-        add(f"sum_rows[{dt}]", rk["sum_rows"], [arr(dt, 2), arr(dt, 1), float64], RT)
-        add(f"log_softmax[{dt}]", rk["log_softmax"], [arr(dt, 2)] * 2, RT)
-        add(f"cross_entropy[{dt}]", rk["cross_entropy"],
+        def rk(name, RT=RT):
+            return lambda: K._row_factory(RT)[name]
+        add(f"sum_rows[{dt}]", rk("sum_rows"), [arr(dt, 2), arr(dt, 1), float64], RT)
+        add(f"log_softmax[{dt}]", rk("log_softmax"), [arr(dt, 2)] * 2, RT)
+        add(f"cross_entropy[{dt}]", rk("cross_entropy"),
             [arr(dt, 2), arr("int64", 1), arr(dt, 2), arr("float64", 1)], RT)
-        add(f"log_softmax_backward[{dt}]", rk["log_softmax_backward"], [arr(dt, 2)] * 3, RT)
-        add(f"sum_cols[{dt}]", K._sum_cols_kernel, [arr(dt, 2), arr(dt, 1)])
-        add(f"cross_entropy_backward[{dt}]", K._cross_entropy_backward_kernel,
+        add(f"log_softmax_backward[{dt}]", rk("log_softmax_backward"), [arr(dt, 2)] * 3, RT)
+        add(f"sum_cols[{dt}]", lambda: K._sum_cols_kernel, [arr(dt, 2), arr(dt, 1)])
+        add(f"cross_entropy_backward[{dt}]", lambda: K._cross_entropy_backward_kernel,
             [arr(dt, 2), arr("int64", 1), arr(dt, 1), boolean, f, arr(dt, 2)])
         ints = [int64] * 8
-        add(f"im2col[{dt}]", K._im2col_kernel, [arr(dt, 4)] + ints + [arr(dt, 2)])
-        add(f"col2im[{dt}]", K._col2im_kernel, [arr(dt, 2)] + ints + [arr(dt, 4)])
-        add(f"max_pool[{dt}]", K._max_pool_kernel,
+        add(f"im2col[{dt}]", lambda: K._im2col_kernel, [arr(dt, 4)] + ints + [arr(dt, 2)])
+        add(f"col2im[{dt}]", lambda: K._col2im_kernel, [arr(dt, 2)] + ints + [arr(dt, 4)])
+        add(f"max_pool[{dt}]", lambda: K._max_pool_kernel,
             [arr(dt, 4)] + [int64] * 6 + [arr(dt, 4), arr("int64", 4)])
-        add(f"max_pool_backward[{dt}]", K._max_pool_backward_kernel,
+        add(f"max_pool_backward[{dt}]", lambda: K._max_pool_backward_kernel,
             [arr(dt, 1), arr("int64", 1), int64, arr(dt, 1)])
-        add(f"sgd[{dt}]", K._sgd_kernel,
+        add(f"sgd[{dt}]", lambda: K._sgd_kernel,
             [arr(dt, 1), arr(dt, 1), arr(dt, 1), boolean, f, f, boolean, f])
         add(f"affine_grid[{dt}]", S._affine_grid_kernel,
             [arr(dt, 3), arr(dt, 1), arr(dt, 1), arr(dt, 4)])
         add(f"affine_grid_backward[{dt}]", S._affine_grid_backward_kernel,
             [arr(dt, 4), arr("float64", 1), arr("float64", 1), arr(dt, 3)])
-        fwd, bwd = S._sampling_factory(np.dtype(dt).str)
-        add(f"grid_sample[{dt}]", fwd, [arr(dt, 4)] * 3 + [f] * 4 + [boolean])
-        add(f"grid_sample_backward[{dt}]", bwd, [arr(dt, 4)] * 5 + [f] * 4 + [boolean])
+        add(f"grid_sample[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[0], [arr(dt, 4)] * 3 + [f] * 4 + [boolean])
+        add(f"grid_sample_backward[{dt}]",
+            lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[1], [arr(dt, 4)] * 5 + [f] * 4 + [boolean])
         for ta, tb, tag in ((False, False, "nn"), (False, True, "nt"), (True, False, "tn")):
             mm = [arr(dt, 2)] * 3
             add(f"matmul_tiled_{tag}[{dt}]",
@@ -168,6 +171,10 @@ def catalog():
                 MM._block_tiled_factory(L["bm3"], L["bn3"], L["bk3"], L["tm3"], L["tn3"],
                                         ta, tb, np.dtype(dt).str),
                 mm, (L["bm3"] // L["tm3"]) * (L["bn3"] // L["tn3"]))
+    extra = getattr(K, "ptx_catalog", None)     # kernels a backend module lists itself
+    if extra is not None:
+        for name, kernel, args, threads in extra(arr, L):
+            add(name, kernel, args, threads)
     _ = types
     return rows
 
@@ -207,6 +214,8 @@ def report(arch="sm_90", names=None):
             row = dict(name=name, threads=threads, registers=None, spill_bytes=None,
                        shared_bytes=None, blocks_per_sm=None, occupancy=None, error=None)
             try:
+                if not hasattr(kernel, "py_func"):
+                    kernel = kernel()
                 opts = kernel.targetoptions
                 ptx, _ = cuda.compile_ptx(kernel.py_func, args, cc=cc,
                                           fastmath=bool(opts.get("fastmath")),

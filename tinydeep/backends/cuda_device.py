@@ -90,15 +90,117 @@ def from_host(a):
     a = np.asarray(a)
     if not a.flags.c_contiguous:
         a = np.array(a, order="C")
-    return cuda.to_device(a)
+    out = empty(a.shape, a.dtype)
+    if a.size:
+        out.copy_to_device(a)
+    return out
 
 
 def to_host(a):
     return a.copy_to_host()
 
 
+# --- the device-buffer pool ---------------------------------------------------------------
+# A training step makes the same output shapes every step. Instead of a cudaMalloc (and a
+# later cudaFree) per kernel output, `empty` hands out a buffer from a free list keyed by its
+# size rounded up to POOL_ROUND bytes, and the buffer goes back to that list when the last
+# array viewing it is garbage-collected (a reshape or slice of it keeps it out). All kernels
+# run on the default stream, so a buffer reused after its last host reference is gone is
+# only written by kernels queued after every kernel that read it: no synchronization needed.
+# The pool is tinydeep's only: numba's own allocations (cuda.to_device, device_array) are
+# not affected. Each handed-out array gets its own "lease" object as its memory's owner;
+# its finalizer returns the raw buffer.
+
+POOL_ROUND = 512                     # bytes: size classes are multiples of this
+POOL = dict(enabled=True, free={}, allocations=0, reuses=0, returns=0, cached_bytes=0)
+
+
+class _Lease:
+    """Owner of one handed-out buffer; alive as long as any array viewing the buffer."""
+    __slots__ = ("__weakref__",)
+
+
+def _give_back(key, raw):
+    POOL["free"].setdefault(key, []).append(raw)
+    POOL["returns"] += 1
+    POOL["cached_bytes"] += key
+
+
+def _raw_buffer(nbytes):
+    """(raw buffer of nbytes, reused?) from the free list, else newly allocated."""
+    stack = POOL["free"].get(nbytes)
+    if stack:
+        try:
+            raw = stack.pop()
+            POOL["cached_bytes"] -= nbytes
+            POOL["reuses"] += 1
+            return raw
+        except IndexError:           # emptied by another thread in between
+            pass
+    POOL["allocations"] += 1
+    if SIMULATING:
+        return bytearray(nbytes)
+    try:
+        return cuda.device_array(nbytes, dtype=np.uint8)
+    except Exception:                # out of memory: drop what the pool holds and try again
+        release_pool()
+        return cuda.device_array(nbytes, dtype=np.uint8)
+
+
+def _view(raw, nbytes, shape, dtype):
+    """An array of (shape, dtype) on raw's memory whose owner is a fresh lease; the lease's
+    finalizer puts raw back on the free list."""
+    import ctypes
+    import weakref
+    if SIMULATING:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+        lease = (ctypes.c_char * nbytes).from_buffer(raw)        # numpy views keep it alive
+        arr = FakeCUDAArray(np.frombuffer(lease, dtype, math.prod(shape)).reshape(shape))
+    else:
+        from numba.cuda.cudadrv.devicearray import DeviceNDArray
+        from numba.cuda.cudadrv.driver import MemoryPointer
+        lease = _Lease()
+        # the EMM interface's MemoryPointer: no finalizer (raw owns the memory), owner =
+        # the lease, so reshapes (same pointer) and slices (owner = lease) keep it alive
+        ptr = MemoryPointer(raw.gpu_data.context, raw.gpu_data.device_pointer, nbytes,
+                            owner=lease)
+        strides = tuple(s * dtype.itemsize for s in c_strides(shape))
+        arr = DeviceNDArray(shape, strides, dtype, gpu_data=ptr)
+    fin = weakref.finalize(lease, _give_back, nbytes, raw)
+    fin.atexit = False
+    return arr
+
+
 def empty(shape, dtype):
-    return cuda.device_array(tuple(shape), dtype=np.dtype(dtype))
+    """An uninitialized C-contiguous device array, from the buffer pool."""
+    shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+    size = math.prod(shape)
+    if not POOL["enabled"] or size == 0:
+        return cuda.device_array(shape, dtype=dtype)
+    nbytes = -(-size * dtype.itemsize // POOL_ROUND) * POOL_ROUND
+    return _view(_raw_buffer(nbytes), nbytes, shape, dtype)
+
+
+def pool_stats():
+    """Counts since start: allocations (new device buffers), reuses, returns; cached_bytes
+    held in the free lists now."""
+    return {k: POOL[k] for k in ("allocations", "reuses", "returns", "cached_bytes")}
+
+
+def release_pool():
+    """Free every buffer the pool holds (arrays in use are not affected)."""
+    POOL["free"] = {}
+    POOL["cached_bytes"] = 0
+
+
+def use_pool(enabled=True):
+    """Turn the pool on or off (off: every `empty` is a fresh allocation); returns the old
+    setting."""
+    old = POOL["enabled"]
+    POOL["enabled"] = bool(enabled)
+    if not enabled:
+        release_pool()
+    return old
 
 
 def flat(a):
