@@ -177,11 +177,10 @@ def matmul_blocked(a, b, out=None):
 #           for each b-sliver j0, for each a-sliver i0:
 #               c[i0:i0+MR, j0:j0+NR] (+)= a-sliver @ b-sliver    (micro-kernel)
 #
-# NR is one 64-byte vector (16 float32 or 8 float64). On AVX2 (16 registers
-# of 32 bytes) a 6 x 16 float32 tile is 12 registers of accumulators, leaving
-# room for b and the broadcast; with AVX-512 (32 registers of 64 bytes) a
-# 16 x 16 tile fits. LLVM splits a 64-byte vector into whatever the CPU has,
-# so the code is correct on any x86; only the tile shape is tuned.
+# NR is one kernel vector of VECTOR_BYTES (below: 128 bytes = 32 float32 with
+# AVX-512, 64 bytes with AVX2). LLVM splits it into whatever registers the CPU
+# has, so the code is correct on any x86; only the tile shape is tuned, for the
+# CPU Numba compiles for (NUMBA_CPU_NAME, else the host) and the host's caches.
 
 def _target_has_avx512():
     """Whether Numba compiles for a CPU with AVX-512 (the host, unless
@@ -219,19 +218,29 @@ def _cache_bytes(level, default):
     return default
 
 
-def _blocking(l1_bytes, l2_bytes, mr, vector_bytes=64):
-    """(KC, MC) from the cache sizes: a b-sliver (KC x NR, KC vectors) fills at most
-    half of L1 with room for the a-sliver streaming past it; the MC x KC block of
-    a-slivers fills at most half of L2 (the other half holds the b-panel's slivers
-    in turn and c). KC is a multiple of 64, MC of MR; both within sane bounds."""
-    kc = max(128, min(512, (l1_bytes // 2 // vector_bytes) // 64 * 64))
-    mc = (l2_bytes // 2) // (kc * 4) // mr * mr
+def _blocking(l1_bytes, l2_bytes, mr, vector_bytes):
+    """(KC, MC) from the cache sizes. A b-sliver (KC rows of NR = one kernel vector)
+    takes 2/3 of L1, leaving room for the a-sliver streaming past it; the MC x KC
+    block of a-slivers takes a quarter of L2 (the rest holds the b-sliver on its way,
+    c's rows and the other operand's lines). KC is a multiple of 64, MC of MR.
+    Sapphire Rapids (48 KiB L1, 2 MiB L2, 128-byte kernel vector): 256, 504.
+    Zen 3 (32 KiB, 512 KiB, 64 bytes): 320, 96."""
+    kc = max(128, min(512, (l1_bytes * 2 // 3 // vector_bytes) // 64 * 64))
+    mc = (l2_bytes // 4) // (kc * 4) // mr * mr
     return kc, max(4 * mr, min(mc, 96 * mr))
 
 
+# The micro-tile is MR rows by one "kernel vector" of VECTOR_BYTES. LLVM splits a
+# vector type wider than the CPU's registers into several registers, so the tile is
+# MR x (VECTOR_BYTES/register bytes) registers of accumulators:
+#   AVX-512 (32 zmm of 64 bytes): 12 x 128 bytes = 24 accumulators, + 2 for b. Per k:
+#       2 loads of b, 12 broadcast loads of a, 24 FMAs -- 14 loads per 24 FMAs, inside
+#       the two load ports' budget (a 16 x 64-byte tile needs 17 loads per 16 FMAs and
+#       ran at ~0.7 of OpenBLAS on Sapphire Rapids; this one at ~0.9-1.0).
+#   AVX2 (16 ymm of 32 bytes): 6 x 64 bytes = 12 accumulators, + 2 for b, + 1 broadcast.
 _HAS_AVX512 = _target_has_avx512()
-MR = 16 if _HAS_AVX512 else 6    # rows of a micro-tile (AVX2: 12 of 16 registers hold c)
-VECTOR_BYTES = 64                # NR = VECTOR_BYTES // itemsize columns
+MR = 12 if _HAS_AVX512 else 6                  # rows of a micro-tile
+VECTOR_BYTES = 128 if _HAS_AVX512 else 64      # NR = VECTOR_BYTES // itemsize columns
 L1_BYTES = _cache_bytes(1, 32 << 10)
 L2_BYTES = _cache_bytes(2, 512 << 10)
 KC, MC = _blocking(L1_BYTES, L2_BYTES, MR, VECTOR_BYTES)
@@ -311,7 +320,7 @@ def _micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accum
 
 @intrinsic
 def _nr(typingctx, x):
-    """NR for x's dtype (elements in one 64-byte vector) as a compile-time constant."""
+    """NR for x's dtype (elements in one kernel vector) as a compile-time constant."""
     n = VECTOR_BYTES * 8 // x.dtype.bitwidth
     return types.intp(x), lambda context, builder, sig, args: context.get_constant(types.intp, n)
 
@@ -427,14 +436,20 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
     for r0 in range(full_hi, r_hi, R):         # the general case, and slivers past the edge
         at = (r0 - r_lo) * kc
         n = max(0, min(R, rows - r0))
-        for r in range(R):
-            if r < n:
-                src = (r0 + r) * rs + k0 * cs
-                for p in range(kc):
-                    dst[np.uint64(at + p * R + r)] = x[np.uint64(src + p * cs)]
-            else:
-                for p in range(kc):
-                    dst[np.uint64(at + p * R + r)] = 0.0
+        if rs < cs:     # walk x's memory in order: a sliver row x[r0:r0+n, k] is (nearly) contiguous
+            for p in range(kc):
+                src = r0 * rs + (k0 + p) * cs
+                for r in range(R):
+                    dst[np.uint64(at + p * R + r)] = x[np.uint64(src + r * rs)] if r < n else 0.0
+        else:           # rows of x run along k: read each row in order
+            for r in range(R):
+                if r < n:
+                    src = (r0 + r) * rs + k0 * cs
+                    for p in range(kc):
+                        dst[np.uint64(at + p * R + r)] = x[np.uint64(src + p * cs)]
+                else:
+                    for p in range(kc):
+                        dst[np.uint64(at + p * R + r)] = 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -514,7 +529,7 @@ _workspace = threading.local()
 
 
 def _buffer(size, dtype):
-    """A reusable 64-byte aligned 1-D buffer of at least `size` elements (one
+    """A reusable VECTOR_BYTES-aligned 1-D buffer of at least `size` elements (one
     per calling thread and dtype), so that repeated calls do not page-fault
     fresh memory."""
     try:
