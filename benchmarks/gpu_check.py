@@ -8,6 +8,8 @@ sys.path). Sections, each under its own time limit, each recorded even when it f
 (with the exception text), so one failure never hides the rest:
 
     info        device, driver, CUDA / numba / numba-cuda / torch / cupy versions, date, commit
+    pool        kernels write into pooled device buffers and read back right, a freed buffer is
+                reused (if not, the pool is switched off for the rest of the run)
     tests       pytest on the CUDA test files with NUMBA_ENABLE_CUDASIM=0 (real launch sizes)
     matmul      fp32 4096³, each rung (tiled, register_tiled, block_tiled) vs cuBLAS with TF32
                 off (PyTorch, else CuPy); target >= 0.5x cuBLAS for the best rung
@@ -43,10 +45,13 @@ CUDA_TESTS = ["tests/test_cuda_backend.py", "tests/test_cuda_tensor.py",
 # image side, MLP width and depth, CNN channels: the GPU sizes, and tiny ones for the simulator
 FULL = dict(matmul=4096, relu=1 << 26, sample=(256, 32, 64, 64), n_train=10000, batch=128,
             side=28, width=512, depth=2, channels=(16, 32),
-            limits=dict(info=30, tests=200, matmul=70, relu=25, grid_sample=50, mlp=50, cnn=70))
+            limits=dict(info=30, pool=30, tests=200, matmul=70, relu=25, grid_sample=60, mlp=60,
+                        cnn=80))
 TINY = dict(matmul=12, relu=64, sample=(2, 2, 5, 4), n_train=8, batch=4,
             side=8, width=4, depth=1, channels=(1, 2),
-            limits=dict(info=30, tests=60, matmul=60, relu=30, grid_sample=60, mlp=60, cnn=90))
+            limits=dict(info=30, pool=30, tests=60, matmul=60, relu=30, grid_sample=60, mlp=60,
+                        cnn=90))
+RESERVE_S = 25      # each section not yet run keeps this much of the --budget
 
 
 def say(*a):
@@ -137,6 +142,38 @@ def section_info(ctx):
     for k, v in info.items():
         say(f"  {k}: {v}")
     return [("device", info["device"], "", None), ("driver", info["driver"], "", None)]
+
+
+# --- the buffer pool, before anything leans on it --------------------------------------------
+
+def section_pool(ctx):
+    """Kernels write into pooled buffers and read back right; a freed buffer is reused. If
+    this fails, the pool is switched off so that the other sections still measure."""
+    import gc
+
+    from tinydeep import backends
+    from tinydeep.backends import cuda_device as cd
+    cu = backends.module("cuda")
+    try:
+        x = np.linspace(-1, 1, 1000, dtype=np.float32).reshape(10, 100)
+        y = cu.relu(cd.from_host(x))
+        np.testing.assert_array_equal(cd.to_host(y.reshape(1000)).reshape(10, 100),
+                                      np.maximum(x, 0))
+        before = cd.pool_stats()
+        del y
+        gc.collect()
+        z = cu.relu(cd.from_host(x))
+        after = cd.pool_stats()
+        np.testing.assert_array_equal(cd.to_host(z), np.maximum(x, 0))
+        reused = after["reuses"] - before["reuses"]
+        if reused < 1:
+            raise AssertionError(f"no buffer reused: {before} -> {after}")
+    except Exception:
+        cd.use_pool(False)
+        say("  the pool failed: switched off for the other sections")
+        raise
+    return [("pooled buffers: relu into a pooled buffer, read back; freed buffer reused",
+             f"ok ({reused} reused)", "works", True)]
 
 
 # --- the test suite on the device ---------------------------------------------------------------
@@ -330,7 +367,7 @@ def section_cnn(ctx):
     return _epoch_section(ctx, "cnn", _cnn(ctx["sizes"]), False)
 
 
-SECTIONS = [("info", section_info), ("tests", section_tests), ("matmul", section_matmul),
+SECTIONS = [("info", section_info), ("pool", section_pool), ("tests", section_tests), ("matmul", section_matmul),
             ("relu", section_relu), ("grid_sample", section_grid_sample),
             ("mlp", section_mlp), ("cnn", section_cnn)]
 
@@ -362,6 +399,9 @@ def main(argv=None):
     p.add_argument("--tiny", action="store_true", help="tiny sizes (for the CUDA simulator)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--only", nargs="*", help="run only these sections (info always runs)")
+    p.add_argument("--budget", type=float, default=450,
+                   help="seconds for the whole run: a section's limit shrinks so that every "
+                        "later section keeps %d s" % RESERVE_S)
     args = p.parse_args(argv)
     if not args.tiny:
         os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "0")
@@ -375,10 +415,11 @@ def main(argv=None):
         sys.setswitchinterval(1e-4)    # simulated threads meet at barriers: switch often
     rows, t_start = [], time.perf_counter()
     old_handler = signal.signal(signal.SIGALRM, _alarm)
-    for name, fn in SECTIONS:
-        if args.only and name != "info" and name not in args.only:
-            continue
-        limit = ctx["limits"][name]
+    todo = [(n, f) for n, f in SECTIONS if not args.only or n == "info" or n in args.only]
+    for i, (name, fn) in enumerate(todo):
+        left = args.budget - (time.perf_counter() - t_start) - RESERVE_S * (len(todo) - i - 1)
+        limit = max(10, int(min(ctx["limits"].get(name, 60), left)))
+        ctx["limits"] = dict(ctx["limits"], **{name: limit})
         say(f"\n== {name} (limit {limit} s, {time.perf_counter() - t_start:.0f} s so far)")
         t = time.perf_counter()
         signal.alarm(limit)

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-SECTIONS = ["info", "tests", "matmul", "relu", "grid_sample", "mlp", "cnn"]
+SECTIONS = ["info", "pool", "tests", "matmul", "relu", "grid_sample", "mlp", "cnn"]
 
 
 def test_tiny_run_fills_every_section(tmp_path):

@@ -15,7 +15,10 @@ Launch sizes are parameters (`LAUNCH`, `configure`): the simulator runs every
 simulated thread as a Python thread, so under it the defaults are tiny; the
 kernels are written grid-stride or with bounds checks, so any size is right.
 """
+import ctypes
 import math
+import os
+import weakref
 
 import numpy as np
 from numba import cuda
@@ -112,7 +115,9 @@ def to_host(a):
 # its finalizer returns the raw buffer.
 
 POOL_ROUND = 512                     # bytes: size classes are multiples of this
-POOL = dict(enabled=True, free={}, allocations=0, reuses=0, returns=0, cached_bytes=0)
+# TINYDEEP_CUDA_POOL=0 turns it off (every output a fresh cudaMalloc), e.g. to rule it out
+POOL = dict(enabled=os.environ.get("TINYDEEP_CUDA_POOL", "1") != "0", free={}, allocations=0,
+            reuses=0, returns=0, cached_bytes=0)
 
 
 class _Lease:
@@ -150,8 +155,6 @@ def _raw_buffer(nbytes):
 def _view(raw, nbytes, shape, dtype):
     """An array of (shape, dtype) on raw's memory whose owner is a fresh lease; the lease's
     finalizer puts raw back on the free list."""
-    import ctypes
-    import weakref
     if SIMULATING:
         from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
         lease = (ctypes.c_char * nbytes).from_buffer(raw)        # numpy views keep it alive
