@@ -1,4 +1,8 @@
-"""The kernels as Numba CPU code: `@njit(parallel=True)` loops split over cores.
+"""CpuBackend: the kernels as Numba CPU code, `@njit(parallel=True)` loops split
+over cores. It inherits ReferenceBackend and overrides what Numba makes faster:
+the kernels here, the elementwise families (cpu_elementwise.py), matmul
+(cpu_matmul.py) and sampling (cpu_sampling.py); the rest (index_backward, the
+array helpers) is the reference's NumPy.
 
 Every kernel computes what `reference.py` says it means (the parity tests
 hold the two together); read the reference first for the math, then here for
@@ -8,9 +12,9 @@ Each kernel comes in two parts:
   _name_kernel  a module-level `@njit(parallel=True, cache=True)` function on
                 C-contiguous arrays, its outer loop a `prange` whose iterations
                 write disjoint parts of the result (so threads never race);
-  name          a thin Python wrapper that refuses non-float arrays with a
-                plain TypeError, makes inputs contiguous where the kernel needs
-                it, allocates (or checks) the result and calls the kernel.
+  name          a thin Python wrapper that makes inputs contiguous where the
+                kernel needs it, allocates the result and calls the kernel.
+                (Inputs were checked at the op's entry: dtypes are not checked again.)
 Elementwise kernels see their arrays flattened to 1-D: one `prange` over all
 elements, which Numba hands out to threads in contiguous blocks. (A
 `@vectorize(target='parallel')` ufunc would call the kernel once per element:
@@ -24,49 +28,18 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import KERNELS
-from . import cpu_matmul, cpu_sampling
-from .reference import index_backward  # a rare, small scatter: NumPy's add.at is enough
+from . import cpu_elementwise, cpu_matmul, cpu_sampling
+from .base import KERNELS, backend_class
+from .reference import ReferenceBackend
 from .reference import _pair  # (sh, sw) from an int or a pair
 
-__all__ = list(KERNELS)  # the contract, named once in backends/__init__.py
-
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+__all__ = list(KERNELS)
 
 
 # --- wrapper helpers ------------------------------------------------------------------
 
-def _check_float(name, *arrays):
-    """Refuse anything but float32/float64 arrays of one dtype, before Numba sees it."""
-    for a in arrays:
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{name} kernel needs NumPy arrays, got {type(a).__name__}")
-        if a.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{name} kernel needs float32 or float64 arrays, got {a.dtype}")
-    if len({a.dtype for a in arrays}) > 1:
-        raise TypeError(f"{name} kernel got mixed dtypes "
-                        f"{sorted(str(a.dtype) for a in arrays)}; all must be the same")
-
-
-def _check_int(name, a):
-    """Integer index arrays (targets, argmax) become contiguous int64."""
-    a = np.asarray(a)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{name} kernel needs an integer index array, got {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def _result(name, out, shape, dtype):
-    """A fresh result array, or the caller's `out` once it is checked to fit."""
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray) or out.dtype != dtype:
-        raise TypeError(f"{name} kernel: out must be a {np.dtype(dtype)} array, "
-                        f"got {getattr(out, 'dtype', type(out).__name__)}")
-    if out.shape != tuple(shape) or not out.flags.c_contiguous:
-        raise ValueError(f"{name} kernel: out must be a C-contiguous array of shape "
-                         f"{tuple(shape)}, got shape {out.shape}")
-    return out
+def _result(out, like):
+    return np.empty(like.shape, dtype=like.dtype) if out is None else out
 
 
 def _flat(a):
@@ -74,73 +47,7 @@ def _flat(a):
     return np.ascontiguousarray(a).reshape(-1)
 
 
-# --- matmul and sampling: kernels in cpu_matmul.py and cpu_sampling.py -------------------
-# Here they only get the dtype check that every kernel of this module makes.
-
-def matmul(a, b, out=None):
-    _check_float("matmul", a, b)
-    return cpu_matmul.matmul(a, b, out=out)
-
-
-def matmul_nt(a, b, out=None):
-    _check_float("matmul_nt", a, b)
-    return cpu_matmul.matmul_nt(a, b, out=out)
-
-
-def matmul_tn(a, b, out=None):
-    _check_float("matmul_tn", a, b)
-    return cpu_matmul.matmul_tn(a, b, out=out)
-
-
-def affine_grid(theta, H, W, align_corners):
-    _check_float("affine_grid", theta)
-    return cpu_sampling.affine_grid(theta, H, W, align_corners)
-
-
-def affine_grid_backward(grad_grid, align_corners):
-    _check_float("affine_grid_backward", grad_grid)
-    return cpu_sampling.affine_grid_backward(grad_grid, align_corners)
-
-
-def bilinear_sample(image, grid, padding_mode, align_corners):
-    _check_float("bilinear_sample", image, grid)
-    return cpu_sampling.bilinear_sample(image, grid, padding_mode, align_corners)
-
-
-def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
-    _check_float("bilinear_sample_backward", image, grid, grad)
-    return cpu_sampling.bilinear_sample_backward(image, grid, grad, padding_mode, align_corners)
-
-
-# --- elementwise ------------------------------------------------------------------------
-
-@njit(parallel=True, cache=True)
-def _add_kernel(a, b, y):
-    # y = a + b
-    for i in prange(y.size):
-        y[i] = a[i] + b[i]
-
-
-@njit(parallel=True, cache=True)
-def _sub_kernel(a, b, y):
-    # y = a - b
-    for i in prange(y.size):
-        y[i] = a[i] - b[i]
-
-
-@njit(parallel=True, cache=True)
-def _mul_kernel(a, b, y):
-    # y = a * b
-    for i in prange(y.size):
-        y[i] = a[i] * b[i]
-
-
-@njit(parallel=True, cache=True)
-def _div_kernel(a, b, y):
-    # y = a / b  (IEEE: x/0 = ±inf, 0/0 = NaN, as in NumPy)
-    for i in prange(y.size):
-        y[i] = a[i] / b[i]
-
+# --- elementwise: the families are in cpu_elementwise.py; these take a scalar ---------
 
 @njit(parallel=True, cache=True)
 def _mul_scalar_kernel(x, s, y):
@@ -157,28 +64,6 @@ def _pow_scalar_kernel(x, p, y):
 
 
 @njit(parallel=True, cache=True)
-def _exp_kernel(x, y):
-    # y = eˣ
-    for i in prange(y.size):
-        y[i] = math.exp(x[i])
-
-
-@njit(parallel=True, cache=True)
-def _relu_kernel(x, y):
-    # y = max(x, 0); written as "0 if x <= 0" so that a NaN passes through
-    for i in prange(y.size):
-        v = x[i]
-        y[i] = 0 if v <= 0 else v
-
-
-@njit(parallel=True, cache=True)
-def _relu_backward_kernel(x, grad, dx):
-    # dx = grad · [x > 0]
-    for i in prange(dx.size):
-        dx[i] = grad[i] if x[i] > 0 else 0
-
-
-@njit(parallel=True, cache=True)
 def _add_rowvec_kernel(x, b, y):
     # y[m, n] = x[m, n] + b[n]
     M, N = x.shape
@@ -187,67 +72,20 @@ def _add_rowvec_kernel(x, b, y):
             y[m, n] = x[m, n] + b[n]
 
 
-def _binary(kernel, name, a, b, out):
-    _check_float(name, a, b)
-    y = _result(name, out, a.shape, a.dtype)
-    kernel(_flat(a), _flat(b), y.reshape(-1))
-    return y
-
-
-def add(a, b, out=None):
-    return _binary(_add_kernel, "add", a, b, out)
-
-
-def sub(a, b, out=None):
-    return _binary(_sub_kernel, "sub", a, b, out)
-
-
-def mul(a, b, out=None):
-    return _binary(_mul_kernel, "mul", a, b, out)
-
-
-def div(a, b, out=None):
-    return _binary(_div_kernel, "div", a, b, out)
-
-
 def mul_scalar(x, s, out=None):
-    _check_float("mul_scalar", x)
-    y = _result("mul_scalar", out, x.shape, x.dtype)
+    y = _result(out, x)
     _mul_scalar_kernel(_flat(x), x.dtype.type(s), y.reshape(-1))
     return y
 
 
 def pow_scalar(x, p, out=None):
-    _check_float("pow_scalar", x)
-    y = _result("pow_scalar", out, x.shape, x.dtype)
+    y = _result(out, x)
     _pow_scalar_kernel(_flat(x), x.dtype.type(p), y.reshape(-1))
     return y
 
 
-def exp(x, out=None):
-    _check_float("exp", x)
-    y = _result("exp", out, x.shape, x.dtype)
-    _exp_kernel(_flat(x), y.reshape(-1))
-    return y
-
-
-def relu(x, out=None):
-    _check_float("relu", x)
-    y = _result("relu", out, x.shape, x.dtype)
-    _relu_kernel(_flat(x), y.reshape(-1))
-    return y
-
-
-def relu_backward(x, grad, out=None):
-    _check_float("relu_backward", x, grad)
-    dx = _result("relu_backward", out, grad.shape, grad.dtype)
-    _relu_backward_kernel(_flat(x), _flat(grad), dx.reshape(-1))
-    return dx
-
-
 def add_rowvec(x, b, out=None):
-    _check_float("add_rowvec", x, b)
-    y = _result("add_rowvec", out, x.shape, x.dtype)
+    y = _result(out, x)
     _add_rowvec_kernel(np.ascontiguousarray(x), np.ascontiguousarray(b), y)
     return y
 
@@ -325,7 +163,6 @@ def sum(x, axis=None, keepdims=False):
     """Σ over `axis` (None, an int or a tuple; negative ints count from the end).
     Each run of adjacent reduced axes is one (outer, reduced, inner) reduction;
     intermediate results stay float64, the last one is rounded to x's dtype."""
-    _check_float("sum", x)
     if axis is None:
         axes = tuple(range(x.ndim))
     else:
@@ -397,14 +234,12 @@ def _cross_entropy_backward_kernel(logp, targets, scale, dz):
 
 
 def log_softmax(x):
-    _check_float("log_softmax", x)
     logp = np.empty(x.shape, dtype=x.dtype)
     _log_softmax_kernel(np.ascontiguousarray(x), logp)
     return logp
 
 
 def log_softmax_backward(logp, grad):
-    _check_float("log_softmax_backward", logp, grad)
     dx = np.empty(logp.shape, dtype=logp.dtype)
     _log_softmax_backward_kernel(np.ascontiguousarray(logp), np.ascontiguousarray(grad), dx)
     return dx
@@ -412,15 +247,13 @@ def log_softmax_backward(logp, grad):
 
 def cross_entropy(logits, targets):
     """-mean_m logp[m, t_m]; the M picked values are summed in float64."""
-    targets = _check_int("cross_entropy", targets)
     logp = log_softmax(logits)
     picked = logp[np.arange(logp.shape[0]), targets]
-    return float(-np.mean(picked, dtype=np.float64)), logp
+    return np.asarray(-np.mean(picked, dtype=np.float64), dtype=logits.dtype), logp
 
 
 def cross_entropy_backward(logp, targets, grad_loss):
-    _check_float("cross_entropy_backward", logp)
-    targets = _check_int("cross_entropy_backward", targets)
+    targets = np.ascontiguousarray(targets, dtype=np.int64)
     dz = np.empty(logp.shape, dtype=logp.dtype)
     scale = logp.dtype.type(grad_loss / logp.shape[0])
     _cross_entropy_backward_kernel(np.ascontiguousarray(logp), targets, scale, dz)
@@ -502,7 +335,6 @@ def _out_size(size, k, stride, padding):
 
 
 def im2col(x, kh, kw, stride, padding):
-    _check_float("im2col", x)
     N, C, H, W = x.shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
@@ -512,7 +344,6 @@ def im2col(x, kh, kw, stride, padding):
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding):
-    _check_float("col2im", cols)
     N, C, H, W = x_shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
@@ -585,7 +416,6 @@ def _max_pool2d_backward_kernel(grad, argmax, dx):
 
 
 def max_pool2d(x, kernel, stride, padding):
-    _check_float("max_pool2d", x)
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
     Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
@@ -599,12 +429,10 @@ def max_pool2d(x, kernel, stride, padding):
 
 
 def max_pool2d_backward(grad, argmax, x_shape):
-    _check_float("max_pool2d_backward", grad)
-    argmax = _check_int("max_pool2d_backward", argmax)
     N, C, H, W = x_shape
     dx = np.zeros((N * C, H * W), dtype=grad.dtype)
     _max_pool2d_backward_kernel(np.ascontiguousarray(grad).reshape(N * C, -1),
-                                argmax.reshape(N * C, -1), dx)
+                                np.ascontiguousarray(argmax).reshape(N * C, -1), dx)
     return dx.reshape(N, C, H, W)
 
 
@@ -624,8 +452,6 @@ def _sgd_kernel(param, grad, buf, lr, momentum, nesterov, weight_decay):
 
 
 def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
-    arrays = (param, grad) if buf is None else (param, grad, buf)
-    _check_float("sgd_update", *arrays)
     if buf is None and momentum != 0:
         raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
     # The kernel updates flat C-contiguous arrays in place; other layouts go through a copy.
@@ -638,3 +464,13 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
         param[...] = p
     if buf is not None and v is not buf:
         buf[...] = v
+
+
+# Defined here, or in the files named; the rest inherited from the reference.
+CpuBackend = backend_class("cpu", ReferenceBackend, {
+    **vars(cpu_elementwise), **vars(cpu_matmul), **vars(cpu_sampling), **globals()})
+BACKEND = CpuBackend()
+
+
+def __getattr__(name):  # cpu.add, cpu.index_backward...: the kernels it inherits
+    return getattr(BACKEND, name)

@@ -1,15 +1,15 @@
-"""Every kernel of the contract (see backends/__init__.py) as a numba.cuda kernel.
+"""CudaBackend: every kernel and array helper of the contract (backends/base.py)
+on numba.cuda device arrays.
 
 Arrays in and out are C-contiguous device arrays; the meaning of each kernel
 is the one `reference.py` states, and tests/test_cuda_backend.py checks them
-against it. Two deliberate differences, both to keep the GPU from waiting on
-the host: `cross_entropy` returns its loss as a 0-d device array (read it with
-`.copy_to_host()`, or `Tensor.item()`), and `cross_entropy_backward` accepts
-grad_loss as a Python number or as that 0-d device array.
+against it. The loss of `cross_entropy` is a 0-d device array, as on every
+backend: reading it (`Tensor.item()`) is the one place a step waits for the GPU.
 
-Shapes of work. Elementwise kernels are grid-stride loops over the flat
-arrays: a fixed grid of threads walks any size, so the simulator can run
-them with a handful of threads. Row-wise kernels (sum over trailing axes,
+Shapes of work. Elementwise kernels (here and the families in
+cuda_elementwise.py) are grid-stride loops over the flat arrays: a fixed grid
+of threads walks any size, so the simulator can run them with a handful of
+threads. Row-wise kernels (sum over trailing axes,
 log-softmax, cross-entropy) give each row a block whose threads stride
 along the row and then combine their partial results by a tree in shared
 memory: in step s the first s threads add the value s places up, halving s
@@ -17,70 +17,21 @@ until one total is left (log₂ of the block size steps, every step after a
 syncthreads). Sums accumulate in float64, as the reference does.
 
 Matrix products live in cuda_matmul.py, sampling in cuda_sampling.py; the
-array helpers a Tensor needs (transpose, broadcast, indexing, upload) in
-cuda_device.py.
+array helpers (transpose, broadcast, indexing, upload) in cuda_device.py.
 """
 import math
 
 import numpy as np
 from numba import cuda, float64
 
-from . import KERNELS
-from .cuda_device import (LAUNCH, empty, flat, full, grid, made, scatter_add, transpose,
-                          zeros)
-from .cuda_matmul import matmul, matmul_nt, matmul_tn
-from .cuda_sampling import (affine_grid, affine_grid_backward, bilinear_sample,
-                            bilinear_sample_backward)
+from . import cuda_device, cuda_elementwise, cuda_matmul, cuda_sampling
+from .base import KERNELS, Backend, backend_class
+from .cuda_device import LAUNCH, empty, flat, full, grid, made, scatter_add, transpose, zeros
 
 __all__ = list(KERNELS)
-_ = (matmul, matmul_nt, matmul_tn, affine_grid, affine_grid_backward, bilinear_sample,
-     bilinear_sample_backward)  # re-exported: the contract is complete in this module
 
 
-# --- elementwise ----------------------------------------------------------------------
-
-def _binary_factory(op):
-    @cuda.jit
-    def kernel(a, b, out):
-        for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-            x, y = a[i], b[i]
-            if op == 0:
-                out[i] = x + y
-            elif op == 1:
-                out[i] = x - y
-            elif op == 2:
-                out[i] = x * y
-            else:
-                out[i] = x / y
-    return kernel
-
-
-def _binary(op, a, b, out):
-    out = empty(a.shape, a.dtype) if out is None else out
-    if out.size:
-        made(_binary_factory, op)[grid(out.size)](flat(a), flat(b), flat(out))
-    return out
-
-
-def add(a, b, out=None):
-    """a + b (same shapes)."""
-    return _binary(0, a, b, out)
-
-
-def sub(a, b, out=None):
-    """a - b."""
-    return _binary(1, a, b, out)
-
-
-def mul(a, b, out=None):
-    """a * b, elementwise."""
-    return _binary(2, a, b, out)
-
-
-def div(a, b, out=None):
-    """a / b, elementwise."""
-    return _binary(3, a, b, out)
-
+# --- elementwise: the families are in cuda_elementwise.py; these take a scalar --------
 
 @cuda.jit
 def _mul_scalar_kernel(x, s, out):
@@ -100,32 +51,11 @@ def _pow_scalar_kernel(x, p, fractional, out):
 
 
 @cuda.jit
-def _exp_kernel(x, out):
-    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        out[i] = math.exp(x[i])
-
-
-@cuda.jit
 def _add_rowvec_kernel(x, b, out):
     # y[m, n] = x[m, n] + b[n], flat index i = m·N + n
     N = b.size
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = x[i] + b[i % N]
-
-
-@cuda.jit
-def _relu_kernel(x, out):
-    # max(x, 0), written so that a NaN passes through
-    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        v = x[i]
-        out[i] = 0 if v <= 0 else v
-
-
-@cuda.jit
-def _relu_backward_kernel(x, g, out):
-    # g · [x > 0]
-    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        out[i] = g[i] if x[i] > 0 else 0
 
 
 def _unary(kernel, x, out, *scalars):
@@ -145,29 +75,11 @@ def pow_scalar(x, p, out=None):
     return _unary(_pow_scalar_kernel, x, out, x.dtype.type(p), float(p) != math.floor(p))
 
 
-def exp(x, out=None):
-    """eˣ, elementwise."""
-    return _unary(_exp_kernel, x, out)
-
-
 def add_rowvec(x, b, out=None):
     """y[m, n] = x[m, n] + b[n]: the bias add of a layer."""
     out = empty(x.shape, x.dtype) if out is None else out
     if out.size:
         _add_rowvec_kernel[grid(out.size)](flat(x), b, flat(out))
-    return out
-
-
-def relu(x, out=None):
-    """max(x, 0); a NaN passes through."""
-    return _unary(_relu_kernel, x, out)
-
-
-def relu_backward(x, grad, out=None):
-    """grad · [x > 0] (x may be the ReLU's input or its output)."""
-    out = empty(grad.shape, grad.dtype) if out is None else out
-    if out.size:
-        _relu_backward_kernel[grid(out.size)](flat(x), flat(grad), flat(out))
     return out
 
 
@@ -531,3 +443,13 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
                                       has_buf, t(lr), t(momentum),
                                       bool(nesterov), t(weight_decay))
 
+
+# Defined here, or in the files named: the CudaBackend's table.
+CudaBackend = backend_class("cuda", Backend, {
+    **vars(cuda_device), **vars(cuda_elementwise), **vars(cuda_matmul), **vars(cuda_sampling),
+    **globals()})
+BACKEND = CudaBackend()
+
+
+def __getattr__(name):  # cuda.add etc.: the kernels the base derives from the families
+    return getattr(BACKEND, name)

@@ -1,4 +1,5 @@
-"""The meaning of every kernel, in plain vectorized NumPy.
+"""ReferenceBackend: the meaning of every kernel and array helper of the
+contract (backends/base.py), in plain vectorized NumPy.
 
 This module is the oracle: `cpu.py` must compute the same numbers (to a
 stated tolerance, see tests/test_backend_parity.py). Each kernel is the
@@ -11,11 +12,11 @@ which is then returned. Shapes are checked by the layers above, not here.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import KERNELS
-from .reference_sampling import (affine_grid, affine_grid_backward, bilinear_sample,
-                                 bilinear_sample_backward)
+from . import reference_sampling
+from .base import KERNELS, Backend, backend_class
+from .scalar_ops import BINARY, UNARY, check_op
 
-__all__ = list(KERNELS)  # the contract, named once in backends/__init__.py
+__all__ = list(KERNELS)
 
 
 # --- matrix products -------------------------------------------------------------
@@ -43,24 +44,36 @@ def _result(out, like):
     return np.empty(like.shape, dtype=like.dtype) if out is None else out
 
 
-def add(a, b, out=None):
-    """a + b (same shapes)."""
-    return np.add(a, b, out=_result(out, a))
+# The families apply a scalar function of scalar_ops.py to whole arrays; IEEE results
+# (inf, NaN) without NumPy's warnings, as the compiled loops give them.
+
+@np.errstate(all="ignore")
+def unary(op, x, out=None):
+    y = _result(out, x)
+    y[...] = check_op(UNARY, op)[0](x)
+    return y
 
 
-def sub(a, b, out=None):
-    """a - b."""
-    return np.subtract(a, b, out=_result(out, a))
+@np.errstate(all="ignore")
+def unary_backward(op, x, y, grad, out=None):
+    dx = _result(out, grad)
+    dx[...] = check_op(UNARY, op)[1](x, y, grad)
+    return dx
 
 
-def mul(a, b, out=None):
-    """a * b, elementwise."""
-    return np.multiply(a, b, out=_result(out, a))
+@np.errstate(all="ignore")
+def binary(op, a, b, out=None):
+    y = _result(out, a)
+    y[...] = check_op(BINARY, op)[0](a, b)
+    return y
 
 
-def div(a, b, out=None):
-    """a / b, elementwise."""
-    return np.divide(a, b, out=_result(out, a))
+@np.errstate(all="ignore")
+def binary_backward(op, a, b, y, grad):
+    _, fa, fb = check_op(BINARY, op)
+    da, db = _result(None, grad), _result(None, grad)
+    da[...], db[...] = fa(a, b, y, grad), fb(a, b, y, grad)
+    return da, db
 
 
 def mul_scalar(x, s, out=None):
@@ -73,27 +86,9 @@ def pow_scalar(x, p, out=None):
     return np.power(x, x.dtype.type(p), out=_result(out, x))
 
 
-def exp(x, out=None):
-    """eˣ, elementwise (softmax = exp(log_softmax))."""
-    return np.exp(x, out=_result(out, x))
-
-
 def add_rowvec(x, b, out=None):
     """y[m, n] = x[m, n] + b[n]: the bias add of a layer."""
     return np.add(x, b[None, :], out=_result(out, x))
-
-
-def relu(x, out=None):
-    """max(x, 0); a NaN passes through."""
-    return np.maximum(x, x.dtype.type(0), out=_result(out, x))
-
-
-def relu_backward(x, grad, out=None):
-    """grad · [x > 0]: the gradient flows where the unit was active.
-    `x` may be the ReLU's input or its output; both are > 0 at the same places."""
-    dx = _result(out, grad)
-    dx[...] = np.where(x > 0, grad, grad.dtype.type(0))
-    return dx
 
 
 # --- reduction -----------------------------------------------------------------------
@@ -120,10 +115,11 @@ def log_softmax_backward(logp, grad):
 
 
 def cross_entropy(logits, targets):
-    """loss = -mean_m logp[m, t_m] with logp = log_softmax(logits); returns (loss, logp)."""
+    """loss = -mean_m logp[m, t_m] with logp = log_softmax(logits); returns (loss, logp),
+    the loss a 0-d array (summed in float64)."""
     logp = log_softmax(logits)
     picked = logp[np.arange(logits.shape[0]), targets]
-    return float(-np.mean(picked, dtype=np.float64)), logp
+    return np.asarray(-np.mean(picked, dtype=np.float64), dtype=logits.dtype), logp
 
 
 def cross_entropy_backward(logp, targets, grad_loss):
@@ -228,3 +224,50 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
         buf += g
         g = g + t(momentum) * buf if nesterov else buf
     param -= t(lr) * g
+
+
+# --- array helpers: NumPy, with views where NumPy gives views -----------------------------
+
+def is_array(a):
+    return isinstance(a, np.ndarray)
+
+
+def from_host(a):
+    return a
+
+
+to_host = from_host
+
+
+def full(shape, value, dtype):
+    return np.full(shape, value, dtype=dtype)
+
+
+def contiguous(a):  # (np.ascontiguousarray would turn a 0-d array into shape (1,))
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def astype(a, dtype):
+    return a.astype(dtype, copy=False)
+
+
+def compare(a, b, op):
+    return getattr(np, op)(a, b)
+
+
+def argmax(a, axis=None):
+    return np.argmax(a, axis=axis)
+
+
+def take(a, index):
+    return a[index]
+
+
+broadcast_to, transpose = np.broadcast_to, np.transpose
+
+ReferenceBackend = backend_class("reference", Backend, {**vars(reference_sampling), **globals()})
+BACKEND = ReferenceBackend()
+
+
+def __getattr__(name):  # reference.add etc.: the kernels the base derives from the families
+    return getattr(BACKEND, name)

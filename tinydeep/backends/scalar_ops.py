@@ -1,0 +1,63 @@
+"""Elementwise ops, each written once as a scalar function and its derivative.
+
+As MiniTorch's map and zip: every backend turns these into loops over arrays --
+the reference calls them on whole NumPy arrays, the CPU compiles each into a
+`prange` loop, CUDA into a grid-stride kernel (backends/*elementwise*). So each
+function is written with arithmetic and NumPy ufuncs only (no `if`), which means
+the same on a number, on an array, in Numba and in numba.cuda.
+
+    UNARY[name]  = (f, df):      y = f(x),     dx = df(x, y, g)
+    BINARY[name] = (f, da, db):  y = f(a, b),  da = da(a, b, y, g),  db = db(a, b, y, g)
+
+g is the gradient of the output; a derivative returns the input's gradient
+(the chain rule applied: g · ∂y/∂input). Derivatives follow PyTorch's choices
+at kinks: relu'(0) = 0, |x|'(0) = 0, ties of maximum/minimum split g in half.
+Adding an op is one entry here; every backend and the parity tests pick it up.
+"""
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+UNARY = {
+    "neg": (lambda x: -x, lambda x, y, g: -g),
+    "exp": (lambda x: np.exp(x), lambda x, y, g: g * y),
+    "log": (lambda x: np.log(x), lambda x, y, g: g / x),
+    "sqrt": (lambda x: np.sqrt(x), lambda x, y, g: g / (y + y)),
+    "abs": (lambda x: np.abs(x), lambda x, y, g: g * np.sign(x)),
+    "tanh": (lambda x: np.tanh(x), lambda x, y, g: g * (1 - y * y)),
+    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda x, y, g: g * y * (1 - y)),
+    # max(x, 0) with a NaN passing through; the gradient flows where the unit was active
+    # (y > 0 iff x > 0, so either the input or the output may be passed as x)
+    "relu": (lambda x: np.maximum(x, 0), lambda x, y, g: np.where(x > 0, g, 0)),
+    "reciprocal": (lambda x: 1 / x, lambda x, y, g: -g * y * y),
+}
+
+# PyTorch's pow backward: da = g · b · a^(b-1), taken as 0 where b = 0;
+# db = g · y · log a, taken as 0 where a = 0 and b >= 0
+BINARY = {
+    "add": (lambda a, b: a + b, lambda a, b, y, g: g, lambda a, b, y, g: g),
+    "sub": (lambda a, b: a - b, lambda a, b, y, g: g, lambda a, b, y, g: -g),
+    "mul": (lambda a, b: a * b, lambda a, b, y, g: g * b, lambda a, b, y, g: g * a),
+    "div": (lambda a, b: a / b, lambda a, b, y, g: g / b, lambda a, b, y, g: -g * y / b),
+    "pow": (lambda a, b: np.power(a, b),
+            lambda a, b, y, g: np.where(b == 0, 0, g * b * np.power(a, b - 1)),
+            lambda a, b, y, g: np.where((a == 0) & (b >= 0), 0, g * y * np.log(a))),
+    "maximum": (lambda a, b: np.maximum(a, b),
+                lambda a, b, y, g: g * ((a > b) + 0.5 * (a == b)),
+                lambda a, b, y, g: g * ((b > a) + 0.5 * (a == b))),
+    "minimum": (lambda a, b: np.minimum(a, b),
+                lambda a, b, y, g: g * ((a < b) + 0.5 * (a == b)),
+                lambda a, b, y, g: g * ((b < a) + 0.5 * (a == b))),
+}
+
+# Changes with this file: compiled loops are cached under "name/VERSION", so editing a
+# function here can never run a stale loop from Numba's on-disk cache.
+VERSION = f"{zlib.crc32(Path(__file__).read_bytes()):08x}"
+
+
+def check_op(table, op):
+    """The entry of `op` in UNARY or BINARY, or a ValueError listing the choices."""
+    if op not in table:
+        raise ValueError(f"unknown elementwise op {op!r}; choose one of {sorted(table)}")
+    return table[op]
