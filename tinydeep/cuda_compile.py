@@ -105,6 +105,23 @@ def catalog():
         # kernel that moved shows as that row's error instead of stopping the report)
         rows.append((name, kernel, tuple(args), threads))
 
+    # the elementwise families (cuda_elementwise: one kernel per scalar op of scalar_ops.py,
+    # forward and backward): (row name, factory getter, number of array arguments)
+    try:
+        from .backends.scalar_ops import BINARY, UNARY
+    except ImportError:
+        UNARY = BINARY = {}
+
+    def family(attr):
+        def get():
+            from .backends import cuda_elementwise
+            return getattr(cuda_elementwise, attr)
+        return get
+    elementwise = ([(f"{op}", family("_map_kernel"), 2) for op in UNARY]
+                   + [(f"{op} backward", family("_map_backward_kernel"), 4) for op in UNARY]
+                   + [(f"{op}", family("_zip_kernel"), 3) for op in BINARY]
+                   + [(f"{op} backward", family("_zip_backward_kernel"), 6) for op in BINARY])
+
     every = FLOATS + ("int64", "bool")
     for dt in every:
         add(f"fill[{dt}]", D._fill_kernel, [arr(dt, 1), D.numba_type(dt)])
@@ -124,14 +141,12 @@ def catalog():
         add(f"scatter_add[{dt}]", D._scatter_add_kernel,
             [arr(dt, 1), arr("int64", 1), arr(dt, 1)])
         add(f"argmax_rows[{dt}]", D._argmax_rows_kernel, [arr(dt, 2), arr("int64", 1)])
-        for op, opname in enumerate(("add", "sub", "mul", "div")):
-            add(f"{opname}[{dt}]", lambda op=op: K._binary_factory(op), [arr(dt, 1)] * 3)
+        for name, fam, arity in elementwise:
+            add(f"{name}[{dt}]", lambda fam=fam, op=name.split(" ")[0]: fam()(op),
+                [arr(dt, 1)] * arity)
         add(f"mul_scalar[{dt}]", lambda: K._mul_scalar_kernel, [arr(dt, 1), f, arr(dt, 1)])
         add(f"pow_scalar[{dt}]", lambda: K._pow_scalar_kernel, [arr(dt, 1), f, boolean, arr(dt, 1)])
-        add(f"exp[{dt}]", lambda: K._exp_kernel, [arr(dt, 1)] * 2)
         add(f"add_rowvec[{dt}]", lambda: K._add_rowvec_kernel, [arr(dt, 1), arr(dt, 1), arr(dt, 1)])
-        add(f"relu[{dt}]", lambda: K._relu_kernel, [arr(dt, 1)] * 2)
-        add(f"relu_backward[{dt}]", lambda: K._relu_backward_kernel, [arr(dt, 1)] * 3)
         RT = L["reduce_threads"]
         def rk(name, RT=RT):
             return lambda: K._row_factory(RT)[name]
