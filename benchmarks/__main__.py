@@ -1,6 +1,6 @@
 """Run every benchmark and write benchmarks/results.json, results.png and README_TABLE.md.
 
-    python -m benchmarks [--quick] [--only matmul relu grid_sample train coldstart cuda]
+    python -m benchmarks [--quick] [--only matmul relu grid_sample train interplay coldstart cuda]
                          [--out FOLDER]
 
 Each benchmark runs in turn in this process (the cold start in child processes);
@@ -24,7 +24,7 @@ if ROOT not in sys.path:
 
 from benchmarks import machine  # noqa: E402
 
-NAMES = ("matmul", "relu", "grid_sample", "train", "coldstart", "cuda")
+NAMES = ("matmul", "relu", "grid_sample", "train", "interplay", "coldstart", "cuda")
 COMMAND = "python -m benchmarks"
 
 
@@ -42,6 +42,9 @@ def run_one(name, quick):
     if name == "train":
         from benchmarks import bench_train
         return bench_train.run(rounds=3 if quick else 9)
+    if name == "interplay":
+        from benchmarks import bench_interplay
+        return bench_interplay.run(rounds=3 if quick else 7)
     if name == "coldstart":
         from benchmarks import bench_coldstart
         return bench_coldstart.run(rounds=1 if quick else 3)

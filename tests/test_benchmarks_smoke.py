@@ -142,3 +142,11 @@ def test_recycled_big_results_never_alias_a_live_array():
     for _ in range(3):
         cpu.im2col(x[:, ::-1].copy(), 3, 3, 1, 1)
     np.testing.assert_array_equal(cols, want)
+
+
+def test_interplay_bench_tiny():
+    from benchmarks import bench_interplay
+    res = bench_interplay.run(n=32, rounds=1, pairs=2, settle_s=0)
+    well_formed(res["figures"], 2)
+    assert set(res["gflops"]) == {"blocks", "alternating", "limited", "numpy_blocks",
+                                  "numpy_after_relu"}
