@@ -258,6 +258,32 @@ def markdown(rows, arch):
     return "\n".join(lines)
 
 
+def summary(rows, arch):
+    """One Markdown row per kernel: how many variants (dtypes, casts) were compiled, and for
+    its float32 variant (or the worst of its variants when it has none): registers
+    (min-max), spill bytes, shared bytes, blocks/SM and occupancy."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["name"].split("[")[0], []).append(r)
+    lines = [f"| kernel ({arch}, float32) | variants | registers | spills | shared bytes | "
+             "blocks/SM | occupancy |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, rs in groups.items():
+        ok = [r for r in rs if not r["error"]]
+        bad = len(rs) - len(ok)
+        if not ok:
+            lines.append(f"| {name} | {len(rs)} | FAILED: {rs[0]['error'][:80]} | | | | |")
+            continue
+        ok = [r for r in ok if r["name"].endswith("[float32]")] or ok   # fp32 where it has one
+        regs = sorted(r["registers"] for r in ok)
+        lines.append(f"| {name} | {len(rs)}{f' ({bad} FAILED)' if bad else ''} | "
+                     f"{regs[0]}{'' if regs[0] == regs[-1] else f'-{regs[-1]}'} | "
+                     f"{sum(r['spill_bytes'] for r in ok)} | "
+                     f"{max(r['shared_bytes'] for r in ok)} | "
+                     f"{min(r['blocks_per_sm'] for r in ok)} | "
+                     f"{min(r['occupancy'] for r in ok):.0%} |")
+    return "\n".join(lines)
+
+
 def versions():
     import numba
     try:
@@ -282,6 +308,8 @@ def main(argv=None):
     p.add_argument("--cuda-arch", default="sm_90", choices=sorted(ARCHS))
     p.add_argument("--only", nargs="*", help="kernels whose name contains one of these")
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--summary", action="store_true",
+                   help="one row per kernel (dtypes grouped) instead of one per variant")
     args = p.parse_args(argv)
     from numba.core import config
     if config.ENABLE_CUDASIM:
@@ -291,7 +319,7 @@ def main(argv=None):
                                 *(argv if argv is not None else sys.argv[1:])], env=env)
     rows = report(args.cuda_arch, args.only)
     print(f"# {len(rows)} kernels for {args.cuda_arch} ({versions()})")
-    print(markdown(rows, args.cuda_arch))
+    print(summary(rows, args.cuda_arch) if args.summary else markdown(rows, args.cuda_arch))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dict(arch=args.cuda_arch, versions=versions(), rows=rows), fh, indent=1)
