@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinydeep import backends  # noqa: E402
+import tinydeep as td  # noqa: E402
 from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 from tinydeep.experiments import random_labels as rl  # noqa: E402
@@ -224,8 +224,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
-    try:
-        backends.get(args.device)
+    try:  # a missing device raises a ValueError that says why and what to install
+        td.tensor(0.0, device=args.device)
     except ValueError as e:
         ap.error(str(e))
     cfg = dict(rl.QUICK if args.quick else rl.DEFAULT)

@@ -72,10 +72,10 @@ def test_cnn_is_pytorchs_conv1d_stack():
     net = m1d.make_model("cnn", seed=0)
     convs = [m for m in net if isinstance(m, td.nn.Conv2d)]
     ref = torch.nn.Sequential(
-        torch.nn.Conv1d(1, 25, 5, stride=2), torch.nn.ReLU(),
-        torch.nn.Conv1d(25, 25, 3, stride=2), torch.nn.ReLU(),
-        torch.nn.Conv1d(25, 25, 3, stride=2), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(75, 10)).double()
+        torch.nn.Conv1d(1, 25, 5, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv1d(25, 25, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv1d(25, 25, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(125, 10)).double()
     with torch.no_grad():
         for c, r in zip(convs, [ref[0], ref[2], ref[4]]):
             r.weight.copy_(torch.tensor(c.weight.numpy()[:, :, 0, :]))

@@ -5,11 +5,10 @@ The models follow the paper's code: logistic regression (40 → 10); an MLP
 40 → 100 → 100 → 10 with ReLU; a CNN of three 1-D convolutions with 25 channels
 (kernel 5 stride 2, kernel 3 stride 2, kernel 3 stride 2, ReLU after each), then a
 linear layer. A 1-D convolution is a Conv2d of kernel (1, k) on (N, 1, 1, 40).
-One difference: the paper pads each convolution by 1; here the convolutions are
-unpadded (40 → 18 → 8 → 3 positions, 75 features), because a padding of (0, 1)
-needs rectangular padding in conv2d. Training is SGD with momentum 0.9 (the paper
-uses Adam, lr 0.01, 6,000 steps of batch 100), batch 128, a fixed number of
-epochs with lr × `lr_decay` per epoch.
+Each convolution is padded by 1 along the sequence, as in the paper (40 → 19 → 10
+→ 5 positions, 125 features). Training is SGD with momentum 0.9 (the paper uses
+Adam, lr 0.01, 6,000 steps of batch 100), batch 128, a fixed number of epochs with
+lr × `lr_decay` per epoch.
 
 Shuffled: one permutation of the 40 positions for every sequence, train and test
 alike. An MLP has no notion of position, so to it this is the same task relabelled;
@@ -41,8 +40,9 @@ def make_model(name, length=40, seed=0):
         w = length
         layers = []
         for i, k in enumerate((5, 3, 3)):
-            layers += [nn.Conv2d(1 if i == 0 else CHANNELS, CHANNELS, (1, k), stride=2), nn.ReLU()]
-            w = (w - k) // 2 + 1
+            layers += [nn.Conv2d(1 if i == 0 else CHANNELS, CHANNELS, (1, k), stride=(1, 2),
+                                 padding=(0, 1)), nn.ReLU()]
+            w = (w + 2 - k) // 2 + 1
         return nn.Sequential(*layers, nn.Flatten(), nn.Linear(CHANNELS * w, 10))
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
