@@ -454,16 +454,17 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
 
 @njit(cache=True, nogil=True)
 def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
-               kc_max, a_pack, b_pack):
+               kc_max, a_pack, b_pack, add):
     # c[i, j] = sum over k of a[i, k] * b[k, j] for rows [i_lo, i_hi) and columns
     # [j_lo, j_hi) of c (whole micro-tiles; they may run past M and N), by the loop
     # nest above. c is C-contiguous (row length N). A micro-tile that sticks out
     # past the edge of c runs into a scratch tile, and only the part inside is copied.
+    # add=True adds the product to c (c += a @ b) instead of overwriting it.
     nr = _nr(c)
     scratch = np.empty(MR * nr, dtype=c.dtype)
     for k0 in range(0, K, kc_max):
         kc = min(kc_max, K - k0)
-        accumulate = k0 > 0
+        accumulate = add or k0 > 0
         # b's columns are the rows of b.T: element (j, k) at j*b_cs + k*b_rs
         _pack(b, b_cs, b_rs, j_lo, j_hi, N, nr, k0, kc, b_pack)
         for ic in range(i_lo, i_hi, MC):
@@ -502,7 +503,7 @@ def _parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N, kc, m_parts,
         args = (a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
                 pm * m_slivers // m_parts * MR, (pm + 1) * m_slivers // m_parts * MR,
                 pn * n_slivers // n_parts * nr, (pn + 1) * n_slivers // n_parts * nr,
-                kc, workspace[at:at + a_size], workspace[at + a_size:at + part_size])
+                kc, workspace[at:at + a_size], workspace[at + a_size:at + part_size], False)
         tasks.append(lambda args=args: _gemm_part(*args))
     return tasks
 
@@ -615,7 +616,7 @@ def matmul_packed(a, b, out=None):
         nr = VECTOR_BYTES // a.itemsize
         _gemm_part(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
                    0, -(-M // MR) * MR, 0, -(-N // nr) * nr, kc,
-                   workspace[:MC * kc], workspace[MC * kc:part_size])
+                   workspace[:MC * kc], workspace[MC * kc:part_size], False)
     else:           # one part per thread, on tinydeep's thread team
         _threads_module.team.run(_parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat,
                                         M, K, N, kc, m_parts, n_parts, workspace, part_size),

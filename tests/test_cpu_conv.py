@@ -1,0 +1,98 @@
+"""The direct convolution rung (tinydeep/backends/cpu_conv.py) against PyTorch's conv2d
+and its gradients, and against the reference backend's im2col formulation (float64)."""
+import numpy as np
+import pytest
+
+from tinydeep.backends import cpu_conv
+from tinydeep.backends import reference as ref
+
+# (N, C, H, W, C_out, kh, kw, stride, padding): square and rectangular, stride > 1,
+# padding wider than the kernel's half, outputs narrower than a micro-tile, C*kh*kw past KC
+GEOMETRIES = [
+    (3, 1, 9, 9, 4, 5, 5, (1, 1), (2, 2)),
+    (2, 3, 7, 10, 5, 3, 2, (2, 1), (1, 0)),
+    (2, 2, 11, 6, 3, 4, 3, (3, 2), (2, 1)),
+    (1, 4, 5, 5, 33, 1, 1, (1, 1), (0, 0)),
+    (2, 20, 6, 6, 13, 5, 5, (1, 1), (2, 2)),        # K = 500 > KC: several k-blocks
+    (5, 2, 3, 4, 2, 3, 4, (1, 1), (0, 0)),          # a single output pixel per image
+]
+
+
+def ids(g):
+    return "N{}C{}H{}W{}O{}k{}x{}s{}p{}".format(*g[:7], "".join(map(str, g[7])),
+                                                "".join(map(str, g[8])))
+
+
+def reference(x, w, g, stride, padding):
+    """y, dx, dw through the reference backend's im2col/col2im, in float64."""
+    x, w, g = (a.astype(np.float64) for a in (x, w, g))
+    N, C_out, Ho, Wo = g.shape
+    kh, kw = w.shape[2:]
+    cols = ref.im2col(x, kh, kw, stride, padding)
+    w2 = w.reshape(C_out, -1)
+    y = (cols @ w2.T).reshape(N, Ho, Wo, C_out).transpose(0, 3, 1, 2)
+    g2 = g.transpose(0, 2, 3, 1).reshape(-1, C_out)
+    dx = ref.col2im(g2 @ w2, x.shape, kh, kw, stride, padding)
+    dw = (g2.T @ cols).reshape(w.shape)
+    return y, dx, dw
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", GEOMETRIES, ids=ids)
+def test_direct_matches_the_im2col_reference(geom, dtype, rng):
+    N, C, H, W, C_out, kh, kw, stride, padding = geom
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((C_out, C, kh, kw)).astype(dtype)
+    Ho = cpu_conv.output_size(H, kh, stride[0], padding[0])
+    Wo = cpu_conv.output_size(W, kw, stride[1], padding[1])
+    g = rng.standard_normal((N, C_out, Ho, Wo)).astype(dtype)
+    y, dx, dw = reference(x, w, g, stride, padding)
+    tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(C * kh * kw)) if dtype == np.float32 else \
+        dict(rtol=1e-11, atol=1e-11)
+    got_y = cpu_conv.conv2d_forward(x, w, stride, padding)
+    assert got_y.shape == y.shape and got_y.dtype == dtype
+    np.testing.assert_allclose(got_y, y, **tol)
+    got_dx = cpu_conv.conv2d_backward_input(g, w, x.shape, stride, padding)
+    assert got_dx.shape == x.shape and got_dx.dtype == dtype
+    np.testing.assert_allclose(got_dx, dx, **tol)
+    tol_w = dict(tol, atol=tol["atol"] * np.sqrt(N * Ho * Wo))
+    got_dw = cpu_conv.conv2d_backward_weight(g, x, w.shape, stride, padding)
+    assert got_dw.shape == w.shape and got_dw.dtype == dtype
+    np.testing.assert_allclose(got_dw, dw, **tol_w)
+
+
+def test_direct_matches_torch_conv2d_and_its_gradients(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((4, 3, 12, 10))
+    w = rng.standard_normal((6, 3, 5, 3))
+    stride, padding = (2, 1), (2, 1)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=padding)
+    g = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(cpu_conv.conv2d_forward(x, w, stride, padding),
+                               ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cpu_conv.conv2d_backward_input(g, w, x.shape, stride, padding),
+                               tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cpu_conv.conv2d_backward_weight(g, x, w.shape, stride, padding),
+                               tw.grad.numpy(), rtol=1e-12, atol=1e-11)
+
+
+def test_split_over_threads_gives_the_same_numbers(monkeypatch, rng):
+    # one run of images per thread, dW summed over the runs: 1 and 3 "threads" agree
+    x = rng.standard_normal((7, 2, 6, 6))
+    w = rng.standard_normal((3, 2, 3, 3))
+    g = rng.standard_normal((7, 3, 6, 6))
+    got = {}
+    for t in (1, 3):
+        monkeypatch.setattr(cpu_conv._mm, "_threads", lambda t=t: t)
+        got[t] = (cpu_conv.conv2d_forward(x, w, (1, 1), (1, 1)),
+                  cpu_conv.conv2d_backward_input(g, w, x.shape, (1, 1), (1, 1)),
+                  cpu_conv.conv2d_backward_weight(g, x, w.shape, (1, 1), (1, 1)))
+    for a, b in zip(got[1], got[3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_prefer_direct_is_a_bool_rule():
+    assert cpu_conv.prefer_direct((128, 32, 14, 14), (64, 32, 5, 5), (1, 1), (2, 2)) in (True, False)

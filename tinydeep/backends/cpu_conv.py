@@ -1,0 +1,203 @@
+"""Convolution on the CPU, second rung: image by image, patches kept in cache.
+
+Rung 1 (cpu.im2col + matmul, in functional.Conv2d) unfolds the patches of the
+whole batch into one matrix, N·Ho·Wo x C·kh·kw (80 MB for the second conv of a
+LeNet-style net at batch 128), multiplies it, and transposes the result from
+(N, Ho, Wo, C_out) to (N, C_out, Ho, Wo); the backward pass transposes the
+gradient back and folds an equally large matrix. Every one of those passes goes
+through main memory.
+
+This rung does the same arithmetic one image at a time, in the layout the
+packed matmul wants, with the image's patch matrix small enough to stay in L2:
+
+    P[(c, i, j), (ho, wo)] = x[n, c, ho·sh - ph + i, wo·sw - pw + j]   (0 outside)
+                                                     K = C·kh·kw rows, Ho·Wo columns
+    forward          y[n]  = W @ P                   (C_out, K) @ (K, Ho·Wo): already NCHW
+    input gradient   dP    = W.T @ g[n],  dx[n] = fold(dP)    (the adjoint of unfolding)
+    weight gradient  dW   += g[n] @ P.T              summed over the images
+
+W is the weight viewed as (C_out, C·kh·kw) and g[n] the output gradient of image
+n viewed as (C_out, Ho·Wo); both are plain strided views, so no transposes are
+copied. The products run on the packed kernel's per-part body
+(cpu_matmul._gemm_part), which packs P into the micro-kernel's panels straight
+from the cached patch matrix. The batch is split into one run of images per
+thread (tinydeep.threads.team); each thread has its own patch buffer and, for
+dW, its own partial sum, added up at the end.
+
+prefer_direct(...) says, by shape, where this rung beats rung 1 (measured:
+benchmarks/bench_conv.py).
+"""
+import numpy as np
+from numba import njit
+
+from .. import threads as _threads_module
+from . import cpu_matmul as _mm
+
+__all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+           "prefer_direct", "output_size"]
+
+
+def output_size(size, k, stride, padding):
+    return (size + 2 * padding - k) // stride + 1
+
+
+@njit(cache=True, nogil=True)
+def _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p):
+    # p[(c, i, j), ho*Wo + wo] = x[n, c, ho*sh - ph + i, wo*sw - pw + j], 0 outside the image.
+    # For each tap (c, i, j) the output columns wo whose input column lies inside the
+    # image form one range [lo, hi): zeros, a strided (stride 1: contiguous) copy, zeros.
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                lo = max(0, (pw - j + sw - 1) // sw)            # first wo with wo*sw - pw + j >= 0
+                hi = min(Wo, (W - 1 + pw - j) // sw + 1)        # past the last with it < W
+                hi = max(lo, hi)
+                for ho in range(Ho):
+                    h = ho * sh - ph + i
+                    out = p[row, ho * Wo:(ho + 1) * Wo]
+                    if h < 0 or h >= H:
+                        out[:] = 0
+                        continue
+                    src = x[n, c, h]
+                    out[:lo] = 0
+                    base = lo * sw - pw + j
+                    for wo in range(hi - lo):
+                        out[np.uint64(lo + wo)] = src[np.uint64(base + wo * sw)]
+                    out[hi:] = 0
+
+
+@njit(cache=True, nogil=True)
+def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx):
+    # dx[n, c, h, w] += dp[(c, i, j), ho*Wo + wo] wherever h = ho*sh - ph + i, w = wo*sw - pw + j:
+    # the adjoint of _unfold (same ranges, add instead of copy).
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                lo = max(0, (pw - j + sw - 1) // sw)
+                hi = max(lo, min(Wo, (W - 1 + pw - j) // sw + 1))
+                base = lo * sw - pw + j
+                for ho in range(Ho):
+                    h = ho * sh - ph + i
+                    if h < 0 or h >= H:
+                        continue
+                    src = dp[row, ho * Wo:(ho + 1) * Wo]
+                    dst = dx[n, c, h]
+                    for wo in range(hi - lo):
+                        dst[np.uint64(base + wo * sw)] += src[np.uint64(lo + wo)]
+
+
+def _geometry(x_shape, w_shape, stride, padding):
+    (N, C, H, W), (C_out, _, kh, kw) = x_shape, w_shape
+    (sh, sw), (ph, pw) = stride, padding
+    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    return N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo
+
+
+def _image_runs(N, threads):
+    """[(n0, n1), ...]: the batch cut into at most `threads` runs of whole images."""
+    parts = max(1, min(N, threads))
+    return [(t * N // parts, (t + 1) * N // parts) for t in range(parts)]
+
+
+class _Product:
+    """The packed kernel's per-part call for c (M,N) = a (M,K) @ b (K,N), over the whole
+    of c, on this thread (its own workspace)."""
+
+    def __init__(self, M, K, N, dtype):
+        self.M, self.K, self.N = M, K, N
+        nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
+        self.kc = -(-K // -(-K // _mm.KC))
+        self.i_hi, self.j_hi = -(-M // _mm.MR) * _mm.MR, -(-N // nr) * nr
+        a_size = _mm.MC * self.kc
+        work = np.empty(a_size + self.j_hi * self.kc + _mm.VECTOR_BYTES, dtype=dtype)
+        skip = (-work.ctypes.data % _mm.VECTOR_BYTES) // work.itemsize    # vector-aligned
+        self.a_pack = work[skip:skip + a_size]
+        self.b_pack = work[skip + a_size:skip + a_size + self.j_hi * self.kc]
+
+    def __call__(self, a, b, c, add=False):
+        a_flat, a_rs, a_cs = _mm._flat(a)
+        b_flat, b_rs, b_cs = _mm._flat(b)
+        _mm._gemm_part(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c.reshape(-1),
+                       self.M, self.K, self.N, 0, self.i_hi, 0, self.j_hi, self.kc,
+                       self.a_pack, self.b_pack, add)
+
+
+def conv2d_forward(x, w, stride, padding):
+    """x (N,C,H,W) * w (C_out,C,kh,kw) -> y (N,C_out,Ho,Wo), stride/padding (h, w) pairs."""
+    N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding)
+    x = np.ascontiguousarray(x)
+    w2 = np.ascontiguousarray(w).reshape(C_out, C * kh * kw)
+    y = _mm.empty((N, C_out, Ho, Wo), x.dtype)
+    K, P = C * kh * kw, Ho * Wo
+
+    def run(n0, n1):
+        p = np.empty((K, P), dtype=x.dtype)
+        product = _Product(C_out, K, P, x.dtype)
+        for n in range(n0, n1):
+            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
+            product(w2, p, y[n].reshape(C_out, P))
+
+    _run(run, N)
+    return y
+
+
+def conv2d_backward_input(g, w, x_shape, stride, padding):
+    """d loss / d x (N,C,H,W) from g = d loss / d y (N,C_out,Ho,Wo)."""
+    N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
+    g = np.ascontiguousarray(g)
+    w2t = np.ascontiguousarray(w).reshape(C_out, C * kh * kw).T      # (K, C_out) view
+    dx = np.zeros(x_shape, dtype=g.dtype)
+    K, P = C * kh * kw, Ho * Wo
+
+    def run(n0, n1):
+        dp = np.empty((K, P), dtype=g.dtype)
+        product = _Product(K, C_out, P, g.dtype)
+        for n in range(n0, n1):
+            product(w2t, g[n].reshape(C_out, P), dp)
+            _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx)
+
+    _run(run, N)
+    return dx
+
+
+def conv2d_backward_weight(g, x, w_shape, stride, padding):
+    """d loss / d w (C_out,C,kh,kw) from g (N,C_out,Ho,Wo) and the input x (N,C,H,W)."""
+    N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    K, P = C * kh * kw, Ho * Wo
+    runs = _image_runs(N, _mm._threads())
+    partial = np.zeros((len(runs), C_out, K), dtype=g.dtype)
+
+    def run(n0, n1, out):
+        p = np.empty((K, P), dtype=x.dtype)
+        product = _Product(C_out, P, K, g.dtype)
+        for n in range(n0, n1):
+            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
+            product(g[n].reshape(C_out, P), p.T, out, add=n > n0)
+
+    _threads_module.team.run([lambda r=r, out=out: run(r[0], r[1], out)
+                              for r, out in zip(runs, partial)], len(runs))
+    dw = partial[0]
+    for more in partial[1:]:
+        dw += more
+    return dw.reshape(w_shape)
+
+
+def _run(run, N):
+    runs = _image_runs(N, _mm._threads())
+    _threads_module.team.run([lambda r=r: run(*r) for r in runs], len(runs))
+
+
+# Where the direct rung wins (benchmarks/bench_conv.py, Sapphire Rapids, 2 threads, batch
+# 128): set below from measurements; the rule is by the work per image and the batch.
+MIN_BATCH = 2
+
+
+def prefer_direct(x_shape, w_shape, stride, padding):
+    """True where conv2d_forward & co. beat im2col + one big matmul for this shape."""
+    N = x_shape[0]
+    return N >= MIN_BATCH
