@@ -44,13 +44,14 @@ def fake_tree(tmp_path, monkeypatch):
 
         More text that is not the description.
         """
-        import argparse, json, sys
+        import argparse, json, os, sys
         ap = argparse.ArgumentParser()
         ap.add_argument("--quick", action="store_true")
         ap.add_argument("--device", default="cpu")
         ap.add_argument("--out", default="results")
         ap.add_argument("--n", type=int, default=1)
         a = ap.parse_args()
+        os.makedirs(a.out, exist_ok=True)  # as atomic_write does: the CLI creates no folder
         json.dump({"argv": sys.argv[1:], "quick": a.quick, "device": a.device, "n": a.n},
                   open(a.out + "/args.json", "w"))
     '''))

@@ -83,6 +83,21 @@ def signals_raise():
             signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT, SIGTERM and SIGHUP that arrive inside the block are delivered when it ends
+    (POSIX, main thread), so an SGD update and its bookkeeping are never cut in half."""
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT,) + CATCH_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise (ValueError if isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -244,17 +259,20 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
                     raise _diverged(value, step + 1, epoch, hist, checkpoint)
                 opt.zero_grad()
                 loss.backward()
-                updating = True   # from here to the end of opt.step() parameters are half-updated
-                opt.step()
-                updating = False
-                step += 1
+                # from here until the step is counted and logged, the parameters and the
+                # record disagree; signals wait (where they can be held) until it is done
+                with _signals_held():
+                    updating = True
+                    opt.step()
+                    step += 1
+                    if step % log_every == 0:
+                        hist["steps"].append(step)
+                        hist["losses"].append(value)
+                    updating = False
                 with no_grad():  # hits stay on the device until the epoch ends
                     hits = (logits.argmax(1) == target).float().sum()
                     correct = hits if correct is None else correct + hits
                 seen += len(yb)
-                if step % log_every == 0:
-                    hist["steps"].append(step)
-                    hist["losses"].append(value)
                 bar.update()
                 bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             sched.step()
