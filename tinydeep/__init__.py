@@ -3,8 +3,8 @@ from . import backends, functional, nn, optim
 from .gradcheck import gradcheck
 from .rng import manual_seed
 from .backends import cuda_available
-from .tensor import Tensor, is_grad_enabled, no_grad, tensor
+from .tensor import Tensor, from_numpy, is_grad_enabled, no_grad, tensor
 
 __version__ = "0.1.0"
-__all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck",
+__all__ = ["Tensor", "tensor", "from_numpy", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck",
            "backends", "functional", "nn", "optim", "cuda_available"]

@@ -14,14 +14,23 @@ from . import backends
 from . import functional as F
 from .files import atomic_write
 from .rng import generator
-from .tensor import Tensor
+from .tensor import DEFAULT_DTYPE, Tensor
 
 
 class Parameter(Tensor):
-    """A Tensor that a Module trains: requires_grad is on."""
+    """A Tensor that a Module trains: requires_grad is on. Made from an array or a number,
+    it holds a copy (float32 unless `dtype` says otherwise), so training never writes into
+    the caller's array; made from a Tensor of the same dtype, it shares that tensor's array
+    (PyTorch's nn.Parameter(t) does too) and keeps its dtype."""
 
     def __init__(self, data, dtype=None):
-        super().__init__(data, requires_grad=True, dtype=dtype)
+        if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
+            if data.dtype.kind != "f":
+                raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}")
+            self.data, self.device, self.grad, self._ctx = data.data, data.device, None, None
+            self.requires_grad = True
+        else:
+            super().__init__(data, requires_grad=True, dtype=dtype)
 
 
 class Module:
@@ -46,18 +55,30 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def named_parameters(self, prefix=""):
-        for name, p in self._parameters.items():
-            yield prefix + name, p
-        for name, m in self._modules.items():
-            yield from m.named_parameters(prefix + name + ".")
+        """(name, Parameter) pairs, each Parameter once (under its first name), as in PyTorch:
+        a layer used twice is trained once per step, not twice."""
+        seen = set()
+        for name, m in self._named_modules(prefix):
+            for pname, p in m._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield name + pname, p
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def _named_modules(self, prefix="", seen=None):
+        """(prefix, module) for this module and every sub-module, each once."""
+        seen = set() if seen is None else seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            yield from m._named_modules(prefix + name + ".", seen)
+
     def modules(self):
-        yield self
-        for m in self._modules.values():
-            yield from m.modules()
+        return (m for _, m in self._named_modules())
 
     def train(self, mode=True):
         for m in self.modules():
@@ -138,7 +159,7 @@ class Module:
 
 
 def _uniform(bound, shape):
-    return generator().uniform(-bound, bound, size=shape).astype(np.float32)
+    return generator().uniform(-bound, bound, size=shape).astype(DEFAULT_DTYPE)
 
 
 class Linear(Module):
@@ -247,7 +268,7 @@ class MaxPool2d(Module):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
-IDENTITY_THETA = np.array([1, 0, 0, 0, 1, 0], dtype=np.float32)
+IDENTITY_THETA = np.array([1, 0, 0, 0, 1, 0], dtype=DEFAULT_DTYPE)
 
 
 class SpatialTransformer(Module):

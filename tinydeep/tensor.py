@@ -42,32 +42,61 @@ def is_grad_enabled():
     return _grad_enabled
 
 
+class IndexOutOfRange(IndexError, ValueError):
+    """An index or axis out of range: an IndexError as in PyTorch (so `for x in t` stops),
+    and a ValueError like every other refusal of bad input."""
+
+
+DEFAULT_DTYPE = np.dtype(np.float32)
+
+
+def result_dtype(source, dtype=None):
+    """THE dtype rule; every dtype a Tensor is made with is chosen here (grep for it):
+    an explicit `dtype` wins; a Tensor keeps its own; other float data (Python numbers,
+    lists, NumPy arrays of any float width) becomes float32, the default like PyTorch's
+    torch.get_default_dtype(); integer and bool data keep their dtype (labels, masks).
+    Complex, string and object data are refused: they have no meaning here."""
+    src = np.dtype(source.dtype if hasattr(source, "dtype") else np.asarray(source).dtype)
+    if dtype is not None:
+        src = np.dtype(dtype)
+    elif isinstance(source, Tensor):
+        return source.dtype
+    elif src.kind == "f":
+        return DEFAULT_DTYPE
+    if src.kind not in "fiub":
+        raise TypeError(f"cannot make a tensor from an array of dtype {src} (tensors hold "
+                        f"real numbers: float32, float64, integers or bool)")
+    return src
+
+
 def _as_array(data, dtype, device="cpu"):
-    """float32 by default: Python numbers and float arrays of any width become float32;
-    integer and bool arrays keep their dtype (labels, masks); `dtype` overrides.
-    The result lives on `device` (uploaded from the host if need be)."""
+    """A new array (never the caller's: tensor() copies, from_numpy() shares) with the
+    dtype `result_dtype` chooses, on `device`."""
+    dt = result_dtype(data, dtype)
     if isinstance(data, Tensor):
         data = data.data
     if backends.is_device_array(data):
-        if device != "cpu":        # stays on the device: convert there
-            if dtype is None and data.dtype.kind == "f" and data.dtype != np.float32:
-                dtype = np.float32
-            return backends.arrays(device).astype(data, data.dtype if dtype is None else dtype)
         data = data.copy_to_host()
-    if device != "cpu":
-        return backends.arrays(device).from_host(_as_array(data, dtype))
-    arr = np.asarray(data)
-    if dtype is not None:
-        return arr.astype(dtype, copy=False)
-    if arr.dtype.kind == "f" and arr.dtype != np.float32:
-        return arr.astype(np.float32)
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"cannot make a tensor from {type(data).__name__}: {e}") from None
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"cannot make a tensor from an array of dtype {arr.dtype}")
-    return arr
+    arr = np.array(arr, dtype=dt, copy=True)   # (order 'K': a view's layout is kept)
+    return arr if device == "cpu" else backends.arrays(device).from_host(arr)
+
+
+def _wrap(data, device, requires_grad=False):
+    """A Tensor around `data` itself (no copy, no conversion)."""
+    t = Tensor.__new__(Tensor)
+    t.data, t.device, t.grad, t._ctx, t.requires_grad = data, device, None, None, requires_grad
+    return t
 
 
 class Tensor:
     __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__
+    __array_ufunc__ = None     # and NumPy ufuncs never strip the graph off silently
 
     def __init__(self, data, requires_grad=False, device="cpu", dtype=None):
         backends.get(device)  # raises a clear error for an unknown or unavailable device
@@ -87,12 +116,49 @@ class Tensor:
     is_leaf = property(lambda self: self._ctx is None)
 
     def __len__(self):
-        return len(self.data)
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):  # over dim 0, as PyTorch
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __array__(self, dtype=None, copy=None):  # np.asarray(t): the values, no graph
+        a = self.numpy()
+        return np.array(a, dtype=dtype, copy=True) if copy or dtype is not None else a
+
+    def _scalar(self, what):
+        if self.size != 1:
+            raise ValueError(f"{what}: only a tensor with one element can be converted to a "
+                             f"Python scalar, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"Boolean value of Tensor with {'no' if self.size == 0 else 'more than one'}"
+                             f" value{'s' if self.size == 0 else ''} is ambiguous (shape {self.shape}); "
+                             f"use .any() or .all() on the NumPy values, or reduce it first")
+        return bool(self._scalar("bool()"))
+
+    def __float__(self):
+        return float(self._scalar("float()"))
+
+    def __int__(self):
+        return int(self._scalar("int()"))
+
+    def __index__(self):
+        if self.dtype.kind not in "iub" or self.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an "
+                            f"index, got dtype {self.dtype} and shape {self.shape}")
+        return int(self._scalar("index"))
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         dev = "" if self.device == "cpu" else f", device={self.device!r}"
-        return f"tensor({np.array2string(self.numpy(), precision=4, separator=', ')}{dev}{grad})"
+        dt = "" if self.dtype == DEFAULT_DTYPE or self.dtype.kind != "f" else f", dtype={self.dtype}"
+        return f"tensor({np.array2string(self.numpy(), precision=4, separator=', ')}{dev}{dt}{grad})"
 
     def numpy(self):
         """The values as a NumPy array: the tensor's own array on 'cpu', a copy read back
@@ -100,23 +166,30 @@ class Tensor:
         return backends.arrays(self.device).to_host(self.data)
 
     def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.numpy().item()
+        return self._scalar("item()")
 
     def detach(self):
-        return Tensor(self.data, device=self.device)
+        """The same values (the same array, shared as in PyTorch) with no graph."""
+        return _wrap(self.data, self.device)
 
     def float(self):
-        return Tensor(self.data, device=self.device, dtype=np.float32)
+        return self._cast(np.float32)
 
     def double(self):
-        return Tensor(self.data, device=self.device, dtype=np.float64)
+        return self._cast(np.float64)
+
+    def _cast(self, dtype):
+        """A differentiable cast (the gradient is cast back); itself when it has the dtype."""
+        dt = result_dtype(self.data, dtype)
+        return self if dt == self.dtype else Cast.apply(self, dtype=dt)
 
     def to(self, device):
         """This tensor on `device` (itself if it is there already): a copy that is a new
         leaf with the same requires_grad. Gradients do not flow across a move, so moving a
-        tensor computed from others that need gradients is refused."""
+        tensor computed from others that need gradients is refused. A dtype (np.float64)
+        instead of a device casts, as .double() does."""
+        if not isinstance(device, str):
+            return self._cast(device)
         if device == self.device:
             return self
         backends.get(device)  # raises a clear error for an unknown or unavailable device
@@ -131,9 +204,10 @@ class Tensor:
         return self.to("cpu")
 
     # --- autograd -----------------------------------------------------------
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's .grad, by the chain rule
-        applied in reverse topological order."""
+        applied in reverse topological order. The graph's saved arrays are then freed, so
+        a second backward through it raises, unless retain_graph=True (as in PyTorch)."""
         if not self.requires_grad:
             raise ValueError("backward() on a tensor that does not require grad "
                              "(no input had requires_grad=True, or it was made under no_grad)")
@@ -147,19 +221,29 @@ class Tensor:
             if isinstance(grad, Tensor) and grad.device != self.device:
                 raise ValueError(f"backward() gradient is on {grad.device!r} but the tensor is on "
                                  f"{self.device!r}")
-            grad = _as_array(grad, self.dtype, self.device)
+            if isinstance(grad, Tensor) and grad.dtype != self.dtype:
+                raise TypeError(f"backward() gradient has dtype {grad.dtype} but the tensor "
+                                f"{self.dtype}; convert it with .float() or .double()")
+            grad = _as_array(grad, self.dtype, self.device)   # a copy: the caller's g stays theirs
             if grad.shape != self.shape:
                 raise ValueError(f"backward() gradient has shape {grad.shape}, "
                                  f"but the tensor has shape {self.shape}")
         k = backends.get(self.device)
+        order = _topological_order(self)
+        if any(t._ctx is not None and t._ctx.freed for t in order):
+            raise RuntimeError("Trying to backward through the graph a second time: its saved "
+                               "arrays were freed by the first backward(). Call "
+                               "backward(retain_graph=True) the first time to keep them")
+        for t in order:
+            if t._ctx is None and t.grad is not None:
+                _check_grad(t, t.grad)
         grads = {id(self): grad}
-        for t in reversed(_topological_order(self)):
+        for t in reversed(order):
             g = grads.pop(id(t), None)
             if g is None:
                 continue
-            if t._ctx is None:  # a leaf: accumulate
-                g = arrays.contiguous(g)
-                t.grad = g if t.grad is None else k.add(t.grad, g)
+            if t._ctx is None:  # a leaf: accumulate into a .grad that belongs to it alone
+                t.grad = k.mul_scalar(g, 1.0) if t.grad is None else k.add(t.grad, g)
                 continue
             ctx = t._ctx
             for parent, pg in zip(ctx.parents, ctx.backward(g)):
@@ -167,6 +251,10 @@ class Tensor:
                     continue
                 prev = grads.get(id(parent))
                 grads[id(parent)] = pg if prev is None else k.add(prev, pg)
+        if not retain_graph:
+            for t in order:
+                if t._ctx is not None:
+                    t._ctx.free()
 
     # --- operators ----------------------------------------------------------
     def __add__(self, other):
@@ -189,9 +277,7 @@ class Tensor:
     def __rmul__(self, other):
         return self * other if _is_number(other) else Mul.apply(other, self)
 
-    def __truediv__(self, other):
-        if _is_number(other):
-            return MulScalar.apply(self, s=1.0 / float(other))
+    def __truediv__(self, other):  # (a true division, also by a number: t / 0 is ±inf or NaN)
         return Div.apply(self, other)
 
     def __rtruediv__(self, other):
@@ -207,7 +293,7 @@ class Tensor:
         return MulScalar.apply(self, s=-1.0)
 
     def __pow__(self, p):
-        if isinstance(p, Tensor) or not np.isscalar(p):
+        if isinstance(p, Tensor) or not _is_number(p):
             raise TypeError("only powers by a Python number are supported (x ** 2.0)")
         return Pow.apply(self, p=float(p))
 
@@ -222,8 +308,9 @@ class Tensor:
         elif self.device != "cpu" and not _is_number(other) and not isinstance(other, bool):
             raise ValueError(f"a tensor on {self.device!r} can be compared with a number or a "
                              f"tensor on the same device, not a {type(other).__name__}")
-        return Tensor(backends.arrays(self.device).compare(self.data, other, op),
-                      device=self.device)
+        return _wrap(np.asarray(backends.arrays(self.device).compare(self.data, other, op))
+                     if self.device == "cpu" else
+                     backends.arrays(self.device).compare(self.data, other, op), self.device)
 
     __eq__ = lambda self, o: self._compare(o, "equal")
     __ne__ = lambda self, o: self._compare(o, "not_equal")
@@ -234,8 +321,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __getitem__(self, index):
-        if isinstance(index, Tensor):
-            index = index.numpy()  # an index is worked out on the host (a readback on 'cuda')
+        # a Tensor index, alone or inside a tuple, is worked out on the host (a readback on 'cuda')
+        host = lambda i: i.numpy() if isinstance(i, Tensor) else i  # noqa: E731
+        index = tuple(host(i) for i in index) if isinstance(index, tuple) else host(index)
         return Index.apply(self, index=index)
 
     def reshape(self, *shape):
@@ -245,47 +333,92 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self, start_dim=0):
-        return self.reshape(self.shape[:start_dim] + (-1,))
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = normalize_axes((start_dim, end_dim), self.ndim, "flatten", allow_repeats=True)
+        if s > e:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        return self.reshape(self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:])
 
     def transpose(self, dim0=None, dim1=None):
         """Swap two axes, as PyTorch does; with no arguments, reverse them all."""
-        if dim0 is None:
-            return Transpose.apply(self, axes=None)
+        if dim0 is None and dim1 is None:
+            return Transpose.apply(self, axes=tuple(reversed(range(self.ndim))))
+        d0, d1 = normalize_axes((dim0, dim1), self.ndim, "transpose", allow_repeats=True)
         perm = list(range(self.ndim))
-        try:
-            perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
-        except (IndexError, TypeError):
-            raise ValueError(f"transpose({dim0}, {dim1}) does not fit a tensor of "
-                             f"shape {self.shape}") from None
+        perm[d0], perm[d1] = perm[d1], perm[d0]
         return Transpose.apply(self, axes=tuple(perm))
 
     def permute(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return Transpose.apply(self, axes=axes)
+        perm = normalize_axes(axes, self.ndim, "permute")
+        if len(perm) != self.ndim:
+            raise ValueError(f"permute: {axes} does not name each of the {self.ndim} axes of "
+                             f"shape {self.shape} once")
+        return Transpose.apply(self, axes=perm)
 
     T = property(lambda self: self.transpose())
 
-    def sum(self, axis=None, keepdims=False):
+    # (PyTorch's names dim= and keepdim= are accepted too)
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
         return Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
-        axes = _normalize_axis(axis, self.ndim)
-        n = int(np.prod([self.shape[a] for a in axes])) if axes else 1
-        return MulScalar.apply(self.sum(axis, keepdims), s=1.0 / max(n, 1))
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
+        axes = normalize_axes(axis, self.ndim, "mean")
+        n = int(np.prod([self.shape[a] for a in axes]))
+        # the mean of nothing is 0/0 = NaN, as in PyTorch
+        return MulScalar.apply(self.sum(axis, keepdims), s=1.0 / n if n else float("nan"))
 
-    def argmax(self, axis=None):
-        return Tensor(backends.arrays(self.device).argmax(self.data, axis), device=self.device)
+    def argmax(self, axis=None, *, dim=None):
+        axis = _torch_names(axis, False, dim, None)[0]
+        if axis is not None:
+            (axis,) = normalize_axes(axis, self.ndim, "argmax")
+        return _wrap(np.asarray(backends.arrays(self.device).argmax(self.data, axis))
+                     if self.device == "cpu" else
+                     backends.arrays(self.device).argmax(self.data, axis), self.device)
+
+
+def _torch_names(axis, keepdims, dim, keepdim):
+    if dim is not None and axis is not None:
+        raise TypeError("give axis= or PyTorch's dim=, not both")
+    return (axis if dim is None else dim), bool(keepdims if keepdim is None else keepdim)
 
 
 def _is_number(x):
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, complex, np.complexfloating))
 
 
 def tensor(data, requires_grad=False, device="cpu", dtype=None):
-    """Make a Tensor from a number, list or array (float32 unless `dtype` says otherwise)."""
+    """Make a Tensor from a number, list, array or Tensor: always a copy. The dtype follows
+    `result_dtype`: float32 for float data unless `dtype` says otherwise; a Tensor keeps its."""
     return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
+
+
+def from_numpy(array):
+    """A 'cpu' Tensor that shares `array` (no copy, its dtype kept): writes through either
+    show in both, as torch.from_numpy. Only float32/float64, integer and bool arrays."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy needs a NumPy array, got {type(array).__name__}")
+    if array.dtype.kind not in "iub" and array.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"from_numpy shares the array, so it cannot convert dtype {array.dtype}; "
+                        f"use tinydeep.tensor(array) (a copy, float32) instead")
+    return _wrap(array, "cpu")
+
+
+def _check_grad(t, grad):
+    """A .grad must fit its tensor (it may have been set by hand): checked before any kernel."""
+    arrays = backends.arrays(t.device)
+    if not arrays.is_array(grad):
+        raise TypeError(f".grad of a tensor on {t.device!r} must be an array there, got "
+                        f"{type(grad).__name__}; set it to None (zero_grad()) to start over")
+    if tuple(grad.shape) != t.shape or grad.dtype != t.dtype:
+        raise ValueError(f".grad has shape {tuple(grad.shape)} and dtype {grad.dtype}, but its "
+                         f"tensor has shape {t.shape} and dtype {t.dtype}; set .grad = None "
+                         f"(zero_grad()) or give it the tensor's shape and dtype")
 
 
 def _topological_order(root):
@@ -305,14 +438,26 @@ def _topological_order(root):
     return order
 
 
-def _normalize_axis(axis, ndim):
+def normalize_axes(axis, ndim, name="", allow_repeats=False):
+    """The one axis rule, for every op that takes axes: None means all axes; an int or a
+    sequence of ints, each in [-ndim, ndim), negative ones counted from the end; an axis
+    named twice is refused (PyTorch does). Returns non-negative axes in the order given.
+    A 0-d tensor accepts axis 0 or -1 and has no axis to reduce, as in PyTorch."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    axes = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
+    out = []
     for a in axes:
-        if not -ndim <= a < ndim:  # a 0-d tensor has no axis to name
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(a % max(ndim, 1) for a in axes))
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"{name}: an axis must be an int, got {a!r}")
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise IndexOutOfRange(f"{name}: axis {a} is out of range for a tensor with {ndim} "
+                                  f"dimensions (expected one in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])")
+        if ndim:
+            out.append(int(a) % ndim)
+    if not allow_repeats and len(set(out)) != len(out):
+        raise ValueError(f"{name}: axes {axes} name the same axis more than once")
+    return tuple(out)
 
 
 def unbroadcast(k, grad, shape):
@@ -331,6 +476,14 @@ class Function:
         forward(self, *arrays, **params) -> array
         backward(self, grad) -> one gradient (or None) per Tensor input.
     `self.needs_grad[i]` tells backward which input gradients are wanted."""
+    freed = False
+
+    def free(self):
+        """Drop what forward saved for backward (after a backward without retain_graph);
+        the links to the inputs stay, so the graph can still be walked and drawn."""
+        parents = self.parents
+        self.__dict__.clear()
+        self.parents, self.freed = parents, True
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -351,9 +504,9 @@ class Function:
         ctx.arrays = backends.arrays(device)  # transpose, broadcast, ... for this device
         ctx.needs_grad = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        out = Tensor.__new__(Tensor)
-        out.data = ctx.forward(*arrays, **params)
-        out.device, out.grad, out._ctx = device, None, None
+        data = ctx.forward(*arrays, **params)
+        # a 0-d result stays a 0-d array, never a NumPy scalar (which has no .flags, no out=)
+        out = _wrap(np.asarray(data) if isinstance(data, np.generic) else data, device)
         out.requires_grad = _grad_enabled and any(ctx.needs_grad)
         if out.requires_grad:
             ctx.parents = [x if isinstance(x, Tensor) else _CONSTANT for x in inputs]
@@ -394,6 +547,10 @@ class _Binary(Function):
         a_is = isinstance(a, np.ndarray) or backends.is_device_array(a)
         b_is = isinstance(b, np.ndarray) or backends.is_device_array(b)
         ref = a if a_is else b
+        for x, is_array in ((a, a_is), (b, b_is)):
+            if not is_array and not _is_number(x) and not isinstance(x, bool):
+                raise TypeError(f"{type(self).__name__.lower()}: a tensor can meet a tensor, an "
+                                f"array or a real number, not {type(x).__name__} {x!r}")
         a = a if a_is else self.arrays.full((), a, ref.dtype)
         b = b if b_is else self.arrays.full((), b, ref.dtype)
         check_float(type(self).__name__.lower(), a, b)
@@ -437,14 +594,15 @@ class Mul(_Binary):
 class Div(_Binary):
     kernel = "div"
 
-    def backward(self, g):  # d(a/b) = da / b - a db / b²
+    def forward(self, a, b):
+        self.y = super().forward(a, b)
+        return self.y
+
+    def backward(self, g):  # d(a/b) = da / b - (a/b) db / b, as -(a/b)/b: no b² to overflow
         k, shape, bc = self.k, g.shape, self.arrays.broadcast_to
         b = bc(self.b, shape)
         ga = k.div(g, b) if self.needs_grad[0] else None
-        gb = None
-        if self.needs_grad[1]:
-            a_over_b2 = k.div(bc(self.a, shape), k.mul(b, b))
-            gb = k.mul_scalar(k.mul(g, a_over_b2), -1.0)
+        gb = k.mul_scalar(k.div(k.mul(g, self.y), b), -1.0) if self.needs_grad[1] else None
         return self._grads(ga, gb)
 
 
@@ -464,9 +622,22 @@ class Pow(Function):
         self.x, self.p = x, p
         return self.k.pow_scalar(x, p)
 
-    def backward(self, g):  # d(x^p) = p x^(p-1) dx
+    def backward(self, g):  # d(x^p) = p x^(p-1) dx, and 0 for p = 0 (where 0·0⁻¹ would be NaN)
         k = self.k
+        if self.p == 0:
+            return (k.mul_scalar(g, 0.0),)
         return (k.mul(g, k.mul_scalar(k.pow_scalar(self.x, self.p - 1.0), self.p)),)
+
+
+class Cast(Function):
+    """x as another float dtype; the gradient comes back in x's dtype."""
+
+    def forward(self, x, dtype):
+        self.src = x.dtype
+        return self.arrays.astype(x, dtype)
+
+    def backward(self, g):
+        return (self.arrays.astype(g, self.src),)
 
 
 class MatMul(Function):
@@ -491,9 +662,9 @@ class MatMul(Function):
 class Sum(Function):
     def forward(self, x, axis, keepdims):
         check_float("sum", x)
-        self.shape, self.axes, self.keepdims = x.shape, _normalize_axis(axis, x.ndim), keepdims
-        total = self.k.sum(x, axis=self.axes, keepdims=keepdims)
-        return np.asarray(total) if isinstance(total, (np.ndarray, np.generic)) else total
+        self.axes = tuple(sorted(normalize_axes(axis, x.ndim, "sum")))
+        self.shape, self.keepdims = x.shape, keepdims
+        return self.k.sum(x, axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):  # every input element gets the gradient of its sum
         if not self.keepdims:
@@ -515,16 +686,12 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    def forward(self, x, axes):
-        if axes is not None and sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ValueError(f"transpose: {axes} is not a permutation of the "
-                             f"{x.ndim} axes of shape {x.shape}")
+    def forward(self, x, axes):  # axes: a permutation, already normalized (non-negative)
         self.axes = axes
         return self.arrays.transpose(x, axes)
 
     def backward(self, g):  # the inverse permutation
-        inverse = None if self.axes is None else tuple(int(a) for a in np.argsort(self.axes))
-        return (self.arrays.transpose(g, inverse),)
+        return (self.arrays.transpose(g, tuple(int(a) for a in np.argsort(self.axes))),)
 
 
 class Index(Function):
@@ -533,7 +700,8 @@ class Index(Function):
         try:
             return self.arrays.take(x, index)
         except IndexError as e:
-            raise ValueError(f"index {index!r} does not fit a tensor of shape {x.shape}: {e}") from None
+            raise IndexOutOfRange(f"index {index!r} does not fit a tensor of shape {x.shape}: "
+                                  f"{e}") from None
 
     def backward(self, g):  # scatter the gradient back; repeated indices add up
         return (self.k.index_backward(g, self.index, self.shape),)
