@@ -94,5 +94,18 @@ def test_split_over_threads_gives_the_same_numbers(monkeypatch, rng):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_prefer_direct_is_a_bool_rule():
-    assert cpu_conv.prefer_direct((128, 32, 14, 14), (64, 32, 5, 5), (1, 1), (2, 2)) in (True, False)
+def test_forward_adds_the_bias_per_channel(rng):
+    x = rng.standard_normal((3, 2, 5, 5))
+    w = rng.standard_normal((4, 2, 3, 3))
+    b = rng.standard_normal(4)
+    np.testing.assert_allclose(cpu_conv.conv2d_forward(x, w, (1, 1), (1, 1), bias=b),
+                               cpu_conv.conv2d_forward(x, w, (1, 1), (1, 1))
+                               + b[None, :, None, None], rtol=1e-13, atol=1e-13)
+
+
+def test_prefer_direct_follows_the_measured_range(monkeypatch):
+    monkeypatch.setattr(cpu_conv._mm, "_threads", lambda: 2)
+    assert cpu_conv.prefer_direct((128, 32, 14, 14), (64, 32, 5, 5), (1, 1), (2, 2))
+    assert cpu_conv.prefer_direct((128, 1, 28, 28), (32, 1, 5, 5), (1, 1), (2, 2))
+    assert not cpu_conv.prefer_direct((1, 32, 14, 14), (64, 32, 5, 5), (1, 1), (2, 2))
+    assert not cpu_conv.prefer_direct((128, 64, 224, 224), (64, 64, 3, 3), (1, 1), (1, 1))

@@ -193,6 +193,11 @@ class Conv2d(Function):
 
     def forward(self, x, w, b, stride, padding):
         k = self.k
+        self.direct = (getattr(k, "prefer_direct", None) is not None
+                       and k.prefer_direct(x.shape, w.shape, stride, padding, x.itemsize))
+        if self.direct:         # image by image, no batch-sized patch matrix (cpu_conv.py)
+            self.saved = (x, w, stride, padding, b is not None)
+            return k.conv2d_forward(x, w, stride, padding, bias=b)
         n, _, h, wd = x.shape
         c_out, _, kh, kw = w.shape
         self.geom = (x.shape, kh, kw, stride, padding)
@@ -209,6 +214,13 @@ class Conv2d(Function):
 
     def backward(self, g):
         k = self.k
+        if self.direct:
+            x, w, stride, padding, has_bias = self.saved
+            return (k.conv2d_backward_input(g, w, x.shape, stride, padding)
+                    if self.needs_grad[0] else None,
+                    k.conv2d_backward_weight(g, x, w.shape, stride, padding)
+                    if self.needs_grad[1] else None,
+                    k.sum(g, axis=(0, 2, 3)) if has_bias and self.needs_grad[2] else None)
         c_out = self.w2.shape[0]
         g2 = self.arrays.contiguous(self.arrays.transpose(g, (0, 2, 3, 1))).reshape(-1, c_out)
         x_shape, kh, kw, stride, padding = self.geom

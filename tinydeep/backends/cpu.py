@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import cpu_elementwise, cpu_matmul, cpu_sampling
+from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_sampling
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend
 from .reference import _pair  # (sh, sw) from an int or a pair
@@ -469,6 +469,11 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
 # Defined here, or in the files named; the rest inherited from the reference.
 CpuBackend = backend_class("cpu", ReferenceBackend, {
     **vars(cpu_elementwise), **vars(cpu_matmul), **vars(cpu_sampling), **globals()})
+# The direct convolution rung (cpu_conv.py), beside the contract: functional.Conv2d uses it
+# where a backend has it and prefer_direct says so for the shape; elsewhere im2col + matmul.
+for _name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+              "prefer_direct"):
+    setattr(CpuBackend, _name, staticmethod(getattr(cpu_conv, _name)))
 BACKEND = CpuBackend()
 
 
