@@ -52,7 +52,7 @@ CASES = {}          # name -> (issue item, function, isolated)
 class Verdict(Exception):
     def __init__(self, kind, detail):
         super().__init__(f"{kind}: {detail}")
-        self.kind, self.detail = kind, detail
+        self.kind, self.detail = kind, str(detail)
 
 
 def case(item, isolated=False):
@@ -1092,3 +1092,163 @@ def object_dtype_requested(tmp):
 @case(9)
 def complex_data_with_a_real_dtype(tmp):
     _ctor(lambda: td.tensor(np.ones(2, complex) * 1j, dtype=np.float32), "complex")
+
+
+# === more of the same classes: neighbours of the cases above =======================
+
+@case(3)
+def save_with_an_empty_name(tmp):
+    before = snapshot(tmp)
+    refused(lambda: nn.save(_mlp(), ""), ValueError, "empty name")
+    untouched(before, tmp)
+
+
+@case(3)
+def save_something_that_is_not_a_module(tmp):
+    before = snapshot(tmp)
+    refused(lambda: nn.save(_mlp().state_dict(), tmp / "m.npz"), TypeError, "Module", "dict")
+    untouched(before, tmp)
+
+
+@case(3)
+def results_folder_under_a_file(tmp):
+    (tmp / "f").write_text("a file")
+    before = snapshot(tmp)
+    refused(lambda: records.check_writable(tmp / "f" / "results"), OSError, "f/results", "not a folder")
+    untouched(before, tmp)
+
+
+@case(3)
+def a_failing_writer_leaves_the_old_file(tmp):
+    records.save_json({"run": 1}, tmp / "r.json")
+    before = snapshot(tmp)
+
+    def boom(f):
+        f.write(b"{half")
+        raise KeyboardInterrupt
+    try:
+        records.atomic_write(tmp / "r.json", boom)
+    except KeyboardInterrupt:
+        pass
+    untouched(before, tmp)
+
+
+@case(4)
+def load_a_missing_file(tmp):
+    _load_refused(tmp, tmp / "nope.npz", "nope.npz")
+
+
+@case(4)
+def load_a_cut_checkpoint(tmp):
+    nn.save(_mlp(), tmp / "m.npz")
+    (tmp / "m.npz").write_bytes((tmp / "m.npz").read_bytes()[:300])
+    _load_refused(tmp, tmp / "m.npz", "m.npz", "not a readable tinydeep checkpoint")
+
+
+@case(4)
+def load_an_extra_array(tmp):
+    np.savez(tmp / "x.npz", **_state_with("3.weight", np.ones(2, np.float32)))
+    _load_refused(tmp, tmp / "x.npz", "x.npz", r"unexpected \['3.weight'\]")
+
+
+@case(4)
+def load_state_dict_of_tensors_and_ints_works(tmp):
+    """Valid, if unusual: tensors and integer arrays of the right shapes are copied (cast)."""
+    src = _mlp(3)
+    state = {k: td.tensor(v) if k.endswith("weight") else np.round(v * 0).astype(np.int64)
+             for k, v in src.state_dict().items()}
+    model = _mlp(4)
+    model.load_state_dict(state)
+    for name, p in model.named_parameters():
+        want = src.state_dict()[name] if name.endswith("weight") else np.zeros(p.shape)
+        expect(np.array_equal(p.numpy(), want.astype(np.float32)) and p.dtype == np.float32,
+               "silent wrong", name)
+
+
+@case(5)
+def fit_x_as_a_list(tmp):
+    _fit_refused(tmp, ["x", "NumPy array", "list"], x=_data()[0].tolist())
+
+
+@case(5)
+def fit_lengths_differ(tmp):
+    _fit_refused(tmp, ["40 rows", "39"], y=_data()[1][:39])
+
+
+@case(5)
+def fit_empty_data(tmp):
+    _fit_refused(tmp, ["empty"], x=np.zeros((0, 3), np.float32), y=np.zeros(0, np.int64))
+
+
+@case(5)
+def fit_checkpoint_onto_a_fifo(tmp):
+    """The checkpoint's target is checked before the first step, not after an epoch."""
+    os.mkfifo(tmp / "run.npz")
+    x, y = _data()
+    before = snapshot(tmp)
+    with kernel_calls() as calls:
+        refused(lambda: fit(_mlp(), x, y, 2, 0.1, checkpoint=tmp / "run.npz"), OSError,
+                "run.npz", "FIFO", kernels_ok=True)
+    expect("sgd_update" not in calls, "poor", "trained before refusing")
+    untouched(before, tmp)
+
+
+@case(6)
+def fit_negative_momentum(tmp):
+    _fit_refused(tmp, ["momentum", "-0.5"], momentum=-0.5)
+
+
+@case(6)
+def fit_weight_decay_nan(tmp):
+    _fit_refused(tmp, ["weight_decay", "nan"], weight_decay=float("nan"))
+
+
+@case(6)
+def fit_stop_at_accuracy_above_one(tmp):
+    _fit_refused(tmp, ["stop_at_accuracy", "2"], stop_at_accuracy=2)
+
+
+@case(6)
+def fit_epochs_zero(tmp):
+    _fit_refused(tmp, ["epochs", "0"], epochs=0)
+
+
+@case(9)
+def conv2d_negative_padding(tmp):
+    _ctor(lambda: nn.Conv2d(1, 2, 3, padding=-1), "padding", "-1")
+
+
+@case(9)
+def maxpool_zero_stride(tmp):
+    _ctor(lambda: nn.MaxPool2d(2, stride=0), "stride", "0")
+
+
+@case(9)
+def sgd_negative_momentum(tmp):
+    _ctor(lambda: optim.SGD(_mlp().parameters(), lr=0.1, momentum=-1), "momentum", "-1")
+
+
+@case(9)
+def sgd_no_parameters(tmp):
+    _ctor(lambda: optim.SGD([], lr=0.1), "empty")
+
+
+@case(9)
+def loader_transform_not_callable(tmp):
+    x, y = _data()
+    _ctor(lambda: td.data.DataLoader(x, y, 8, transform="flip"), "transform", "str")
+
+
+@case(9)
+def loader_batch_size_string(tmp):
+    x, y = _data()
+    _ctor(lambda: td.data.DataLoader(x, y, "8"), "batch_size", "'8'")
+
+
+@case(8)
+def cli_unknown_demo_is_one_line(tmp):
+    r = subprocess.run([sys.executable, "-m", "tinydeep", "demo", "nosuch"], capture_output=True,
+                       text=True, env=_env(), timeout=300, cwd=tmp)
+    expect(r.returncode != 0 and "unknown demo 'nosuch'" in r.stderr and "Traceback" not in r.stderr,
+           "poor", f"exit {r.returncode}: {r.stderr[-300:]}")
+    expect(os.listdir(tmp) == [], "unsafe", os.listdir(tmp))

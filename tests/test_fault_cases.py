@@ -8,7 +8,7 @@ from fault_cases import CASES, run_case
 # Cases whose fix lives in another helper's files (tensor.py, optim.py) and had not landed
 # when this suite was written: they still run (xfail), and tests/fault_sweep.py counts them
 # as what they are; a case that starts passing shows as XPASS, to be taken off this list.
-PENDING = {"float16_requiring_grad", "big_endian_requiring_grad"}
+PENDING = set()
 
 
 @pytest.mark.parametrize("name", sorted(CASES, key=lambda n: (CASES[n][0], n)))

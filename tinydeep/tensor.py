@@ -105,6 +105,10 @@ class Tensor:
         self.grad = None
         self._ctx = None
         if requires_grad and self.data.dtype not in FLOAT_DTYPES:
+            if self.data.dtype.kind == "f":  # float16, big-endian: floats tinydeep does not compute in
+                raise TypeError(f"tinydeep computes gradients in float32 or float64 (native byte "
+                                f"order) only, got {self.data.dtype}; leave out dtype= (float "
+                                f"arrays become float32) or pass dtype=np.float32")
             raise TypeError(f"only floating-point tensors can require gradients, got {self.data.dtype}")
         self.requires_grad = bool(requires_grad)
 
