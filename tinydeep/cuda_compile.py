@@ -240,7 +240,8 @@ def report(arch="sm_90", names=None):
                 row.update(registers=regs, spill_bytes=spills, shared_bytes=smem,
                            blocks_per_sm=blocks, occupancy=occ)
             except Exception as exc:                      # noqa: BLE001 - reported per row
-                row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()   # no terminal colours
+                row["error"] = f"{type(exc).__name__}: {(text.splitlines() or [''])[0][:200]}"
             out.append(row)
     return out
 
