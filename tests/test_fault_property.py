@@ -352,8 +352,7 @@ def sweep(n, start=0):
 
 # Calls whose fix belongs to tensor.py/functional.py (another helper's files) and had not
 # landed when this was written; tests/fault_sweep.py counts them as what they are.
-PENDING = {"binary with None or complex", "reduce over a non-integer axis",
-           "reshape to a negative size other than -1", "affine_grid with a float size"}
+PENDING = {"reshape to a negative size other than -1", "affine_grid with a float size"}
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
