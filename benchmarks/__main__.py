@@ -1,6 +1,6 @@
 """Run every benchmark and write benchmarks/results.json, results.png and README_TABLE.md.
 
-    python -m benchmarks [--quick] [--only matmul relu grid_sample train interplay coldstart cuda]
+    python -m benchmarks [--quick] [--only matmul conv relu grid_sample train interplay coldstart cuda]
                          [--out FOLDER]
 
 Each benchmark runs in turn in this process (the cold start in child processes);
@@ -24,7 +24,7 @@ if ROOT not in sys.path:
 
 from benchmarks import machine  # noqa: E402
 
-NAMES = ("matmul", "relu", "grid_sample", "train", "interplay", "coldstart", "cuda")
+NAMES = ("matmul", "conv", "relu", "grid_sample", "train", "interplay", "coldstart", "cuda")
 COMMAND = "python -m benchmarks"
 
 
@@ -33,6 +33,9 @@ def run_one(name, quick):
     if name == "matmul":
         from benchmarks import bench_matmul
         return bench_matmul.run(repeats=3 if quick else 5)
+    if name == "conv":
+        from benchmarks import bench_conv
+        return bench_conv.run(rounds=3 if quick else 5)
     if name == "relu":
         from benchmarks import bench_relu
         return bench_relu.run(rounds=3 if quick else 7)
@@ -127,6 +130,15 @@ def markdown(record):
         lines += ["", f"### Matmul kernel ladder (fp32 {lad['case'].replace('^3', '³')}, same run)", "",
                   "| rung | GFLOP/s | / numpy |", "|---|---|---|"]
         lines += [f"| {label} | {g[k]:.1f} | {q[k]:.2f} |" for k, label in rungs if k in g]
+    conv = record.get("results", {}).get("conv", {}).get("ms")
+    if conv:
+        lines += ["", "### Convolution ladder (fp32, batch 128, fwd + bwd of one layer, same run)", "",
+                  "| layer | 1. im2col + matmul, ms | 2. direct (`cpu_conv.py`), ms | PyTorch, ms |",
+                  "|---|---|---|---|"]
+        lines += [f"| {label} | {ms['im2col']:.1f} | {ms['direct']:.1f} | "
+                  f"{ms['torch']:.1f} |" if "torch" in ms else
+                  f"| {label} | {ms['im2col']:.1f} | {ms['direct']:.1f} | — |"
+                  for label, ms in conv.items()]
     missed = [f for f in record["figures"] if not f["met"]]
     lines += ["", "### Not met" if missed else "### Every target met", ""]
     for f in missed:
@@ -137,32 +149,59 @@ def markdown(record):
     return "\n".join(lines) + "\n"
 
 
+def speed(f):
+    """A figure as tinydeep's speed relative to its baseline (> 1: tinydeep is faster), and
+    its target on the same scale. Speed-ups ('>=') are that already; time ratios ('<=') are
+    inverted; a time in seconds (the cold start) has no baseline, so it is shown as
+    target / measured (> 1: inside the target)."""
+    if f["unit"] == "s":
+        return f["target"] / f["measured"], 1.0
+    if f["op"] == ">=":
+        return f["measured"], f["target"]
+    return 1.0 / f["measured"], 1.0 / f["target"]
+
+
 def figure_png(record, path):
-    """One bar per figure: measured relative to its target (>= 1 means met)."""
+    """One bar per figure on a log axis: tinydeep's speed relative to its baseline, from the
+    parity line at 1x (right: tinydeep faster), with the target marked on each bar."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
     from tinydeep.experiments.records import save_figure
     figs = record["figures"]
     if not figs:
         return None
-    labels = ["\n".join(textwrap.wrap(f["figure"].split(":")[0], 48)) for f in figs]
-    scores = [f["score"] for f in figs]
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(figs) + 1.6))
-    y = range(len(figs))[::-1]
+    labels = ["\n".join(textwrap.wrap(f["figure"].split(":")[0]
+                                      + (" (target / seconds)" if f["unit"] == "s" else ""), 52))
+              for f in figs]
+    values = [speed(f) for f in figs]
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(figs) + 1.8))
+    y = list(range(len(figs)))[::-1]
     colors = ["#2a9d47" if f["met"] else "#d1493f" for f in figs]
-    ax.barh(list(y), scores, color=colors, height=0.6)
-    ax.axvline(1.0, color="black", lw=1, ls="--")
-    for yi, f in zip(y, figs):
-        measured, target = _fmt(f)
-        ax.text(max(f["score"], 1.0) + 0.02, yi, f"{measured} (target {target})", va="center", fontsize=8)
-    ax.set_yticks(list(y))
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xlim(0, max(max(scores), 1.0) * 1.45 + 0.3)   # room for the labels
-    ax.set_xlabel("measured relative to target (≥ 1: target met)")
+    ax.barh(y, [v - 1.0 for v, _ in values], left=1.0, color=colors, height=0.6)
+    ax.axvline(1.0, color="black", lw=1.2)
+    for yi, f, (v, target) in zip(y, figs, values):
+        ax.plot([target, target], [yi - 0.38, yi + 0.38], color="black", lw=1.5, ls=":")
+        measured, goal = _fmt(f)
+        text = (f"{v:.2f}×" if f["op"] == ">=" and f["unit"] != "s" else
+                f"{v:.2f}× (time ratio {measured})" if f["unit"] != "s" else f"{v:.2f}× ({measured})")
+        ax.text(max(v, 1.0, target) * 1.06, yi, f"{text}, target {goal}", va="center", fontsize=8)
+    ax.set_xscale("log")
+    lo = min(min(v for v, _ in values), min(t for _, t in values), 1.0)
+    hi = max(max(v for v, _ in values), max(t for _, t in values), 1.0)
+    ax.set_xlim(lo / 1.4, hi * 3.0)              # room for the labels on the right
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32) if lo / 1.4 <= t <= hi * 3.0]
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{t:g}×" for t in ticks]))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=7.5)
+    ax.set_xlabel("tinydeep's speed relative to the baseline, log scale "
+                  "(1x = parity line; right of it tinydeep is faster; dotted: the target)")
     ax.set_title(f"tinydeep benchmarks — {record['machine']['cpu']}, "
-                 f"{record['machine']['threads']['cpu_count']} CPUs, {record['date'][:10]}",
-                 fontsize=10)
+                 f"{record['machine']['threads']['cpu_count']} CPUs, {record['date'][:10]}; "
+                 f"green: target met", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

@@ -10,6 +10,7 @@ Two models at batch 128, float32:
     cnn   conv 5x5 (1->16, pad 2) -> ReLU -> max-pool 2 -> conv 5x5 (16->32, pad 2)
           -> ReLU -> max-pool 2 -> linear (32·7·7 -> 10), the small CNN of
           tinydeep.experiments.random_labels
+    lenet the same with 1->32 and 32->64 channels (a LeNet-style net)
 
 Before timing, both frameworks take one step from the same weights and the
 losses and updated weights are compared (they must agree to 1e-4), so the two
@@ -42,7 +43,8 @@ try:
 except ImportError:
     torch = None
 
-TARGETS = {"mlp": 0.8, "cnn": 1.5}
+TARGETS = {"mlp": 0.8, "cnn": 1.0, "lenet": 1.0}
+LENET = (32, 64)   # the LeNet-style net's channels: conv5 1->32, pool, conv5 32->64, pool, linear
 LR, MOMENTUM = 0.01, 0.9
 
 
@@ -123,8 +125,11 @@ def run(rounds=7, batch=128, size=28, width=512, channels=(16, 32), sample_s=0.0
     results = {"benchmark": "train", "batch": batch, "size": size, "width": width,
                "channels": list(channels), "torch": getattr(torch, "__version__", None),
                "ms": {}, "figures": []}
-    for kind in ("mlp", "cnn"):
-        ours, theirs, check = steps(kind, batch, size, width, channels)
+    for kind in ("mlp", "cnn", "lenet"):
+        if kind == "lenet" and tuple(channels) != (16, 32):
+            continue                    # reduced runs (tests) time the two others only
+        ours, theirs, check = steps("cnn" if kind == "lenet" else kind, batch, size, width,
+                                    LENET if kind == "lenet" else channels)
         calls = {"tinydeep": ours}
         if theirs is not None:
             check()
@@ -133,8 +138,11 @@ def run(rounds=7, batch=128, size=28, width=512, channels=(16, 32), sample_s=0.0
         results["ms"][kind] = {k: 1e3 * v for k, v in t.items()}
         if theirs is None:
             continue
-        label = (f"MLP 784-512-512-10 step, batch 128: time / PyTorch's" if kind == "mlp" else
-                 f"small CNN step (conv5-pool-conv5-pool-linear), batch 128: time / PyTorch's")
+        label = {"mlp": "MLP 784-512-512-10 step, batch 128: time / PyTorch's",
+                 "cnn": "small CNN step (conv5 1->16, pool, conv5 16->32, pool, linear), "
+                        "batch 128: time / PyTorch's",
+                 "lenet": "LeNet-style CNN step (conv5 1->32, pool, conv5 32->64, pool, "
+                          "linear), batch 128: time / PyTorch's"}[kind]
         if (batch, size, width, tuple(channels)) != (128, 28, 512, (16, 32)):
             label += f" [reduced: batch {batch}, size {size}, width {width}, channels {channels}]"
         results["figures"].append(timing.figure(

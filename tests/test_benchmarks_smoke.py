@@ -150,3 +150,20 @@ def test_interplay_bench_tiny():
     well_formed(res["figures"], 2)
     assert set(res["gflops"]) == {"blocks", "alternating", "limited", "numpy_blocks",
                                   "numpy_after_relu"}
+
+
+def test_conv_bench_tiny_checks_both_rungs():
+    from benchmarks import bench_conv
+    res = bench_conv.run(rounds=1, layers=[("tiny", (2, 2, 6, 6), (3, 2, 5, 5), True)],
+                         sample_s=1e-3, settle_s=0)
+    well_formed(res["figures"], 1)
+    assert set(res["ms"]["tiny"]) >= {"im2col", "direct"}
+
+
+def test_plot_speed_puts_tinydeep_faster_right_of_parity():
+    speed_up = timing.figure("a", 2.0, 1.5, ">=")
+    time_ratio = timing.figure("b", 0.5, 0.8, "<=")      # half the baseline's time: 2x the speed
+    seconds = timing.figure("c", 4.0, 8.0, "<=", unit="s")
+    assert runner.speed(speed_up) == (2.0, 1.5)
+    assert runner.speed(time_ratio) == (2.0, 1.25)
+    assert runner.speed(seconds) == (2.0, 1.0)
