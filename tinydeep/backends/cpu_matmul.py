@@ -585,6 +585,11 @@ def _flat(x):
     """(x_flat, rs, cs): a 1-D view of x's memory and x's strides in elements, so that
     x[i, k] is x_flat[i*rs + k*cs]. Any layout with non-negative strides that are whole
     elements is read in place; anything else (reversed rows) is copied first."""
+    flags = x.flags
+    if flags.c_contiguous:                       # the common cases, as plain views (fast)
+        return x.reshape(-1), x.shape[1], 1
+    if flags.f_contiguous:
+        return x.T.reshape(-1), 1, x.shape[0]
     size = x.itemsize
     rs, cs = x.strides
     if rs < 0 or cs < 0 or rs % size or cs % size:
