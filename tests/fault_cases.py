@@ -1252,3 +1252,27 @@ def cli_unknown_demo_is_one_line(tmp):
     expect(r.returncode != 0 and "unknown demo 'nosuch'" in r.stderr and "Traceback" not in r.stderr,
            "poor", f"exit {r.returncode}: {r.stderr[-300:]}")
     expect(os.listdir(tmp) == [], "unsafe", os.listdir(tmp))
+
+
+@case(8)
+def sigterm_during_a_plain_save(tmp):
+    """SIGTERM while any script writes a file through atomic_write (no fit, no CLI): the
+    old file stays, the temporary one goes, the exit status is 143."""
+    records.save_json({"run": 1}, tmp / "r.json")
+    before = snapshot(tmp)
+    script = textwrap.dedent(f"""
+        import sys, time
+        from tinydeep.files import atomic_write
+        def slow(f):
+            f.write(b"{{half")
+            print("writing", flush=True)
+            time.sleep(60)
+        atomic_write({str(tmp / 'r.json')!r}, slow)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=_env())
+    expect(p.stdout.readline().strip() == "writing", "poor", "the writer did not start")
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    expect(p.returncode == 143 and "Traceback" not in err, "poor", f"exit {p.returncode}: {err[-400:]}")
+    untouched(before, tmp)

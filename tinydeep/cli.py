@@ -133,7 +133,7 @@ def cmd_demo(opts, extra):
             raise SystemExit(f"tinydeep: {e}") from None
     if out is not None:
         args += ["--out", out]
-    from .experiments.training import signals_raise
+    from .signals import signals_raise
     with signals_raise():  # SIGTERM/SIGHUP unwind like Ctrl-C: temporary files are removed
         run_script(table[name], args)
     return 0

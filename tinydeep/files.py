@@ -21,6 +21,8 @@ import os
 import stat
 import tempfile
 
+from .signals import signals_raise
+
 # The permission bits a plain open() would give a new file: 0o666 minus the umask.
 # mkstemp makes its files 0o600 (private), which is wrong for results meant to be shared.
 # os.umask can only be read by setting it, so it is read once, here.
@@ -122,16 +124,17 @@ def atomic_write(path, write):
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(real)[1], dir=folder)
     except OSError as e:
         raise _explain(e, "the file", path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.chmod(tmp, mode)
-        os.replace(tmp, real)
-    except BaseException as e:
-        os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno in _REASONS:
-            raise _explain(e, "the file", path) from None
-        raise
+    with signals_raise():  # SIGTERM/SIGHUP raise here, so the temporary file is removed
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+            os.chmod(tmp, mode)
+            os.replace(tmp, real)
+        except BaseException as e:
+            os.unlink(tmp)
+            if isinstance(e, OSError) and e.errno in _REASONS:
+                raise _explain(e, "the file", path) from None
+            raise
     return path

@@ -14,18 +14,17 @@ Everything about the data and the arguments is checked once, before the first st
 and before anything is written: a bad label or a NaN pixel in the test set is found
 in the first second, not after an epoch.
 """
-import contextlib
 import math
 import numbers
 import os
 import signal
-import threading
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import functional as F, nn, optim
 from ..data import DataLoader
+from ..signals import Terminated, signals_held, signals_raise
 from ..tensor import no_grad, tensor
 from .records import save_json
 
@@ -44,58 +43,6 @@ def history_path(checkpoint):
     return os.path.splitext(os.fspath(checkpoint))[0] + ".history.json"
 
 
-
-
-class Terminated(SystemExit):
-    """SIGTERM or SIGHUP arrived during fit(); `.code` is 128 + the signal number (the exit
-    status a shell expects), `.signum` the signal, `.history` the record so far."""
-
-    def __init__(self, signum):
-        super().__init__(128 + signum)
-        self.signum = signum
-        self.history = None
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
-
-
-CATCH_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
-@contextlib.contextmanager
-def signals_raise():
-    """While the block runs, SIGTERM and SIGHUP raise `Terminated` (as SIGINT raises
-    KeyboardInterrupt), so cleanup code and `finally` blocks run and temporary files go.
-    A handler someone else installed is left alone; outside the main thread (where
-    Python cannot set handlers) nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {}
-    for s in CATCH_SIGNALS:
-        if signal.getsignal(s) == signal.SIG_DFL:
-            saved[s] = signal.signal(s, _raise_terminated)
-    try:
-        yield
-    finally:
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """SIGINT, SIGTERM and SIGHUP that arrive inside the block are delivered when it ends
-    (POSIX, main thread), so an SGD update and its bookkeeping are never cut in half."""
-    if not hasattr(signal, "pthread_sigmask") or \
-            threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT,) + CATCH_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _positive_int(value, name):
@@ -261,7 +208,7 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
                 loss.backward()
                 # from here until the step is counted and logged, the parameters and the
                 # record disagree; signals wait (where they can be held) until it is done
-                with _signals_held():
+                with signals_held():
                     updating = True
                     opt.step()
                     step += 1
@@ -310,7 +257,7 @@ def _diverged(value, step, epoch, hist, checkpoint):
 
 def _interrupted(e, model, step, updating, hist, checkpoint):
     """Save what a Ctrl-C, SIGTERM or SIGHUP would otherwise lose, then let it go on up.
-    A second signal during these saves is held back, so they finish."""
+    A second signal during these saves waits until they are done."""
     e.history = hist
     if checkpoint is None:
         return
@@ -319,17 +266,11 @@ def _interrupted(e, model, step, updating, hist, checkpoint):
     record = dict(hist, interrupted_after_step=step)
     if isinstance(e, Terminated):
         record["signal"] = signal.Signals(e.signum).name
-    held = {}
-    if threading.current_thread() is threading.main_thread():
-        held = {s: signal.signal(s, signal.SIG_IGN) for s in CATCH_SIGNALS + (signal.SIGINT,)}
-    try:
+    with signals_held():  # a second signal waits until both files are written
         if not updating:  # the parameters are exactly those after `step` whole steps
             nn.save(model, checkpoint)
             record["checkpoint_after_step"] = step
         save_json(record, history_path(checkpoint))
-    finally:
-        for s, handler in held.items():
-            signal.signal(s, handler)
     tqdm.write(f"{what} after step {step}: history in {history_path(checkpoint)}, "
                f"parameters in {checkpoint}"
                + ("" if not updating else " (from the last epoch: the signal struck mid-update)"))

@@ -1,0 +1,65 @@
+"""SIGTERM and SIGHUP as exceptions, as Python makes SIGINT one (KeyboardInterrupt).
+
+The default action of SIGTERM/SIGHUP ends the process on the spot: no `finally` block
+runs, so a temporary file being written stays forever and fit() cannot save what it has.
+Inside `signals_raise()` they raise `Terminated` instead, a SystemExit with code 128 + the
+signal's number (143 for SIGTERM), so cleanup runs and, if nothing catches it, the
+process still exits with the status a shell reports for that signal, without a
+traceback. `signals_held()` defers all three signals across a block that must not be
+cut in half (an SGD update and its bookkeeping).
+"""
+import contextlib
+import signal
+import threading
+
+
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP arrived; `.code` is 128 + the signal number (the exit status a
+    shell expects), `.signum` the signal, `.history` (set by fit) the record so far."""
+
+    def __init__(self, signum):
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.history = None
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+CATCH_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def signals_raise():
+    """While the block runs, SIGTERM and SIGHUP raise `Terminated` (as SIGINT raises
+    KeyboardInterrupt), so cleanup code and `finally` blocks run and temporary files go.
+    A handler someone else installed is left alone; outside the main thread (where
+    Python cannot set handlers) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {}
+    for s in CATCH_SIGNALS:
+        if signal.getsignal(s) == signal.SIG_DFL:
+            saved[s] = signal.signal(s, _raise_terminated)
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT, SIGTERM and SIGHUP that arrive inside the block are delivered when it ends
+    (POSIX, main thread), so an SGD update and its bookkeeping are never cut in half."""
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT,) + CATCH_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
