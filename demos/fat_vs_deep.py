@@ -1,11 +1,13 @@
 """Fat vs deep at equal parameter count (Seide et al. 2011), depth as folding (Telgarsky
 2016), and a compositional function (Mhaskar, Liao & Poggio 2017).
 
-    python demos/fat_vs_deep.py [--quick] [--out results/] [--width 128] [--n-train 10000]
-                                [--epochs 10] [--seeds 1]
+    python demos/fat_vs_deep.py [--quick] [--out results/] [--dataset mnist1d|glyphs]
+                                [--width 100] [--n-train 4000] [--epochs 300] [--seeds 3]
+                                [--workers N | --scheduler tcp://HOST:PORT] [--threads T]
 
 Prints the tables as Markdown, writes fat_vs_deep_seide.png, fat_vs_deep_folding.png,
-fat_vs_deep_compositional.png and fat_vs_deep.json to --out.
+fat_vs_deep_compositional.png and fat_vs_deep.json to --out, and one JSON per
+finished Seide net under --out/fat_vs_deep_runs/ (a rerun skips those).
 """
 import argparse
 import os
@@ -16,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinydeep.experiments import depth as dp  # noqa: E402
+from tinydeep.experiments import depth as dp, sweep  # noqa: E402
 from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 
@@ -27,28 +29,49 @@ def pct(v):
     return f"{100 * v:.2f}%"
 
 
+def ms(mean, std):
+    return f"{100 * mean:.1f} ± {100 * std:.1f}%"
+
+
+# Seide et al. 2011, Table 2: WER % of L x 2k nets and of the one-hidden-layer net with
+# (about) the same parameters, where the paper has one.
+PAPER_PAIRS = {2: (20.4, "1x3772", 22.5), 3: (18.4, "1x4634", 22.6), 7: (17.1, "1x16k", 22.1)}
+
+
 def print_tables(rec):
     cfg, s = rec["config"], rec["seide"]
     print(f"\n### 1. Seide et al. 2011 analog: L x {cfg['width']} vs one hidden layer, "
           f"same parameters\n")
-    print(f"glyphs, {cfg['n_train']} training / {cfg['n_test']} test images (784 inputs, 10 "
-          f"classes); SGD momentum 0.9, lr {cfg['lr']}, batch 128, {cfg['epochs']} epochs for "
-          f"every net; mean over seeds {s['seeds']}.\n")
+    print(f"{cfg['dataset']}, {cfg['n_train']} training / {cfg['n_test']} test samples; SGD "
+          f"momentum 0.9, lr {cfg['lr']}, batch 128; every net trained until 100 % training "
+          f"accuracy (at most {cfg['max_epochs']} epochs); mean ± std over seeds {s['seeds']}. "
+          f"Paper: Seide, Li & Yu 2011, Table 2 (Switchboard word error rate, L x 2k vs one "
+          f"hidden layer of the same size).\n")
     rows = []
     for r in s["rows"]:
+        paper = PAPER_PAIRS.get(r["depth"])
+        d = r["shallow_minus_deep"]
         rows.append([f"{r['depth']} x {r['width']}", f"{r['parameters']:,}",
-                     pct(r["deep_train_error"]), pct(r["deep_test_error"]),
-                     f"1 x {r['shallow_width']}", f"{r['shallow_parameters']:,}",
-                     f"{100 * r['relative_gap']:.2f}%", pct(r["shallow_train_error"]),
-                     pct(r["shallow_test_error"]),
-                     "—" if r["deep_wins"] is None else ("deep" if r["deep_wins"] else "shallow")])
-    print(table(["L x W", "# params", "train err", "test err", "1 x W'", "# params",
-                 "count gap", "train err", "test err", "lower test error"], rows))
+                     ms(r["deep_test_error"], r["deep_test_error_std"]),
+                     f"1 x {r['shallow_width']}", f"{100 * r['relative_gap']:.2f}%",
+                     ms(r["shallow_test_error"], r["shallow_test_error_std"]),
+                     "—" if d is None else f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}",
+                     "—" if d is None else ("beyond noise" if d["beyond_noise"] else "within noise"),
+                     "yes" if r["all_converged"] else "no",
+                     f"{paper[0]} vs {paper[2]}" if paper else "—"])
+    print(table(["L x W", "# params", "test err (deep)", "1 x W'", "count gap",
+                 "test err (shallow)", "shallow − deep (points)", "vs seed noise",
+                 "all at 100 % train", "paper WER deep vs shallow"], rows))
     v = s["verdict"]
-    print(f"\nDeep beats its same-size shallow twin in {v['deep_beats_shallow_rows']} of "
-          f"{v['rows_compared']} rows; test error "
+    print(f"\nDeep beats its same-size shallow twin beyond the seed noise in "
+          f"{v['deep_beats_shallow_rows']} of {v['rows_compared']} rows (shallow beats deep in "
+          f"{v['shallow_beats_deep_rows']}); test error "
           f"{'falls' if v['error_falls_with_depth'] else 'does not fall'} monotonically with "
-          f"depth (best depth {v['best_deep_depth']}).")
+          f"depth (best depth {v['best_deep_depth']}); "
+          f"{'every net reached' if v['all_converged'] else 'NOT every net reached'} 100 % "
+          f"training accuracy.")
+    for r in s["rows"][1:]:
+        print("- " + r["shallow_minus_deep"]["sentence"])
     paper = rec["seide_paper"]
     print("Seide et al. (Switchboard WER): "
           + ", ".join(f"{L}x2k {e}" for L, e in paper["deep"].items()) + " vs "
@@ -107,26 +130,46 @@ def print_tables(rec):
 
 def plot_seide(rec):
     s, cfg = rec["seide"], rec["config"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    params = [r["parameters"] for r in s["rows"]]
-    ax.plot(params, [100 * r["deep_test_error"] for r in s["rows"]], "o-", color="tab:red",
-            label=f"deep: L x {cfg['width']}, L = 1…{s['rows'][-1]['depth']}")
-    ax.plot([r["shallow_parameters"] for r in s["rows"]],
-            [100 * r["shallow_test_error"] for r in s["rows"]], "s--", color="tab:blue",
-            label="shallow: 1 x W' with the same parameter count")
-    for r in s["rows"]:
-        ax.annotate(f"{r['depth']}x{r['width']}", (r["parameters"], 100 * r["deep_test_error"]),
-                    textcoords="offset points", xytext=(4, -12), fontsize=8, color="tab:red")
-        if r["depth"] > 1:
-            ax.annotate(f"1x{r['shallow_width']}",
-                        (r["shallow_parameters"], 100 * r["shallow_test_error"]),
-                        textcoords="offset points", xytext=(4, 6), fontsize=8,
-                        color="tab:blue")
-    ax.set(xlabel="number of parameters", ylabel="test error (%)",
-           title=f"Seide et al. 2011 analog on glyphs ({cfg['n_train']} training images, "
-                 f"{cfg['epochs']} epochs)")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    rows = s["rows"]
+    xs = np.arange(len(rows))
+    n = len(s["seeds"])
+    for off, key, color, label in ((-0.18, "deep", "tab:red", f"deep: L x {cfg['width']}"),
+                                   (0.18, "shallow", "tab:blue",
+                                    "shallow: 1 x W' with the same parameter count")):
+        mean = [100 * r[f"{key}_test_error"] for r in rows]
+        std = [100 * r[f"{key}_test_error_std"] for r in rows]
+        ax.bar(xs + off, mean, 0.36, yerr=std, capsize=5, color=color, alpha=0.75,
+               label=f"{label} (mean ± std, {n} seeds)")
+        for x, r in zip(xs + off, rows):
+            vals = [100 * run["test_error"] for run in r[f"{key}_runs"]]
+            ax.plot([x] * len(vals), vals, "k.", ms=4)
+    for x, r in zip(xs, rows):
+        d = r["shallow_minus_deep"]
+        if d is not None:
+            ax.annotate(f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}\n"
+                        f"{'beyond' if d['beyond_noise'] else 'within'} noise",
+                        (x, max(100 * r["deep_test_error"], 100 * r["shallow_test_error"])),
+                        textcoords="offset points", xytext=(0, 14), ha="center", fontsize=8)
+    ax.set_xticks(xs, [f"{r['depth']}x{r['width']} / 1x{r['shallow_width']}\n"
+                       f"{r['parameters']:,} params" for r in rows])
+    top = max(100 * (r["shallow_test_error"] + r["shallow_test_error_std"]) for r in rows)
+    ax.set(ylabel="test error (%)", ylim=(0, top * 1.35),
+           title=f"Seide et al. 2011 analog on {cfg['dataset']}: every net trained to 100 % "
+                 f"training accuracy\n(at most {cfg['max_epochs']} epochs; dots: seeds)")
+    ax2 = ax.twinx()  # the paper's numbers, on their own scale (Switchboard WER)
+    for L, (deep, _, shallow) in PAPER_PAIRS.items():
+        i = next((i for i, r in enumerate(rows) if r["depth"] == L), None)
+        if i is not None:
+            ax2.plot([i - 0.18], [deep], "v", color="darkred", ms=9,
+                     label="paper WER, L x 2k" if L == 2 else None)
+            ax2.plot([i + 0.18], [shallow], "v", color="navy", ms=9,
+                     label="paper WER, same-size 1 hidden layer" if L == 2 else None)
+    ax2.set(ylabel="Seide et al. WER (%), triangles", ylim=(0, 30))
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+              ncol=2)
     fig.tight_layout()
     return fig
 
@@ -202,20 +245,26 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
     ap.add_argument("--out", type=out_dir, default="results",
                     help="folder for the PNGs and JSON (default results/)")
-    ap.add_argument("--width", type=positive_int, help="width W of the deep L x W nets (default 128)")
-    ap.add_argument("--n-train", type=positive_int, help="glyph training images (default 10000)")
-    ap.add_argument("--epochs", type=positive_int, help="epochs for every glyph net (default 10)")
-    ap.add_argument("--seeds", type=positive_int, default=1, help="seeds per glyph net (default 1)")
+    ap.add_argument("--dataset", choices=dp.SEIDE_DATASETS, default=None,
+                    help="data for the Seide part (default mnist1d)")
+    ap.add_argument("--width", type=positive_int, help="width W of the deep L x W nets (default 100)")
+    ap.add_argument("--n-train", type=positive_int, help="training samples (default 4000)")
+    ap.add_argument("--epochs", type=positive_int,
+                    help="most epochs per net; each stops at 100%% training accuracy (default 300)")
+    ap.add_argument("--seeds", type=positive_int, default=None, help="seeds per net (default 3)")
+    sweep.add_arguments(ap)
     args = ap.parse_args(argv)
     cfg = dict(dp.QUICK if args.quick else dp.DEFAULT)
-    for key in ("width", "n_train", "epochs"):
+    for key, name in (("width", "width"), ("n_train", "n_train"), ("epochs", "max_epochs"),
+                      ("dataset", "dataset")):
         if getattr(args, key) is not None:
-            if getattr(args, key) < 1:
-                ap.error(f"--{key.replace('_', '-')} must be at least 1")
-            cfg[key] = getattr(args, key)
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
-    cfg["seide_seeds"] = tuple(range(args.seeds))
+            cfg[name] = getattr(args, key)
+    if cfg["dataset"] == "glyphs" and not args.n_train:
+        cfg["n_train"], cfg["n_test"] = (1000, 1000) if args.quick else (4000, 4000)
+    if args.seeds:
+        cfg["seide_seeds"] = tuple(range(args.seeds))
+    cfg["sweep"] = sweep.options(args)
+    cfg["out"] = os.path.join(args.out, "fat_vs_deep_runs")
     t0 = time.perf_counter()
     rec = dp.run(**cfg)
     rec["wall_seconds"] = round(time.perf_counter() - t0, 1)

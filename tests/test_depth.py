@@ -123,19 +123,33 @@ def test_quick_writes_plots_and_a_json_record(quick):
 def test_quick_seide_table(quick):
     rec, _ = quick
     s, cfg = rec["seide"], rec["config"]
-    assert [r["depth"] for r in s["rows"]] == [1, 2, 3, 4, 5]
+    assert [r["depth"] for r in s["rows"]] == list(cfg["depths"])
+    assert s["dataset"] == "mnist1d" and len(s["seeds"]) >= 2
     for r in s["rows"]:
-        assert r["parameters"] == dp.param_count(784, cfg["width"], r["depth"], 10)
+        assert r["parameters"] == dp.param_count(40, cfg["width"], r["depth"], 10)
+        assert [run["seed"] for run in r["deep_runs"]] == s["seeds"]
+        d_err = [run["test_error"] for run in r["deep_runs"]]
+        s_err = [run["test_error"] for run in r["shallow_runs"]]
+        assert r["deep_test_error"] == pytest.approx(np.mean(d_err))
+        assert r["deep_test_error_std"] == pytest.approx(np.std(d_err, ddof=1))
+        assert r["all_converged"] == all(run["converged"] for run in r["deep_runs"] + r["shallow_runs"])
+        for run in r["deep_runs"] + r["shallow_runs"]:  # converged means 100 % on the training set
+            if run["converged"]:
+                assert run["train_error"] == 0.0 and run["steps_to_fit"] > 0
         assert r["parameters"] == r["deep_runs"][0]["parameters"]
         assert r["shallow_parameters"] == r["shallow_runs"][0]["parameters"]
         assert r["shallow_runs"][0]["depth"] == 1
         assert abs(r["shallow_parameters"] - r["parameters"]) / r["parameters"] <= 0.02
         for run in r["deep_runs"] + r["shallow_runs"]:
             assert 0.0 <= run["test_error"] <= 1.0 and 0.0 <= run["train_error"] <= 1.0
-        assert r["deep_wins"] == (None if r["depth"] == 1 else
-                                  r["deep_test_error"] < r["shallow_test_error"])
+        if r["depth"] == 1:
+            assert r["deep_wins"] is None and r["shallow_minus_deep"] is None
+        else:
+            diff = r["shallow_minus_deep"]
+            assert diff["mean"] == pytest.approx(np.mean(np.subtract(s_err, d_err)))
+            assert r["deep_wins"] == (diff["mean"] > 0 if diff["beyond_noise"] else None)
     v = s["verdict"]
-    assert v["deep_beats_shallow_rows"] == sum(bool(r["deep_wins"]) for r in s["rows"])
+    assert v["deep_beats_shallow_rows"] == sum(r["deep_wins"] is True for r in s["rows"])
     errs = [r["deep_test_error"] for r in s["rows"]]
     assert v["best_deep_depth"] == 1 + int(np.argmin(errs))
 

@@ -40,6 +40,7 @@ percent are within noise — the test set's standard error is ≈ 0.2 % at 2 % e
     0.19 at ≈ 120); below that nothing beats ≈ 0.25. Single runs scatter by up to 10×.
 """
 import contextlib
+import functools
 import math
 import time
 
@@ -48,10 +49,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import functional as F, nn, optim
-from ..data import DataLoader, compositional, glyphs, sawtooth
+from ..data import DataLoader, compositional, glyphs, mnist1d, sawtooth
 from ..data.toy import tent
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
+from .sweep import paired, run_tasks, summary
 from .training import evaluate, fit
 
 NUM_CLASSES = 10
@@ -98,11 +100,31 @@ def model_params(model):
 
 # --- 1. Seide et al. 2011 analog ---------------------------------------------------------------
 
+SEIDE_DATASETS = ("mnist1d", "glyphs")
+
+
 def load_glyphs(n_train, n_test, seed=0):
     """Flattened glyph images (n, 784) float32 and labels: train from `seed`, test from seed+1."""
     train, test = glyphs(n_train, seed=seed), glyphs(n_test, seed=seed + 1)
     return (train.images.reshape(n_train, -1), train.labels,
             test.images.reshape(n_test, -1), test.labels)
+
+
+@functools.lru_cache(maxsize=2)
+def seide_data(dataset="mnist1d", n_train=4000, n_test=1000):
+    """(x, y, x_test, y_test), inputs flattened: MNIST-1D (the published set: its first
+    n_train of 4,000 training and n_test of 1,000 test sequences, 40 inputs) or glyphs
+    (784 inputs). Cached per process: every task of a sweep asks for the same set."""
+    if dataset == "glyphs":
+        return load_glyphs(n_train, n_test)
+    if dataset != "mnist1d":
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(SEIDE_DATASETS)}")
+    (x, y), (xt, yt) = mnist1d(), mnist1d(train=False)
+    if n_train > len(x) or n_test > len(xt):
+        raise ValueError(f"mnist1d has {len(x)} training and {len(xt)} test sequences; asked "
+                         f"for {n_train} and {n_test}")
+    return (x[:n_train].reshape(n_train, -1), y[:n_train],
+            xt[:n_test].reshape(n_test, -1), yt[:n_test])
 
 
 def seide_pairs(in_features, width, depths=(1, 2, 3, 4, 5), out_features=NUM_CLASSES):
@@ -117,62 +139,87 @@ def seide_pairs(in_features, width, depths=(1, 2, 3, 4, 5), out_features=NUM_CLA
     return rows
 
 
-def _classifier_run(data, depth, width, epochs, lr, seed, desc):
-    x, y, xt, yt = data
+def seide_task(dataset, depth, width, seed, max_epochs, lr, n_train, n_test):
+    """One net of the Seide analog, trained to measured convergence: SGD (momentum 0.9,
+    batch 128, constant lr) until the whole training set is classified correctly (scored
+    after every epoch), or `max_epochs`; `converged` says which. Every net, deep or
+    shallow, stops at the same point (zero training error), so their test errors compare
+    like with like, not one net half-trained against another fully trained."""
+    x, y, xt, yt = seide_data(dataset, n_train, n_test)
     manual_seed(seed)
     model = nn.MLP(x.shape[1], width, depth, NUM_CLASSES)
     t0 = time.perf_counter()
-    hist = fit(model, x, y, epochs=epochs, lr=lr, seed=seed, desc=desc)
+    hist = fit(model, x, y, epochs=max_epochs, lr=lr, seed=seed, stop_at_accuracy=1.0,
+               eval_train=True, desc=f"{depth}x{width} seed {seed}")
     train_acc, train_loss = evaluate(model, x, y)
     test_acc, test_loss = evaluate(model, xt, yt)
     return {"depth": depth, "width": width, "parameters": model_params(model), "seed": seed,
             "train_error": 1 - train_acc, "train_loss": train_loss,
             "test_error": 1 - test_acc, "test_loss": test_loss,
-            "final_running_train_acc": hist["train_acc"][-1],
+            "epochs": len(hist["train_acc"]), "steps_to_fit": hist["steps_to_fit"],
+            "converged": hist["steps_to_fit"] is not None,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def seide_table(data, width=128, depths=(1, 2, 3, 4, 5), epochs=10, lr=0.05, seeds=(0,),
+def seide_table(dataset="mnist1d", width=100, depths=(1, 2, 4), max_epochs=300, lr=0.05,
+                seeds=(0, 1, 2), n_train=4000, n_test=1000, sweep=None, out=None,
                 verbose=True):
     """Test error of L×W MLPs and of their one-hidden-layer twins (same parameter count
-    within 2 %), every net trained by the same SGD (momentum 0.9, batch 128, `lr`, `epochs`).
-    The 1×W net is its own twin and is trained once. Per row, per seed: the two runs; and
-    the mean test errors over seeds. `deep_wins` per row: deep mean test error < shallow's."""
-    x = data[0]
-    rows = []
-    for L, w, p, w1, p1, gap in seide_pairs(x.shape[1], width, depths):
-        if gap > MATCH_TOLERANCE:  # cannot happen for in_features ≥ 50, but say so if it does
+    within 2 %), every net trained to zero training error (seide_task), over seeds. The
+    1×W net is its own twin and is trained once per seed. Per row: the runs, mean ± std
+    of both test errors, and the paired difference shallow − deep over seeds with its
+    95 % interval; `deep_wins` is True/False only where that difference is beyond the seed
+    noise, None where it is not (or for L = 1)."""
+    in_features = seide_data(dataset, n_train, n_test)[0].shape[1]
+    pairs = seide_pairs(in_features, width, depths)
+    for L, w, p, w1, p1, gap in pairs:
+        if gap > MATCH_TOLERANCE:
             raise ValueError(f"seide_table: no one-hidden-layer width matches {L}x{w} "
                              f"({p} parameters) within {MATCH_TOLERANCE:.0%}")
-        deep, shallow = [], []
-        for s in seeds:
-            d = _classifier_run(data, L, w, epochs, lr, s, f"{L}x{w} seed {s}")
-            deep.append(d)
-            shallow.append(d if L == 1 else
-                           _classifier_run(data, 1, w1, epochs, lr, s, f"1x{w1} seed {s}"))
-            if verbose:
-                tqdm.write(f"  {L}x{w:<5} {p:>9,} params  test error {d['test_error']:6.2%}   "
-                           f"1x{w1:<5} {p1:>9,} params  test error "
-                           f"{shallow[-1]['test_error']:6.2%}   (seed {s})")
-        deep_err = float(np.mean([r["test_error"] for r in deep]))
-        shallow_err = float(np.mean([r["test_error"] for r in shallow]))
+    nets = sorted({(L, w) for L, w, *_ in pairs} | {(1, w1) for _, _, _, w1, _, _ in pairs})
+    tasks = [dict(dataset=dataset, depth=L, width=w, seed=s, max_epochs=max_epochs, lr=lr,
+                  n_train=n_train, n_test=n_test) for L, w in nets for s in seeds]
+    runs = run_tasks(seide_task, tasks, out=out, desc="seide", **(sweep or {}))
+    of = lambda L, w: sorted((r for r in runs if r["depth"] == L and r["width"] == w),
+                             key=lambda r: r["seed"])
+    rows = []
+    for L, w, p, w1, p1, gap in pairs:
+        deep, shallow = of(L, w), of(1, w1)
+        d_err, s_err = [r["test_error"] for r in deep], [r["test_error"] for r in shallow]
+        diff = paired(s_err, d_err, f"1x{w1}", f"{L}x{w}", what="test error", scale=100,
+                      unit=" points")
         rows.append({"depth": L, "width": w, "parameters": p,
                      "shallow_width": w1, "shallow_parameters": p1, "relative_gap": gap,
                      "deep_runs": deep, "shallow_runs": shallow,
-                     "deep_test_error": deep_err, "shallow_test_error": shallow_err,
+                     "deep_test_error": summary(d_err)["mean"],
+                     "deep_test_error_std": summary(d_err)["std"],
+                     "shallow_test_error": summary(s_err)["mean"],
+                     "shallow_test_error_std": summary(s_err)["std"],
                      "deep_train_error": float(np.mean([r["train_error"] for r in deep])),
                      "shallow_train_error": float(np.mean([r["train_error"] for r in shallow])),
-                     "deep_wins": deep_err < shallow_err if L > 1 else None})
+                     "all_converged": all(r["converged"] for r in deep + shallow),
+                     "shallow_minus_deep": diff if L > 1 else None,
+                     "deep_wins": (None if L == 1 or not diff["beyond_noise"]
+                                   else diff["mean"] > 0)})
+        if verbose:
+            tqdm.write(f"  {L}x{w:<4} {p:>8,} params  test error "
+                       f"{100 * rows[-1]['deep_test_error']:5.1f} ± "
+                       f"{100 * rows[-1]['deep_test_error_std']:.1f} %   1x{w1:<5} {p1:>8,} "
+                       f"params  {100 * rows[-1]['shallow_test_error']:5.1f} ± "
+                       f"{100 * rows[-1]['shallow_test_error_std']:.1f} %")
     deep_errs = [r["deep_test_error"] for r in rows]
     verdict = {
         # Seide's two orderings: error falls with depth, and beats the same-size shallow net
-        "deep_beats_shallow_rows": sum(bool(r["deep_wins"]) for r in rows[1:]),
+        "deep_beats_shallow_rows": sum(r["deep_wins"] is True for r in rows[1:]),
+        "shallow_beats_deep_rows": sum(r["deep_wins"] is False for r in rows[1:]),
         "rows_compared": len(rows) - 1,
         "error_falls_with_depth": bool(np.all(np.diff(deep_errs) < 0)),
         "best_deep_depth": rows[int(np.argmin(deep_errs))]["depth"],
+        "all_converged": all(r["all_converged"] for r in rows),
     }
-    return {"width": width, "depths": list(depths), "epochs": epochs, "lr": lr,
-            "seeds": list(seeds), "rows": rows, "verdict": verdict}
+    return {"dataset": dataset, "n_train": n_train, "n_test": n_test, "width": width,
+            "depths": list(depths), "max_epochs": max_epochs, "lr": lr, "seeds": list(seeds),
+            "rows": rows, "verdict": verdict}
 
 
 # --- 2. depth as folding ------------------------------------------------------------------
@@ -403,26 +450,31 @@ def compositional_study(depths=(1, 2, 3), budgets=(16, 32, 64, 128, 256, 512), n
 
 # --- everything, for the demo ------------------------------------------------------------------
 
-DEFAULT = dict(n_train=10000, n_test=4000, width=128, epochs=10, lr=0.05, seide_seeds=(0,),
+DEFAULT = dict(dataset="mnist1d", n_train=4000, n_test=1000, width=100, depths=(1, 2, 4),
+               max_epochs=300, lr=0.05, seide_seeds=(0, 1, 2),
                saw_steps=2000, saw_seeds=(0, 1), comp_steps=2000, comp_seeds=(0, 1),
                ks=(2, 3, 4, 5, 6), budgets=(16, 32, 64, 128, 256, 512))
-QUICK = dict(n_train=1000, n_test=1000, width=32, epochs=2, lr=0.05, seide_seeds=(0,),
+QUICK = dict(dataset="mnist1d", n_train=600, n_test=400, width=16, depths=(1, 2, 3),
+             max_epochs=3, lr=0.05, seide_seeds=(0, 1),
              saw_steps=60, saw_seeds=(0,), comp_steps=60, comp_seeds=(0,),
              ks=(2, 3, 4, 5, 6), budgets=(16, 64))
 
 
-def run(n_train=10000, n_test=4000, width=128, depths=(1, 2, 3, 4, 5), epochs=10, lr=0.05,
-        seide_seeds=(0,), ks=(2, 3, 4, 5, 6), deep_width=8, saw_steps=2000, saw_lr=0.1,
-        saw_seeds=(0, 1), budgets=(16, 32, 64, 128, 256, 512), comp_steps=2000, comp_lr=0.02,
-        comp_seeds=(0, 1), seed=0, verbose=True):
-    """The three parts on glyphs and the toy sets; one record."""
+def run(dataset="mnist1d", n_train=4000, n_test=1000, width=100, depths=(1, 2, 4),
+        max_epochs=300, lr=0.05, seide_seeds=(0, 1, 2), ks=(2, 3, 4, 5, 6), deep_width=8,
+        saw_steps=2000, saw_lr=0.1, saw_seeds=(0, 1), budgets=(16, 32, 64, 128, 256, 512),
+        comp_steps=2000, comp_lr=0.02, comp_seeds=(0, 1), seed=0, sweep=None, out=None,
+        verbose=True):
+    """The three parts on MNIST-1D (or glyphs) and the toy sets; one record. sweep and
+    out go to the Seide part's run_tasks (workers, scheduler, threads; a folder of runs)."""
     t0 = time.perf_counter()
     if verbose:
-        tqdm.write(f"1. Seide et al. analog: glyphs, {n_train} training and {n_test} test "
-                   f"images; L x {width} vs one hidden layer, SGD momentum 0.9, lr {lr}, "
-                   f"batch 128, {epochs} epochs")
-    data = load_glyphs(n_train, n_test, seed=seed)
-    seide = seide_table(data, width, depths, epochs, lr, seide_seeds, verbose)
+        tqdm.write(f"1. Seide et al. analog: {dataset}, {n_train} training and {n_test} test "
+                   f"samples; L x {width} vs one hidden layer, SGD momentum 0.9, lr {lr}, "
+                   f"batch 128, each net until 100 % training accuracy (at most {max_epochs} "
+                   f"epochs); seeds {list(seide_seeds)}")
+    seide = seide_table(dataset, width, depths, max_epochs, lr, seide_seeds, n_train, n_test,
+                        sweep=sweep, out=out, verbose=verbose)
     t1 = time.perf_counter()
     folding = [folding_check(k) for k in ks]
     if verbose:
@@ -437,8 +489,9 @@ def run(n_train=10000, n_test=4000, width=128, depths=(1, 2, 3, 4, 5), epochs=10
         comp = compositional_study(budgets=budgets, steps=comp_steps, lr=comp_lr,
                                    seeds=comp_seeds, verbose=verbose)
     t3 = time.perf_counter()
-    return {"config": {"dataset": "glyphs", "n_train": n_train, "n_test": n_test,
-                       "width": width, "depths": list(depths), "epochs": epochs, "lr": lr,
+    return {"config": {"dataset": dataset, "n_train": n_train, "n_test": n_test,
+                       "width": width, "depths": list(depths), "max_epochs": max_epochs,
+                       "lr": lr,
                        "momentum": 0.9, "batch_size": 128, "seed": seed,
                        "seide_seeds": list(seide_seeds), "ks": list(ks),
                        "deep_width": deep_width, "saw_steps": saw_steps, "saw_lr": saw_lr,

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..files import atomic_write
+from .args import positive_int
 
 
 # --- running -------------------------------------------------------------------------
@@ -159,11 +160,11 @@ def run_tasks(fn, tasks, workers=None, scheduler=None, threads=None, out=None, d
 def add_arguments(parser):
     """--workers, --scheduler and --threads for a demo's argparse parser."""
     g = parser.add_argument_group("sweeps (seeds and grid points as tasks)")
-    g.add_argument("--workers", type=_positive_int, default=None,
+    g.add_argument("--workers", type=positive_int, default=None,
                    help="run the tasks on a local dask cluster of N worker processes")
     g.add_argument("--scheduler", default=None,
                    help="run the tasks on an existing dask cluster, e.g. tcp://HOST:8786")
-    g.add_argument("--threads", type=_positive_int, default=None,
+    g.add_argument("--threads", type=positive_int, default=None,
                    help="Numba/BLAS threads per worker (default: cores / workers)")
     return parser
 
@@ -171,17 +172,6 @@ def add_arguments(parser):
 def options(args):
     """The sweep keywords from parsed --workers/--scheduler/--threads."""
     return {"workers": args.workers, "scheduler": args.scheduler, "threads": args.threads}
-
-
-def _positive_int(text):
-    import argparse
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 # --- summarizing over seeds -----------------------------------------------------------
