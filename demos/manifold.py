@@ -28,20 +28,31 @@ def spread(values):
     """'mean ± std (n seeds)' or the one value."""
     if len(values) == 1:
         return pct(values[0])
-    return f"{pct(np.mean(values))} ± {100 * np.std(values):.1f} ({len(values)} seeds)"
+    return f"{pct(np.mean(values))} ± {100 * np.std(values, ddof=1):.1f} ({len(values)} seeds)"
+
+
+def lift_text(lp):
+    """'+m ± s, beyond/within noise' of a paired difference (accuracy points)."""
+    if lp["std"] is None:
+        return f"{100 * lp['mean']:+.1f} (one seed)"
+    return (f"{100 * lp['mean']:+.1f} ± {100 * lp['std']:.1f}, "
+            f"{'beyond' if lp['beyond_noise'] else 'within'} noise")
 
 
 def print_tables(rec):
     d, cfg = rec["density"], rec["config"]
     print(f"\n### Test accuracy vs training examples per class ({cfg['model']}, "
           f"{cfg['steps']} SGD steps per run, {d['n_test']} test glyphs)\n")
-    rows = [[k, 10 * k, spread(p), spread(a), f"{100 * lift:+.1f}", pct(tp), pct(ta)]
-            for k, p, a, lift, tp, ta in zip(d["per_class"], d["plain"]["test_accuracy"],
-                                              d["augmented"]["test_accuracy"], d["lift"],
-                                              d["plain"]["train_accuracy"],
-                                              d["augmented"]["train_accuracy"])]
+    rows = [[k, 10 * k, spread(p), spread(a), lift_text(lp), pct(tp), pct(ta)]
+            for k, p, a, lp, tp, ta in zip(d["per_class"], d["plain"]["test_accuracy"],
+                                            d["augmented"]["test_accuracy"], d["lift_paired"],
+                                            d["plain"]["train_accuracy"],
+                                            d["augmented"]["train_accuracy"])]
     print(table(["per class", "n train", "test, plain", "test, augmented",
-                 "lift (points)", "train, plain", "train, augmented"], rows))
+                 "lift, paired (points)", "train, plain", "train, augmented"], rows))
+    print()
+    for lp in d["lift_paired"]:
+        print("- " + lp["sentence"])
     aug = ", ".join(f"{k} {v:g}" for k, v in d["augmentation"].items())
     print(f"\n(augmentation: RandomAffine {aug}, through affine_grid + grid_sample; "
           f"mean ± std over seeds, each seed its own training set and initial weights; "
@@ -74,7 +85,8 @@ def plot_density(rec):
     fig, (ax, ax_l) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     for name, color, label in (("plain", "tab:blue", "no augmentation"),
                                ("augmented", "tab:red", "RandomAffine augmentation")):
-        ax.plot(k, d[name]["mean"], "o-", color=color, label=label)
+        ax.errorbar(k, d[name]["mean"], yerr=d[name]["std"], fmt="o-", capsize=4,
+                    color=color, label=f"{label} (mean ± std)")
         for ki, accs in zip(k, d[name]["test_accuracy"]):
             if len(accs) > 1:
                 ax.plot([ki] * len(accs), accs, ".", color=color, alpha=0.35)
@@ -86,14 +98,18 @@ def plot_density(rec):
            ylim=(0, 1), title=f"Density of the glyph manifold ({cfg['model']})")
     ax.grid(alpha=0.3)
     ax.legend(title="dots: single seeds", loc="lower right")
-    ax_l.bar(np.arange(len(k)), 100 * np.array(d["lift"]), color="tab:purple")
-    for i, v in enumerate(d["lift"]):
-        ax_l.text(i, 100 * v + (0.5 if v >= 0 else -2.0), f"{100 * v:+.1f}", ha="center",
-                  fontsize=8)
+    lift_std = [0.0 if lp["std"] is None else 100 * lp["std"] for lp in d["lift_paired"]]
+    ax_l.bar(np.arange(len(k)), 100 * np.array(d["lift"]), yerr=lift_std, capsize=4,
+             color=["tab:purple" if lp["beyond_noise"] else "thistle"
+                    for lp in d["lift_paired"]])
+    for i, (v, e) in enumerate(zip(d["lift"], lift_std)):
+        ax_l.text(i, 100 * v + (e + 0.5 if v >= 0 else -e - 2.5), f"{100 * v:+.1f}",
+                  ha="center", fontsize=8)
     ax_l.axhline(0, color="black", lw=0.8)
     ax_l.set_xticks(np.arange(len(k)), [str(v) for v in k])
     ax_l.set(xlabel="training examples per class",
-             ylabel="augmented − plain (accuracy points)", title="what augmentation adds")
+             ylabel="augmented − plain (accuracy points)",
+             title="what augmentation adds (paired over seeds, ± std;\npale: within the seed noise)")
     fig.tight_layout()
     return fig
 

@@ -101,6 +101,13 @@ def test_quick_density(quick):
     assert all(0.1 < a <= 1 for a in plain + aug)          # all above chance
     assert aug[0] > plain[0] + 0.05                        # augmentation helps most at
     assert d["lift"][0] > d["lift"][-1]                    # the thin end
+    for ki, lp, a, p in zip(k, d["lift_paired"], d["augmented"]["test_accuracy"],
+                            d["plain"]["test_accuracy"]):
+        if len(a) > 1:   # paired over seeds: the mean of the per-seed differences
+            diffs = np.subtract(a, p)
+            assert lp["mean"] == pytest.approx(diffs.mean())
+            assert lp["std"] == pytest.approx(diffs.std(ddof=1))
+            assert ("beyond" in lp["sentence"]) == lp["beyond_noise"]
 
 
 def test_quick_interpolation(quick):

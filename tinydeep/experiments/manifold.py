@@ -33,6 +33,7 @@ from .. import nn
 from ..data import LATENT_NAMES, RandomAffine, glyphs, render_glyphs
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
+from .sweep import paired, summary
 from .training import evaluate, fit
 
 NUM_CLASSES = 10
@@ -122,10 +123,16 @@ def density(per_class=PER_CLASS, seeds=(0, 1, 2, 3, 4), many_seeds_up_to=10, ste
            "augmentation": dict(AUGMENT)}
     for name, augment in (("plain", False), ("augmented", True)):
         acc = column(augment)
-        out[name] = {"test_accuracy": acc, "mean": [float(np.mean(a)) for a in acc],
-                     "std": [float(np.std(a)) for a in acc],
+        out[name] = {"test_accuracy": acc, "mean": [summary(a)["mean"] for a in acc],
+                     "std": [summary(a)["std"] for a in acc],
                      "train_accuracy": [float(np.mean(a)) for a in column(augment, "train_accuracy")]}
     out["lift"] = [a - p for a, p in zip(out["augmented"]["mean"], out["plain"]["mean"])]
+    # the same seed draws the same training set and initial weights with and without
+    # augmentation, so the two runs of a seed are a pair
+    out["lift_paired"] = [paired(a, p, "augmented", "plain", what=f"{k}/class test accuracy",
+                                 scale=100, unit=" points")
+                          for k, a, p in zip(per_class, out["augmented"]["test_accuracy"],
+                                             out["plain"]["test_accuracy"])]
     return out, kept
 
 
@@ -228,9 +235,9 @@ def interpolation(model, examples=EXAMPLES, steps=9, n_pairs=300, seed=0):
             "latent": summary(lat_p), "pixel": summary(pix_p)}
 
 
-DEFAULT = dict(per_class=PER_CLASS, seeds=(0, 1, 2, 3, 4), many_seeds_up_to=10, steps=1500,
+DEFAULT = dict(per_class=PER_CLASS, seeds=(0, 1, 2), many_seeds_up_to=1000, steps=1500,
                n_test=2000, n_pairs=300)
-QUICK = dict(per_class=(1, 10, 100), seeds=(0, 1), many_seeds_up_to=1, steps=300,
+QUICK = dict(per_class=(1, 10, 100), seeds=(0, 1), many_seeds_up_to=10, steps=300,
              n_test=1000, n_pairs=100)
 
 
