@@ -28,7 +28,10 @@ prefer_direct(...) says, by shape, where this rung beats rung 1 (measured:
 benchmarks/bench_conv.py).
 """
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .. import threads as _threads_module
 from . import cpu_matmul as _mm
@@ -41,31 +44,99 @@ def output_size(size, k, stride, padding):
     return (size + 2 * padding - k) // stride + 1
 
 
+SHORT_BYTES = 64     # one short run: 16 float32 / 8 float64, one AVX-512 register (two AVX2)
+
+
+def _short_run(add):
+    """An intrinsic for dst[dst_at + t] (+)= src[src_at + t], t < n <= one 64-byte run, as one
+    masked vector load and store (llvm.masked.load/store). Rows of a small image (14 or 28
+    pixels) are too short for LLVM's vectorized loops, which then run element by element."""
+    @intrinsic
+    def run(typingctx, src, src_at, dst, dst_at, n):
+        sig = types.void(src, types.intp, dst, types.intp, types.intp)
+
+        def codegen(context, builder, signature, args):
+            src, src_at, dst, dst_at, n = args
+            src_type, _, dst_type, _, _ = signature.args
+            bits = src_type.dtype.bitwidth
+            lanes = SHORT_BYTES * 8 // bits
+            vec = ir.VectorType(context.get_value_type(src_type.dtype), lanes)
+            index = ir.VectorType(n.type, lanes)
+            i32 = ir.IntType(32)
+            one = builder.insert_element(ir.Constant(index, ir.Undefined), n, ir.Constant(i32, 0))
+            splat = builder.shuffle_vector(one, ir.Constant(index, ir.Undefined),
+                                           ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+            mask = builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), splat)
+            vp = vec.as_pointer()
+            name = f"v{lanes}f{bits}.p0v{lanes}f{bits}"
+            load = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vp, i32, mask.type, vec]),
+                f"llvm.masked.load.{name}")
+            store = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [vec, vp, i32, mask.type]),
+                f"llvm.masked.store.{name}")
+            align = ir.Constant(i32, bits // 8)
+            zero = ir.Constant(vec, [0.0] * lanes)
+            s_ptr = builder.bitcast(builder.gep(
+                context.make_array(src_type)(context, builder, src).data, [src_at]), vp)
+            d_ptr = builder.bitcast(builder.gep(
+                context.make_array(dst_type)(context, builder, dst).data, [dst_at]), vp)
+            value = builder.call(load, [s_ptr, align, mask, zero])
+            if add:
+                value = builder.fadd(value, builder.call(load, [d_ptr, align, mask, zero]))
+            builder.call(store, [value, d_ptr, align, mask])
+            return context.get_dummy_value()
+
+        return sig, codegen
+    return run
+
+
+_copy_short = _short_run(add=False)
+_add_short = _short_run(add=True)
+
+
+@intrinsic
+def _short_lanes(typingctx, x):
+    """Elements in one short run for x's dtype, as a compile-time constant."""
+    n = SHORT_BYTES * 8 // x.dtype.bitwidth
+    return types.intp(x), lambda context, builder, sig, args: context.get_constant(types.intp, n)
+
+
 @njit(cache=True, nogil=True)
 def _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p):
     # p[(c, i, j), ho*Wo + wo] = x[n, c, ho*sh - ph + i, wo*sw - pw + j], 0 outside the image.
     # For each tap (c, i, j) the output columns wo whose input column lies inside the
     # image form one range [lo, hi): zeros, a strided (stride 1: contiguous) copy, zeros.
+    # Flat unsigned indices: no slices and no wrap-around checks in the inner loops.
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    xf, pf = x.reshape(-1), p.reshape(-1)
+    P, L = Ho * Wo, _short_lanes(x)
     for c in range(C):
         for i in range(kh):
             for j in range(kw):
-                row = (c * kh + i) * kw + j
+                row = ((c * kh + i) * kw + j) * P
                 lo = max(0, (pw - j + sw - 1) // sw)            # first wo with wo*sw - pw + j >= 0
-                hi = min(Wo, (W - 1 + pw - j) // sw + 1)        # past the last with it < W
-                hi = max(lo, hi)
+                hi = max(lo, min(Wo, (W - 1 + pw - j) // sw + 1))   # past the last with it < W
                 for ho in range(Ho):
                     h = ho * sh - ph + i
-                    out = p[row, ho * Wo:(ho + 1) * Wo]
+                    dst = np.uint64(row + ho * Wo)
                     if h < 0 or h >= H:
-                        out[:] = 0
+                        for wo in range(np.uint64(Wo)):
+                            pf[dst + wo] = 0
                         continue
-                    src = x[n, c, h]
-                    out[:lo] = 0
-                    base = lo * sw - pw + j
-                    for wo in range(hi - lo):
-                        out[np.uint64(lo + wo)] = src[np.uint64(base + wo * sw)]
-                    out[hi:] = 0
+                    at = ((n * C + c) * H + h) * W + lo * sw - pw + j
+                    src = np.uint64(at)
+                    for wo in range(np.uint64(lo)):
+                        pf[dst + wo] = 0
+                    if sw == 1:
+                        for t in range(0, hi - lo, L):
+                            _copy_short(xf, at + t, pf, row + ho * Wo + lo + t,
+                                        min(L, hi - lo - t))
+                    else:
+                        for wo in range(np.uint64(hi - lo)):
+                            pf[dst + lo + wo] = xf[src + wo * sw]
+                    for wo in range(np.uint64(hi), np.uint64(Wo)):
+                        pf[dst + wo] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -73,21 +144,27 @@ def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx):
     # dx[n, c, h, w] += dp[(c, i, j), ho*Wo + wo] wherever h = ho*sh - ph + i, w = wo*sw - pw + j:
     # the adjoint of _unfold (same ranges, add instead of copy).
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    df, pf = dx.reshape(-1), dp.reshape(-1)
+    P, L = Ho * Wo, _short_lanes(dx)
     for c in range(C):
         for i in range(kh):
             for j in range(kw):
-                row = (c * kh + i) * kw + j
+                row = ((c * kh + i) * kw + j) * P
                 lo = max(0, (pw - j + sw - 1) // sw)
                 hi = max(lo, min(Wo, (W - 1 + pw - j) // sw + 1))
-                base = lo * sw - pw + j
                 for ho in range(Ho):
                     h = ho * sh - ph + i
                     if h < 0 or h >= H:
                         continue
-                    src = dp[row, ho * Wo:(ho + 1) * Wo]
-                    dst = dx[n, c, h]
-                    for wo in range(hi - lo):
-                        dst[np.uint64(base + wo * sw)] += src[np.uint64(lo + wo)]
+                    at_p = row + ho * Wo + lo
+                    at_x = ((n * C + c) * H + h) * W + lo * sw - pw + j
+                    src, dst = np.uint64(at_p), np.uint64(at_x)
+                    if sw == 1:
+                        for t in range(0, hi - lo, L):
+                            _add_short(pf, at_p + t, df, at_x + t, min(L, hi - lo - t))
+                    else:
+                        for wo in range(np.uint64(hi - lo)):
+                            df[dst + wo * sw] += pf[src + wo]
 
 
 def _geometry(x_shape, w_shape, stride, padding):
