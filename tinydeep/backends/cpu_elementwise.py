@@ -3,9 +3,9 @@ compiled into one `prange` loop over flat arrays (what `reference.py` does with
 whole NumPy arrays, split over cores).
 
 One loop per family is written here, not one per op: the op's name reaches the
-compiler as a string literal, and an overload picks that op's scalar function
-and inlines it into the loop, so each op gets its own machine code (as fast as
-a loop written by hand) while the loop's source stays one. Because the name is
+compiler as a string literal, and an overload (`_call`) picks that op's scalar
+function for the loop body, so each op gets its own machine code (as fast as a
+loop written by hand) while the loop's source stays one. Because the name is
 part of the kernel's type signature, Numba's on-disk cache keeps every op's
 loop apart (`cache=True` works, unlike kernels made in a factory); the name
 carries scalar_ops.VERSION so an edit there never meets a stale loop.
@@ -19,99 +19,54 @@ from .scalar_ops import BINARY, UNARY, VERSION, check_op
 _jitted = {}
 
 
-def _scalar(table, op, which):
-    """The Numba version of table[op][which] (op given as 'name/VERSION')."""
-    key = (op.literal_value, which)
-    if key not in _jitted:
-        _jitted[key] = njit(table[op.literal_value.split("/")[0]][which])
-    return _jitted[key]
+def _call(op, which, args):
+    """The scalar function `which` of op (0: f, 1: its derivative, 2: the second one)
+    applied to args; UNARY's when it takes 1 or 3 arguments, BINARY's for 2 or 4."""
 
 
-def _map(op, x, y):
-    """y = f(x)"""
-
-
-def _map_backward(op, x, y, g, dx):
-    """dx = df(x, y, g)"""
-
-
-def _zip(op, a, b, y):
-    """y = f(a, b)"""
-
-
-def _zip_backward(op, a, b, y, g, da, db):
-    """da, db = da(a, b, y, g), db(a, b, y, g)"""
-
-
-# Each overload returns its loop with the op's scalar function bound (None until the op
-# is a literal: then `literally` makes Numba retype with it).
-@overload(_map, inline="always")
-def _map_loop(op, x, y):
-    if isinstance(op, types.StringLiteral):
-        f = _scalar(UNARY, op, 0)
-
-        def loop(op, x, y):
-            for i in prange(y.size):
-                y[i] = f(x[i])
-        return loop
-
-
-@overload(_map_backward, inline="always")
-def _map_backward_loop(op, x, y, g, dx):
-    if isinstance(op, types.StringLiteral):
-        df = _scalar(UNARY, op, 1)
-
-        def loop(op, x, y, g, dx):
-            for i in prange(dx.size):
-                dx[i] = df(x[i], y[i], g[i])
-        return loop
-
-
-@overload(_zip, inline="always")
-def _zip_loop(op, a, b, y):
-    if isinstance(op, types.StringLiteral):
-        f = _scalar(BINARY, op, 0)
-
-        def loop(op, a, b, y):
-            for i in prange(y.size):
-                y[i] = f(a[i], b[i])
-        return loop
-
-
-@overload(_zip_backward, inline="always")
-def _zip_backward_loop(op, a, b, y, g, da, db):
-    if isinstance(op, types.StringLiteral):
-        fa, fb = _scalar(BINARY, op, 1), _scalar(BINARY, op, 2)
-
-        def loop(op, a, b, y, g, da, db):
-            for i in prange(da.size):
-                da[i] = fa(a[i], b[i], y[i], g[i])
-                db[i] = fb(a[i], b[i], y[i], g[i])
-        return loop
+# Inlined at Numba's IR level (the overload and the scalar function): each kernel is one
+# function to compile, not three.
+@overload(_call, inline="always")
+def _call_typed(op, which, args):
+    if isinstance(op, types.StringLiteral) and isinstance(which, types.IntegerLiteral):
+        key = (op.literal_value, which.literal_value, len(args))
+        if key not in _jitted:
+            table = UNARY if len(args) in (1, 3) else BINARY
+            _jitted[key] = njit(inline="always")(table[key[0].split("/")[0]][key[1]])
+        f = _jitted[key]
+        return [lambda op, which, args: f(args[0]),
+                lambda op, which, args: f(args[0], args[1]),
+                lambda op, which, args: f(args[0], args[1], args[2]),
+                lambda op, which, args: f(args[0], args[1], args[2], args[3])][len(args) - 1]
 
 
 @njit(parallel=True, cache=True)
 def _map_kernel(op, x, y):
     literally(op)
-    _map(op, x, y)
+    for i in prange(y.size):
+        y[i] = _call(op, 0, (x[i],))
 
 
 @njit(parallel=True, cache=True)
 def _map_backward_kernel(op, x, y, g, dx):
     literally(op)
-    _map_backward(op, x, y, g, dx)
+    for i in prange(dx.size):
+        dx[i] = _call(op, 1, (x[i], y[i], g[i]))
 
 
 @njit(parallel=True, cache=True)
 def _zip_kernel(op, a, b, y):
     literally(op)
-    _zip(op, a, b, y)
+    for i in prange(y.size):
+        y[i] = _call(op, 0, (a[i], b[i]))
 
 
 @njit(parallel=True, cache=True)
 def _zip_backward_kernel(op, a, b, y, g, da, db):
     literally(op)
-    _zip_backward(op, a, b, y, g, da, db)
+    for i in prange(da.size):
+        da[i] = _call(op, 1, (a[i], b[i], y[i], g[i]))
+        db[i] = _call(op, 2, (a[i], b[i], y[i], g[i]))
 
 
 _compiled = {}
@@ -122,11 +77,12 @@ def _run(kernel, op, *arrays):
     through the compiled loop for this op and these array types: looked up once, then
     called directly (a call by name would retype the literal every time)."""
     flat = [(a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1) for a in arrays]
-    types_ = tuple(typeof(a) for a in flat)
-    key = (kernel, op, types_)
-    if key not in _compiled:
-        _compiled[key] = kernel.compile((types.literal(f"{op}/{VERSION}"),) + types_)
-    _compiled[key](f"{op}/{VERSION}", *flat)
+    key = (kernel, op) + tuple((a.dtype, a.flags.writeable) for a in flat)
+    loop = _compiled.get(key)
+    if loop is None:
+        sig = (types.literal(f"{op}/{VERSION}"),) + tuple(typeof(a) for a in flat)
+        loop = _compiled[key] = kernel.compile(sig)
+    loop(f"{op}/{VERSION}", *flat)
 
 
 def _result(out, like):

@@ -3,8 +3,8 @@
 As MiniTorch's map and zip: every backend turns these into loops over arrays --
 the reference calls them on whole NumPy arrays, the CPU compiles each into a
 `prange` loop, CUDA into a grid-stride kernel (backends/*elementwise*). So each
-function is written with arithmetic and NumPy ufuncs only (no `if`), which means
-the same on a number, on an array, in Numba and in numba.cuda.
+function is written with arithmetic, NumPy ufuncs and `where` only (no `if`),
+which means the same on a number, on an array, in Numba and in numba.cuda.
 
     UNARY[name]  = (f, df):      y = f(x),     dx = df(x, y, g)
     BINARY[name] = (f, da, db):  y = f(a, b),  da = da(a, b, y, g),  db = db(a, b, y, g)
@@ -18,6 +18,18 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from numba.extending import overload
+
+
+def where(cond, a, b):
+    """a where cond holds, else b: np.where on arrays; a plain select in compiled code."""
+    return np.where(cond, a, b)
+
+
+@overload(where)  # (Numba's own np.where on numbers takes seconds to compile)
+def _where_compiled(cond, a, b):
+    return lambda cond, a, b: a if cond else b
+
 
 UNARY = {
     "neg": (lambda x: -x, lambda x, y, g: -g),
@@ -29,7 +41,7 @@ UNARY = {
     "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda x, y, g: g * y * (1 - y)),
     # max(x, 0) with a NaN passing through; the gradient flows where the unit was active
     # (y > 0 iff x > 0, so either the input or the output may be passed as x)
-    "relu": (lambda x: np.maximum(x, 0), lambda x, y, g: np.where(x > 0, g, 0)),
+    "relu": (lambda x: np.maximum(x, 0), lambda x, y, g: where(x > 0, g, 0)),
     "reciprocal": (lambda x: 1 / x, lambda x, y, g: -g * y * y),
 }
 
@@ -41,8 +53,8 @@ BINARY = {
     "mul": (lambda a, b: a * b, lambda a, b, y, g: g * b, lambda a, b, y, g: g * a),
     "div": (lambda a, b: a / b, lambda a, b, y, g: g / b, lambda a, b, y, g: -g * y / b),
     "pow": (lambda a, b: np.power(a, b),
-            lambda a, b, y, g: np.where(b == 0, 0, g * b * np.power(a, b - 1)),
-            lambda a, b, y, g: np.where((a == 0) & (b >= 0), 0, g * y * np.log(a))),
+            lambda a, b, y, g: where(b == 0, 0, g * b * np.power(a, b - 1)),
+            lambda a, b, y, g: where((a == 0) & (b >= 0), 0, g * y * np.log(a))),
     "maximum": (lambda a, b: np.maximum(a, b),
                 lambda a, b, y, g: g * ((a > b) + 0.5 * (a == b)),
                 lambda a, b, y, g: g * ((b > a) + 0.5 * (a == b))),
