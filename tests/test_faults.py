@@ -42,7 +42,7 @@ class _Spy:
 
     def __getattr__(self, name):
         attr = getattr(self._module, name)
-        if name in backends.KERNELS and callable(attr):
+        if name in backends.KERNELS + backends.FAMILIES and callable(attr):
             def spied(*a, **k):
                 self._calls.append(name)
                 return attr(*a, **k)
