@@ -7,7 +7,7 @@ Every op checks its inputs (shapes, dtypes) before any kernel runs.
 import numpy as np
 
 from . import backends
-from .tensor import Function, Tensor, check_float
+from .tensor import Function, Tensor, check_float, normalize_axes
 
 __all__ = ["relu", "linear", "log_softmax", "softmax", "cross_entropy", "mse_loss",
            "conv2d", "max_pool2d", "affine_grid", "grid_sample"]
@@ -119,7 +119,7 @@ class Softmax(Function):
 def _rows(name, x, dim):
     _need_tensor(name, x)
     check_float(name, x.data)
-    if x.ndim != 2 or dim not in (1, -1):
+    if x.ndim != 2 or normalize_axes(dim, 2, name) != (1,):
         raise ValueError(f"{name} works over dim=1 of a 2-D tensor, got shape {tuple(x.shape)} "
                          f"and dim={dim}")
     if x.shape[1] == 0:

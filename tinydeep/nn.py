@@ -92,6 +92,17 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def float(self):
+        """Cast every parameter to float32 in place (gradients dropped), as PyTorch does."""
+        for p in self.parameters():
+            p.data, p.grad = p.detach().float().data, None
+        return self
+
+    def double(self):
+        for p in self.parameters():
+            p.data, p.grad = p.detach().double().data, None
+        return self
+
     def to(self, device):
         """Move every parameter (and its gradient) to `device` in place, as PyTorch does;
         create the optimizer after this, or before its first step."""
