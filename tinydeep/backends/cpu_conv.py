@@ -181,26 +181,30 @@ def _image_runs(N, threads):
 
 
 class _Product:
-    """The packed kernel's per-part call for c (M,N) = a (M,K) @ b (K,N), over the whole
-    of c, on this thread (its own workspace)."""
+    """The packed kernel's per-part call for c (M,N) (+)= a (M,K) @ b (K,N), over the whole
+    of c, on this thread (its own workspace). keep_a: a is the same in every call (the
+    weights): its packed slivers are made in the first call and reused after."""
 
-    def __init__(self, M, K, N, dtype):
+    def __init__(self, M, K, N, dtype, keep_a=False):
         self.M, self.K, self.N = M, K, N
         nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
         self.kc = -(-K // -(-K // _mm.KC))
         self.i_hi, self.j_hi = -(-M // _mm.MR) * _mm.MR, -(-N // nr) * nr
-        a_size = _mm.MC * self.kc
+        a_size = self.i_hi * K if keep_a else _mm.MC * self.kc
         work = np.empty(a_size + self.j_hi * self.kc + _mm.VECTOR_BYTES, dtype=dtype)
         skip = (-work.ctypes.data % _mm.VECTOR_BYTES) // work.itemsize    # vector-aligned
         self.a_pack = work[skip:skip + a_size]
         self.b_pack = work[skip + a_size:skip + a_size + self.j_hi * self.kc]
+        self.a_mode = 1 if keep_a else 0
 
     def __call__(self, a, b, c, add=False):
         a_flat, a_rs, a_cs = _mm._flat(a)
         b_flat, b_rs, b_cs = _mm._flat(b)
         _mm._gemm_part(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c.reshape(-1),
                        self.M, self.K, self.N, 0, self.i_hi, 0, self.j_hi, self.kc,
-                       self.a_pack, self.b_pack, add)
+                       self.a_pack, self.b_pack, add, self.a_mode)
+        if self.a_mode == 1:
+            self.a_mode = 2
 
 
 def conv2d_forward(x, w, stride, padding, bias=None):
@@ -214,7 +218,7 @@ def conv2d_forward(x, w, stride, padding, bias=None):
 
     def run(n0, n1):
         p = np.empty((K, P), dtype=x.dtype)
-        product = _Product(C_out, K, P, x.dtype)
+        product = _Product(C_out, K, P, x.dtype, keep_a=True)
         for n in range(n0, n1):
             _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
             product(w2, p, y[n].reshape(C_out, P))
@@ -235,7 +239,7 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
 
     def run(n0, n1):
         dp = np.empty((K, P), dtype=g.dtype)
-        product = _Product(K, C_out, P, g.dtype)
+        product = _Product(K, C_out, P, g.dtype, keep_a=True)
         for n in range(n0, n1):
             product(w2t, g[n].reshape(C_out, P), dp)
             _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx)

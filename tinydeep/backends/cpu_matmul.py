@@ -454,12 +454,15 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
 
 @njit(cache=True, nogil=True)
 def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
-               kc_max, a_pack, b_pack, add):
+               kc_max, a_pack, b_pack, add, a_mode):
     # c[i, j] = sum over k of a[i, k] * b[k, j] for rows [i_lo, i_hi) and columns
     # [j_lo, j_hi) of c (whole micro-tiles; they may run past M and N), by the loop
     # nest above. c is C-contiguous (row length N). A micro-tile that sticks out
     # past the edge of c runs into a scratch tile, and only the part inside is copied.
     # add=True adds the product to c (c += a @ b) instead of overwriting it.
+    # a_mode 0: a's slivers are packed block by block into the start of a_pack (MC x KC);
+    # 1: packed, and kept, every block at its own place (a_pack holds (i_hi - i_lo) x K);
+    # 2: a_pack already holds them so (a reused over calls, as a convolution's weights).
     nr = _nr(c)
     scratch = np.empty(MR * nr, dtype=c.dtype)
     for k0 in range(0, K, kc_max):
@@ -469,16 +472,18 @@ def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
         _pack(b, b_cs, b_rs, j_lo, j_hi, N, nr, k0, kc, b_pack)
         for ic in range(i_lo, i_hi, MC):
             i_end = min(ic + MC, i_hi)
-            _pack(a, a_rs, a_cs, ic, i_end, M, _mr(c), k0, kc, a_pack)
+            a_at = 0 if a_mode == 0 else k0 * (i_hi - i_lo) + (ic - i_lo) * kc
+            if a_mode != 2:
+                _pack(a, a_rs, a_cs, ic, i_end, M, _mr(c), k0, kc, a_pack[a_at:])
             for j0 in range(j_lo, j_hi, nr):
                 b_at = (j0 - j_lo) * kc
                 for i0 in range(ic, i_end, MR):
                     inside = i0 + MR <= M and j0 + nr <= N
                     if inside:
-                        _micro_kernel(kc, a_pack, (i0 - ic) * kc, b_pack, b_at,
+                        _micro_kernel(kc, a_pack, a_at + (i0 - ic) * kc, b_pack, b_at,
                                       c, i0 * N + j0, N, accumulate)
                     else:
-                        _micro_kernel(kc, a_pack, (i0 - ic) * kc, b_pack, b_at,
+                        _micro_kernel(kc, a_pack, a_at + (i0 - ic) * kc, b_pack, b_at,
                                       scratch, 0, nr, False)
                         for r in range(min(MR, M - i0)):
                             for j in range(min(nr, N - j0)):
@@ -503,7 +508,7 @@ def _parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N, kc, m_parts,
         args = (a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
                 pm * m_slivers // m_parts * MR, (pm + 1) * m_slivers // m_parts * MR,
                 pn * n_slivers // n_parts * nr, (pn + 1) * n_slivers // n_parts * nr,
-                kc, workspace[at:at + a_size], workspace[at + a_size:at + part_size], False)
+                kc, workspace[at:at + a_size], workspace[at + a_size:at + part_size], False, 0)
         tasks.append(lambda args=args: _gemm_part(*args))
     return tasks
 
@@ -621,7 +626,7 @@ def matmul_packed(a, b, out=None):
         nr = VECTOR_BYTES // a.itemsize
         _gemm_part(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
                    0, -(-M // MR) * MR, 0, -(-N // nr) * nr, kc,
-                   workspace[:MC * kc], workspace[MC * kc:part_size], False)
+                   workspace[:MC * kc], workspace[MC * kc:part_size], False, 0)
     else:           # one part per thread, on tinydeep's thread team
         _threads_module.team.run(_parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat,
                                         M, K, N, kc, m_parts, n_parts, workspace, part_size),
