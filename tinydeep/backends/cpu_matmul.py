@@ -431,6 +431,15 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
             for p in range(k_tiles, kc):
                 for r in range(R):
                     dst[np.uint64(at + p * R + r)] = x[np.uint64((r0 + r) * rs + k0 + p)]
+    elif R == MR and cs == 1:
+        # rows of x run along k (row-major a): per k, one element from each of the MR
+        # rows (MR is a constant here, so the r loop unrolls into MR streams read in order)
+        for r0 in range(r_lo, full_hi, R):
+            at = (r0 - r_lo) * kc
+            base = r0 * rs + k0
+            for p in range(kc):
+                for r in range(MR):
+                    dst[np.uint64(at + p * MR + r)] = x[np.uint64(base + r * rs + p)]
     else:
         full_hi = r_lo
     for r0 in range(full_hi, r_hi, R):         # the general case, and slivers past the edge
