@@ -1,5 +1,6 @@
 """Fat vs deep (issue 5): the folding network against the closed form of the tent map,
 parameter counting against the arrays of real models, and the structure of a --quick run."""
+import math
 import json
 import os
 import sys
@@ -34,7 +35,7 @@ def test_folding_network_computes_the_k_fold_tent_map(k):
     relus = [m for m in net if isinstance(m, nn.ReLU)]
     assert len(linears) == k + 1 and len(relus) == k                 # depth k
     assert all(m.out_features == 2 for m in linears[:-1])           # two units per layer
-    assert sum(p.size for p in net.parameters()) == 6 * k + 1
+    assert sum(math.prod(p.shape) for p in net.parameters()) == 6 * k + 1
     assert all(p.dtype == np.float64 for p in net.parameters())
     # on dyadic points every value is exact in both: equality, not closeness
     xd = np.arange(2 ** (k + 6) + 1) / 2 ** (k + 6)
@@ -72,8 +73,8 @@ def test_folding_network_refuses_bad_k(bad):
                                                        (1, 4, 6, 1), (3, 7, 2, 2), (5, 1, 3, 4)])
 def test_param_count_matches_the_arrays_of_an_mlp(n_in, width, depth, n_out):
     model = nn.MLP(n_in, width, depth, n_out)
-    assert dp.param_count(n_in, width, depth, n_out) == sum(p.size for p in model.parameters())
-    assert dp.model_params(model) == sum(p.size for p in model.parameters())
+    assert dp.param_count(n_in, width, depth, n_out) == sum(math.prod(p.shape) for p in model.parameters())
+    assert dp.model_params(model) == sum(math.prod(p.shape) for p in model.parameters())
 
 
 @pytest.mark.parametrize("n_in, depth, n_out", [(784, 1, 10), (1, 1, 1), (1, 2, 1), (1, 3, 1),

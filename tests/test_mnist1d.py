@@ -1,5 +1,6 @@
 """MNIST-1D: the set against the mnist1d package's own generator, the CNN against
 PyTorch's Conv1d, and a --quick run of the demo."""
+import math
 import json
 import os
 import sys
@@ -86,7 +87,7 @@ def test_cnn_is_pytorchs_conv1d_stack():
     ours = net(td.tensor(x[:16])).numpy()
     theirs = ref(torch.tensor(x[:16, 0].astype(np.float64))).detach().numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
-    assert sum(p.size for p in net.parameters()) == sum(p.numel() for p in ref.parameters())
+    assert sum(math.prod(p.shape) for p in net.parameters()) == sum(p.numel() for p in ref.parameters())
 
 
 def test_unknown_model():

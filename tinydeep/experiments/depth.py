@@ -95,7 +95,7 @@ def width_for(params, in_features, depth, out_features):
 
 
 def model_params(model):
-    return sum(p.size for p in model.parameters())
+    return sum(math.prod(p.shape) for p in model.parameters())
 
 
 # --- 1. Seide et al. 2011 analog ---------------------------------------------------------------

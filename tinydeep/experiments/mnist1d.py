@@ -16,6 +16,7 @@ a CNN loses the locality its kernels assume.
 
 A run is one task (model, shuffled, seed) for tinydeep.experiments.sweep.
 """
+import math
 import time
 
 from .. import nn
@@ -65,7 +66,8 @@ def train_run(model="cnn", shuffled=False, seed=0, epochs=40, lr=0.1, lr_decay=0
     train_acc, _ = evaluate(net, x, y)
     test_acc, test_loss = evaluate(net, xt, yt)
     return {"model": model, "shuffled": shuffled, "seed": seed, "epochs": epochs, "lr": lr,
-            "lr_decay": lr_decay, "parameters": int(sum(p.size for p in net.parameters())),
+            "lr_decay": lr_decay,
+            "parameters": int(sum(math.prod(p.shape) for p in net.parameters())),
             "train_accuracy": train_acc, "test_accuracy": test_acc, "test_loss": test_loss,
             "test_curve": hist["test_acc"], "train_curve": hist["train_acc"],
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -26,6 +26,7 @@ decay is kept per 50,000 samples: ×0.95^(n_train/50000) per epoch here.
 set (scored after each epoch, without augmentation) reaches the threshold,
 100 % by default as in the paper; steps to 99 % come from the same curve.
 """
+import math
 import time
 
 import numpy as np
@@ -132,7 +133,7 @@ def train_run(x, y, xt, yt, arch="mlp1x512", lr=0.01, lr_decay=None, weight_deca
     curve_steps, curve_loss = _binned(hist["steps"], hist["losses"])
     ends = [steps_per_epoch * (e + 1) for e in range(len(hist["train_acc"]))]
     first = lambda t: next((s for s, a in zip(ends, hist["eval_train_acc"]) if a >= t), None)
-    return {"arch": arch, "parameters": sum(p.size for p in model.parameters()),
+    return {"arch": arch, "parameters": sum(math.prod(p.shape) for p in model.parameters()),
             "lr": lr, "lr_decay_per_epoch": lr_decay,
             "weight_decay": weight_decay, "augment": augment, "seed": seed,
             "fit_threshold": fit_threshold, "max_epochs": max_epochs,
@@ -335,7 +336,7 @@ def exact_memorizer(X, y, seed=0, tries=16):
     k = Y.shape[1]
     info = {"n": n, "d": d, "outputs": k, "free_weights": d + n + n * k,
             "paper_count_2n_plus_d": 2 * n + d if one_output else None,
-            "stored_numbers": sum(p.size for p in model.parameters()),
+            "stored_numbers": sum(math.prod(p.shape) for p in model.parameters()),
             "min_gap": float(gap), "max_abs_w": float(np.abs(w).max()),
             "direction": a[0], "biases": b, "output_weights": w}
     return model, info

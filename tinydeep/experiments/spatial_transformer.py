@@ -25,6 +25,7 @@ centre θ_A⁻¹ (t − θ_t). Rotation is read as the angle of the similarity n
 to a 2×2 matrix, atan2(L₀₁ − L₁₀, L₀₀ + L₁₁) (positive = counter-clockwise on
 screen, glyphs' convention), size as √det L.
 """
+import math
 import time
 
 import numpy as np
@@ -265,7 +266,7 @@ def train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=1.0, loc_width=32, se
     test_acc, test_loss = evaluate(model, xt, yt)
     steps, losses = _binned(hist["steps"], hist["losses"])
     rec = {"model": name_of(arch, st), "arch": arch, "st": st,
-           "parameters": sum(p.size for p in model.parameters()),
+           "parameters": sum(math.prod(p.shape) for p in model.parameters()),
            "test_error": 1.0 - test_acc, "train_error": 1.0 - train_acc, "test_loss": test_loss,
            "paper_error_pct": PAPER_TABLE_1[name_of(arch, st)],
            "seconds": round(seconds, 1), "steps": len(hist["losses"]),
