@@ -3,8 +3,8 @@
 As MiniTorch's map and zip: every backend turns these into loops over arrays --
 the reference calls them on whole NumPy arrays, the CPU compiles each into a
 `prange` loop, CUDA into a grid-stride kernel (backends/*elementwise*). So each
-function is written with arithmetic, NumPy ufuncs and `where` only (no `if`),
-which means the same on a number, on an array, in Numba and in numba.cuda.
+function is written with arithmetic and the few functions below only (no `if`),
+which mean the same on a number, on an array, in Numba and in numba.cuda.
 
     UNARY[name]  = (f, df):      y = f(x),     dx = df(x, y, g)
     BINARY[name] = (f, da, db):  y = f(a, b),  da = da(a, b, y, g),  db = db(a, b, y, g)
@@ -14,6 +14,7 @@ g is the gradient of the output; a derivative returns the input's gradient
 at kinks: relu'(0) = 0, |x|'(0) = 0, ties of maximum/minimum split g in half.
 Adding an op is one entry here; every backend and the parity tests pick it up.
 """
+import math
 import zlib
 from pathlib import Path
 
@@ -21,24 +22,44 @@ import numpy as np
 from numba.extending import overload
 
 
+# NumPy's ufuncs on arrays (the reference) and in Python; in compiled code, on the CPU or
+# the GPU, the same math on numbers (numba.cuda compiles no NumPy ufunc on a number).
+
+def _numpy_or(ufunc, compiled):
+    def f(x):
+        return ufunc(x)
+    overload(f)(lambda x: compiled)
+    return f
+
+
+exp = _numpy_or(np.exp, lambda x: math.exp(x))
+log = _numpy_or(np.log, lambda x: math.log(x))
+sqrt = _numpy_or(np.sqrt, lambda x: math.sqrt(x))
+tanh = _numpy_or(np.tanh, lambda x: math.tanh(x))
+sign = _numpy_or(np.sign, lambda x: x * 0 if x == 0 else (1 if x > 0 else (-1 if x < 0 else x)))
+
+
+def power(a, b):
+    return np.power(a, b)
+
+
 def where(cond, a, b):
-    """a where cond holds, else b: np.where on arrays; a plain select in compiled code."""
+    """a where cond holds, else b."""
     return np.where(cond, a, b)
 
 
-@overload(where)  # (Numba's own np.where on numbers takes seconds to compile)
-def _where_compiled(cond, a, b):
-    return lambda cond, a, b: a if cond else b
+overload(power)(lambda a, b: lambda a, b: a ** b)
+overload(where)(lambda cond, a, b: lambda cond, a, b: a if cond else b)
 
 
 UNARY = {
     "neg": (lambda x: -x, lambda x, y, g: -g),
-    "exp": (lambda x: np.exp(x), lambda x, y, g: g * y),
-    "log": (lambda x: np.log(x), lambda x, y, g: g / x),
-    "sqrt": (lambda x: np.sqrt(x), lambda x, y, g: g / (y + y)),
-    "abs": (lambda x: np.abs(x), lambda x, y, g: g * np.sign(x)),
-    "tanh": (lambda x: np.tanh(x), lambda x, y, g: g * (1 - y * y)),
-    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda x, y, g: g * y * (1 - y)),
+    "exp": (lambda x: exp(x), lambda x, y, g: g * y),
+    "log": (lambda x: log(x), lambda x, y, g: g / x),
+    "sqrt": (lambda x: sqrt(x), lambda x, y, g: g / (y + y)),
+    "abs": (lambda x: abs(x), lambda x, y, g: g * sign(x)),
+    "tanh": (lambda x: tanh(x), lambda x, y, g: g * (1 - y * y)),
+    "sigmoid": (lambda x: 1 / (1 + exp(-x)), lambda x, y, g: g * y * (1 - y)),
     # max(x, 0) with a NaN passing through; the gradient flows where the unit was active
     # (y > 0 iff x > 0, so either the input or the output may be passed as x)
     "relu": (lambda x: np.maximum(x, 0), lambda x, y, g: where(x > 0, g, 0)),
@@ -52,9 +73,9 @@ BINARY = {
     "sub": (lambda a, b: a - b, lambda a, b, y, g: g, lambda a, b, y, g: -g),
     "mul": (lambda a, b: a * b, lambda a, b, y, g: g * b, lambda a, b, y, g: g * a),
     "div": (lambda a, b: a / b, lambda a, b, y, g: g / b, lambda a, b, y, g: -g * y / b),
-    "pow": (lambda a, b: np.power(a, b),
-            lambda a, b, y, g: where(b == 0, 0, g * b * np.power(a, b - 1)),
-            lambda a, b, y, g: where((a == 0) & (b >= 0), 0, g * y * np.log(a))),
+    "pow": (lambda a, b: power(a, b),
+            lambda a, b, y, g: where(b == 0, 0, g * b * power(a, b - 1)),
+            lambda a, b, y, g: where((a == 0) & (b >= 0), 0, g * y * log(a))),
     "maximum": (lambda a, b: np.maximum(a, b),
                 lambda a, b, y, g: g * ((a > b) + 0.5 * (a == b)),
                 lambda a, b, y, g: g * ((b > a) + 0.5 * (a == b))),
