@@ -91,7 +91,7 @@ def print_tables(rec):
     sw = rec["sawtooth"]
     print(f"### 2b. Trained on sawtooth(k): deep narrow vs shallow wide, same parameters\n")
     print(f"{sw['n_train']} evenly spaced training points; fit error = MSE on {sw['n_eval']} "
-          f"evenly spaced points; SGD momentum 0.9, lr {sw['lr']} decaying x0.1 over "
+          f"evenly spaced points; SGD momentum 0.9, lr {sw['lr']} decaying x0.1 (per epoch) over "
           f"{sw['steps']} steps, batch 128; best of seeds {sw['seeds']}. Predicting the "
           f"constant 1/2 gives {sw['constant_mse']:.3f}.\n")
     rows = []
@@ -112,7 +112,7 @@ def print_tables(rec):
     c = rec["compositional"]
     print(f"### 3. f(x) = 2(2cos^2 x - 1)^2 - 1 = cos 4x: training MSE vs parameters\n")
     print(f"{c['n_train']} evenly spaced points on [-pi, pi]; SGD momentum 0.9, lr {c['lr']} "
-          f"decaying x0.1 over {c['steps']} steps, batch 128; best of seeds {c['seeds']}. "
+          f"decaying x0.1 (per epoch) over {c['steps']} steps, batch 128; best of seeds {c['seeds']}. "
           f"Predicting 0 gives {c['constant_mse']}.\n")
     header = ["budget"] + [f"{d} hidden: width (params) MSE" for d in c["depths"]]
     rows = []

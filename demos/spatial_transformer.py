@@ -1,7 +1,7 @@
 """Spatial transformer networks (Jaderberg et al. 2015) on RTS-distorted glyph digits.
 
     python demos/spatial_transformer.py [--quick] [--out results/] [--cnn] [--epochs E]
-                                        [--n-train N]
+                                        [--n-train N] [--seeds 3]
 
 Trains a plain FCN and the same FCN behind a spatial transformer (and, with --cnn, a small
 CNN and ST-CNN: slow on a CPU) on digits rotated ±45°, scaled 0.7–1.2 and placed anywhere
@@ -23,9 +23,16 @@ from tinydeep.experiments.records import markdown_table as table, save_results  
 from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
 from tinydeep.experiments import spatial_transformer as stx  # noqa: E402
 
-DEFAULT = dict(n_train=10000, n_test=2000, epochs=20)
-QUICK = dict(n_train=2000, n_test=1000, epochs=8)
+DEFAULT = dict(n_train=10000, n_test=2000, epochs=20, seeds=(0, 1, 2))
+QUICK = dict(n_train=1500, n_test=500, epochs=8, seeds=(0, 1))
 COLORS = {"FCN": "tab:blue", "ST-FCN": "tab:red", "CNN": "tab:green", "ST-CNN": "tab:purple"}
+
+
+def err_text(r):
+    s = r.get("test_error_over_seeds")
+    if not s or s["n"] < 2:
+        return f"{100 * r['test_error']:.2f}"
+    return f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f}"
 
 
 def rms_spread(d):
@@ -40,13 +47,19 @@ def print_tables(rec):
           f"batch {cfg['batch_size']}, {cfg['epochs']} epochs, lr {cfg['lr']} (localization net "
           f"{cfg['loc_lr']}), ×{cfg['lr_decay']} per epoch.\n")
     print("### Table 1: % test error, plain vs spatial transformer\n")
-    rows = [[r["model"], f"{100 * r['test_error']:.2f}", f"{r['paper_error_pct']:.1f}",
+    n = len(cfg.get("seeds", [0]))
+    rows = [[r["model"], err_text(r), f"{r['paper_error_pct']:.1f}",
              f"{100 * r['train_error']:.2f}", f"{r['parameters']:,}", f"{r['seconds']:.0f}"]
             for r in rec["runs"]]
-    print(table(["model", "test error % (ours, glyphs)", "paper % (RTS MNIST)",
-                 "train error %", "# params", "seconds"], rows))
+    print(table(["model", f"test error % (ours, glyphs; mean ± std, {n} seeds)",
+                 "paper % (RTS MNIST)", "train error % (seed 0)", "# params",
+                 "seconds (one run)"], rows))
     print("\n(paper: Jaderberg et al. 2015, Table 1, RTS column; their models, MNIST and "
-          "150k steps of batch 256 — ours are smaller runs on synthetic digits)\n")
+          "150k steps of batch 256 — ours are smaller runs on synthetic digits; seeds vary "
+          "the initial weights and the batch order, the data stay the same)\n")
+    for d in rec.get("st_minus_plain", {}).values():
+        print("- " + d["sentence"])
+    print()
     for name, p in rec["pose"].items():
         print(f"### What the {name} transformer does (test set)\n")
         rows = []
@@ -119,11 +132,16 @@ def plot_curves(rec):
         ax_e.plot(ep, np.where(err > 0, err, np.nan), "o-", ms=3, color=c,
                   label=f"{r['model']} ({100 * r['test_error']:.2f} %)")
         ax_e.axhline(r["paper_error_pct"], color=c, ls=":", lw=1)
+        s = r.get("test_error_over_seeds")
+        if s and s["n"] > 1:  # the final error over seeds, at the last epoch
+            ax_e.errorbar([ep[-1] + 0.6], [100 * s["mean"]], yerr=[100 * s["std"]], fmt="s",
+                          capsize=4, color=c, ms=5)
     ax_l.set(xlabel="SGD step", ylabel="training loss (cross-entropy)", yscale="log",
              title="training loss")
     ax_l.legend()
     ax_e.set(xlabel="epoch", ylabel="test error % (log scale)", yscale="log",
-             title="test error (dotted: the paper's RTS numbers)")
+             title="test error, seed 0 (square: final mean ± std over seeds;\n"
+                   "dotted: the paper's RTS numbers)")
     ax_e.legend()
     for ax, (name, p) in zip(axes[2:n], pose.items()):
         before = np.array(p["per_image"]["rotation_before"])
@@ -155,8 +173,11 @@ def main(argv=None):
                     help="add CNN and ST-CNN (slow on a CPU: roughly 3x the FCN pair's time)")
     ap.add_argument("--epochs", type=positive_int, help=f"epochs per model (default {DEFAULT['epochs']})")
     ap.add_argument("--n-train", type=positive_int, help=f"training digits (default {DEFAULT['n_train']})")
+    ap.add_argument("--seeds", type=positive_int, help="seeds per model (default 3)")
     args = ap.parse_args(argv)
     cfg = dict(QUICK if args.quick else DEFAULT)
+    if args.seeds:
+        cfg["seeds"] = tuple(range(args.seeds))
     if args.epochs:
         cfg["epochs"] = args.epochs
     if args.n_train:

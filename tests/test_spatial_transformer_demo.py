@@ -181,6 +181,15 @@ def test_quick_runs_learn_and_the_transformer_moved(quick):
         assert len(r["curve"]["test_error"]) == cfg["epochs"]
         assert r["test_error"] < 0.9 - 0.1          # better than chance (0.9)
         assert r["steps"] == cfg["epochs"] * -(-cfg["n_train"] // 128)
+    # seeds: the first seed's run is the record's; the summary and the paired difference
+    for r in (fcn, st):
+        errs = [x["test_error"] for x in r["seed_runs"]]
+        assert [x["seed"] for x in r["seed_runs"]] == cfg["seeds"] and errs[0] == r["test_error"]
+        assert r["test_error_over_seeds"]["mean"] == pytest.approx(np.mean(errs))
+        assert r["test_error_over_seeds"]["std"] == pytest.approx(np.std(errs, ddof=1))
+    d = rec["st_minus_plain"]["fcn"]
+    assert d["mean"] == pytest.approx(np.mean([a["test_error"] - b["test_error"]
+                                               for a, b in zip(st["seed_runs"], fcn["seed_runs"])]))
     # the same classifier: the ST adds exactly the localization net's parameters
     w = cfg["loc_width"]
     loc = 42 * 42 * w + w + w * w + w + w * 6 + 6

@@ -48,8 +48,8 @@ import numba
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import functional as F, nn, optim
-from ..data import DataLoader, compositional, glyphs, mnist1d, sawtooth
+from .. import functional as F, nn
+from ..data import compositional, glyphs, mnist1d, sawtooth
 from ..data.toy import tent
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
@@ -315,35 +315,21 @@ def one_thread():
 
 def fit_regression(model, x, y, steps, lr, momentum=0.9, batch_size=128, lr_final=0.1,
                    seed=0, desc="fit"):
-    """Mean-squared error by SGD with momentum for `steps` mini-batch steps, the learning
-    rate decaying geometrically from lr to lr·lr_final over the run. Returns the losses,
-    one per step, and the final MSE over the whole (x, y)."""
+    """Mean-squared error by SGD with momentum through the one training loop (`fit` with
+    loss=F.mse_loss), for at least `steps` mini-batch steps in whole epochs, the learning
+    rate decaying geometrically per epoch from lr to lr·lr_final at the end. Returns the
+    losses, one per step, and the final MSE over the whole (x, y)."""
     if int(steps) != steps or steps < 1:
         raise ValueError(f"fit_regression: steps must be a positive integer, got {steps!r}")
     if np.shape(x)[0] != np.shape(y)[0] or np.ndim(y) != 2 or np.shape(y)[1] != 1:
         raise ValueError(f"fit_regression: need x (n, d) and y (n, 1), got {np.shape(x)} "
                          f"and {np.shape(y)}")
-    steps = int(steps)
-    opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    loader = DataLoader(x, y, batch_size, shuffle=True, seed=seed)
-    losses = []
-    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=0.5)
-    while len(losses) < steps:
-        for xb, yb in loader:
-            opt.lr = lr * lr_final ** (len(losses) / steps)
-            loss = F.mse_loss(model(tensor(xb)), tensor(yb))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            bar.update()
-            if len(losses) % 50 == 0:
-                bar.set_postfix(loss=f"{losses[-1]:.2e}", refresh=False)
-            if len(losses) == steps:
-                break
-    bar.close()
+    epochs = -(-int(steps) // -(-len(x) // batch_size))
+    hist = fit(model, x, y, epochs=epochs, lr=lr, momentum=momentum,
+               lr_decay=lr_final ** (1 / epochs), batch_size=batch_size, seed=seed, desc=desc,
+               loss=F.mse_loss)
     mse = float(np.mean((predict(model, x, np.float32) - y.reshape(-1)) ** 2))
-    return {"losses": losses, "mse": mse}
+    return {"losses": hist["losses"], "mse": mse}
 
 
 def _binned(losses, bins=100):

@@ -34,7 +34,7 @@ from scipy.linalg import solve_triangular
 from tqdm.auto import tqdm
 
 from .. import nn
-from ..data import RandomCrop, corrupt, glyphs, load_cifar10, load_fashion_mnist, load_mnist
+from ..data import RandomCrop, corrupt, glyphs, load_cifar10, load_fashion_mnist, load_mnist, mnist1d
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
 from .training import evaluate, fit
@@ -44,7 +44,7 @@ CHANCE = 1.0 / NUM_CLASSES
 KINDS_1A = ("true", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 P_LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 ARCHS = ("mlp1x512", "mlp3x512", "cnn")
-DATASETS = ("glyphs", "mnist", "fashion-mnist", "cifar10")
+DATASETS = ("glyphs", "mnist1d", "mnist", "fashion-mnist", "cifar10")
 CIFAR_EPOCH = 50_000  # the paper's lr decays ×0.95 per epoch of CIFAR-10's 50,000 images
 KNOT_OFFSET = 0.01  # exact_memorizer: where a knot sits between two projections (0 … 1)
 
@@ -61,6 +61,11 @@ def load_data(dataset="glyphs", n_train=4000, n_test=4000, seed=0, download=Fals
     if dataset == "glyphs":
         train, test = glyphs(n_train, seed=seed), glyphs(n_test, seed=seed + 1)
         return train.images, train.labels, test.images, test.labels
+    if dataset == "mnist1d":  # the published set: 4,000 training and 1,000 test sequences
+        (x, y), (xt, yt) = mnist1d(), mnist1d(train=False)
+        if n_train > len(x):
+            raise ValueError(f"mnist1d has {len(x)} training sequences; asked for {n_train}")
+        return x[:n_train], y[:n_train], xt[:n_test], yt[:n_test]   # at most its 1,000 tests
     loader = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist,
               "cifar10": load_cifar10}[dataset]
     x, y = loader(train=True, download=download)
@@ -94,11 +99,28 @@ def make_model(arch, in_shape, seed=0):
     c, h, w = in_shape
     if arch in ("mlp1x512", "mlp3x512"):
         return nn.Sequential(nn.Flatten(), nn.MLP(c * h * w, 512, int(arch[3]), NUM_CLASSES))
+    if arch == "cnn" and h == 1:  # sequences (MNIST-1D): the paper's 1-D CNN
+        from .mnist1d import make_model as sequence_model
+        return sequence_model("cnn", w, seed=seed)
     if arch == "cnn":
         return nn.Sequential(nn.Conv2d(c, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), NUM_CLASSES))
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+
+
+class Shift1d:
+    """RandomCrop for sequences (N, C, 1, L): zero-pad `padding` at both ends of the
+    length, cut a random window of the original length (a shift of ±padding)."""
+
+    def __init__(self, padding):
+        self.padding = int(padding)
+
+    def __call__(self, x, rng):
+        n, length, p = len(x), x.shape[-1], self.padding
+        padded = np.pad(x, ((0, 0), (0, 0), (0, 0), (p, p)))
+        left = rng.integers(0, 2 * p + 1, n)
+        return np.stack([padded[i, ..., s:s + length] for i, s in enumerate(left)])
 
 
 def _binned(steps, losses, bins=300):
@@ -120,7 +142,10 @@ def train_run(x, y, xt, yt, arch="mlp1x512", lr=0.01, lr_decay=None, weight_deca
     n = len(x)
     if lr_decay is None:
         lr_decay = 0.95 ** (n / CIFAR_EPOCH)
-    transform = RandomCrop(padding=x.shape[-1] // 8) if augment else None
+    transform = None
+    if augment:  # a random shift of up to 1/8 of the side; sequences shift along their length
+        transform = (Shift1d(x.shape[-1] // 8) if x.shape[2] == 1 else
+                     RandomCrop(padding=x.shape[-1] // 8))
     model = make_model(arch, x.shape[1:], seed=seed).to(device)
     t0 = time.perf_counter()
     hist = fit(model, x, y, epochs=max_epochs, lr=lr, lr_decay=lr_decay,
@@ -429,7 +454,7 @@ def run(dataset="glyphs", n_train=4000, n_test=4000, max_epochs=300, aug_max_epo
     thm1 = theorem_1(data, memorizer_n, seed=seed)
     if verbose:
         tqdm.write(f"  Theorem 1 memorizer on n={thm1['n']}  ({thm1['seconds']:.1f} s)")
-    return {"config": {"dataset": dataset, "n_train": n_train, "n_test": n_test,
+    return {"config": {"dataset": dataset, "n_train": n_train, "n_test": len(data[2]),
                        "image_shape": list(data[0].shape[1:]), "lr": lr,
                        "lr_decay": "x0.95 per 50,000 samples seen (the paper's per-epoch "
                                    "decay on CIFAR-10)", "momentum": 0.9, "batch_size": 128,

@@ -31,11 +31,12 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import functional as F, nn, optim
-from ..data import DataLoader, glyphs
+from .. import nn
+from ..data import glyphs
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
-from .training import evaluate
+from .sweep import paired, summary
+from .training import evaluate, fit
 
 NUM_CLASSES = 10
 PAPER_TABLE_1 = {"FCN": 5.2, "ST-FCN": 0.8, "CNN": 0.8, "ST-CNN": 0.5}  # % error, RTS
@@ -101,47 +102,18 @@ def spatial_transformer_of(model):
 
 def train(model, x, y, xt, yt, epochs, lr, loc_lr, momentum=0.9, lr_decay=1.0, batch_size=128,
           seed=0, desc="train"):
-    """SGD with momentum on cross-entropy. The localization net of an ST (if any) has its
-    own learning rate `loc_lr`: its output moves every sample point of the image at once,
-    so a step that suits the classifier can throw θ far off (with loc_lr = lr = 0.05 the
-    test error jumped from 3 % back to 50 % mid-run), while a rate 10× smaller than lr
-    learned to centre but not to turn. Both rates are multiplied by `lr_decay` per epoch.
-    Returns the history: steps and losses, running train accuracy and test error per epoch."""
+    """SGD with momentum on cross-entropy, through the one training loop (`fit`). The
+    localization net of an ST (if any) has its own learning rate `loc_lr`: its output moves
+    every sample point of the image at once, so a step that suits the classifier can throw
+    θ far off (with loc_lr = lr = 0.05 the test error jumped from 3 % back to 50 % mid-run),
+    while a rate 10× smaller than lr learned to centre but not to turn. Both rates are
+    multiplied by `lr_decay` per epoch. Returns the history: steps and losses, running
+    train accuracy and test error per epoch."""
     st = spatial_transformer_of(model)
-    loc_params = st.localization.parameters() if st is not None else []
-    loc_ids = {id(p) for p in loc_params}
-    rest = [p for p in model.parameters() if id(p) not in loc_ids]
-    opts = [optim.SGD(rest, lr=lr, momentum=momentum)]
-    if loc_params:
-        opts.append(optim.SGD(loc_params, lr=loc_lr, momentum=momentum))
-    scheds = [optim.ExponentialLR(o, lr_decay) for o in opts]
-    loader = DataLoader(x, y, batch_size, shuffle=True, seed=seed)
-    hist = {"steps": [], "losses": [], "train_acc": [], "test_error": []}
-    step = 0
-    bar = tqdm(total=epochs * len(loader), desc=desc, leave=False, mininterval=0.5)
-    for _ in range(epochs):
-        correct = seen = 0
-        for xb, yb in loader:
-            logits = model(tensor(xb))
-            target = tensor(yb)
-            loss = F.cross_entropy(logits, target)
-            for o in opts:
-                o.zero_grad()
-            loss.backward()
-            for o in opts:
-                o.step()
-            step += 1
-            correct += int((logits.argmax(1) == target).numpy().sum())
-            seen += len(yb)
-            hist["steps"].append(step)
-            hist["losses"].append(loss.item())
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / seen:.3f}", refresh=False)
-        for s in scheds:
-            s.step()
-        hist["train_acc"].append(correct / seen)
-        hist["test_error"].append(1.0 - evaluate(model, xt, yt)[0])
-    bar.close()
+    groups = [{"params": st.localization.parameters(), "lr": loc_lr}] if st is not None else None
+    hist = fit(model, x, y, epochs=epochs, lr=lr, momentum=momentum, lr_decay=lr_decay,
+               batch_size=batch_size, seed=seed, test=(xt, yt), desc=desc, param_groups=groups)
+    hist["test_error"] = [1.0 - a for a in hist["test_acc"]]
     return hist
 
 
@@ -276,7 +248,7 @@ def train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=1.0, loc_width=32, se
 
 
 def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.92, loc_width=128,
-        canvas=42, archs=("fcn",), n_examples=20, seed=0, verbose=True):
+        canvas=42, archs=("fcn",), n_examples=20, seed=0, seeds=(0,), verbose=True):
     """Plain vs ST for each architecture in `archs` on RTS glyphs. Returns a record:
     config, runs (one per model: errors, curve, time), pose (per ST model: pose_report on
     the test set) and examples (test images and each ST's outputs, as arrays, two per
@@ -297,10 +269,20 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
            "paper_table_1_pct": PAPER_TABLE_1, "runs": [], "pose": {},
            "examples": {"index": show.tolist(), "labels": test_set.labels[show].tolist(),
                         "inputs": test_set.images[show], "outputs": {}}}
+    rec["config"]["seeds"] = list(seeds)
     for arch in archs:
         for st in (False, True):
             r, model = train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=lr_decay,
-                                 loc_width=loc_width, seed=seed)
+                                 loc_width=loc_width, seed=seeds[0])
+            # more seeds (initial weights and batch order; the same data): errors only
+            r["seed_runs"] = [{"seed": seeds[0], "test_error": r["test_error"],
+                               "train_error": r["train_error"]}]
+            for s in seeds[1:]:
+                other, _ = train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=lr_decay,
+                                     loc_width=loc_width, seed=s)
+                r["seed_runs"].append({"seed": s, "test_error": other["test_error"],
+                                       "train_error": other["train_error"]})
+            r["test_error_over_seeds"] = summary([x["test_error"] for x in r["seed_runs"]])
             rec["runs"].append(r)
             if st:
                 sp = spatial_transformer_of(model)
@@ -310,4 +292,12 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
             if verbose:
                 tqdm.write(f"  {r['model']:<7} test error {100 * r['test_error']:5.2f} %  "
                            f"train error {100 * r['train_error']:5.2f} %  ({r['seconds']:.0f} s)")
+    rec["st_minus_plain"] = {}
+    for arch in archs:
+        plain, st_run = (next(r for r in rec["runs"] if r["arch"] == arch and r["st"] == st)
+                         for st in (False, True))
+        rec["st_minus_plain"][arch] = paired(
+            [x["test_error"] for x in st_run["seed_runs"]],
+            [x["test_error"] for x in plain["seed_runs"]], st_run["model"], plain["model"],
+            what="test error", scale=100, unit=" points")
     return rec
