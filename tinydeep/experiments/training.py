@@ -52,7 +52,7 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _check_data(x, y, name):
+def _check_data(x, y, name, labels=True):
     """Refuse data no step could use, before any kernel runs: x and y that are not arrays,
     of different lengths or empty; x that is not floating point; y that is not a vector of
     integer class indices, or holds negative ones; non-finite inputs (they would turn
@@ -68,10 +68,10 @@ def _check_data(x, y, name):
     if x.dtype.kind != "f":
         raise TypeError(f"{name}: x must hold floating-point values, got dtype {x.dtype}; "
                         f"convert with x.astype(np.float32) (and scale images to [0, 1])")
-    if y.ndim != 1 or y.dtype.kind not in "iu":
+    if labels and (y.ndim != 1 or y.dtype.kind not in "iu"):  # labels=False: a custom loss
         raise TypeError(f"{name}: y must be a vector of integer class indices, got dtype "
                         f"{y.dtype} and shape {y.shape}")
-    if y.min() < 0:
+    if labels and y.min() < 0:
         raise ValueError(f"{name}: labels must be class indices >= 0, got {y.min()} "
                          f"(row {int(np.argmin(y))})")
     for lo in range(0, len(x), 4096):  # in chunks: x may be a memmap bigger than memory
@@ -80,7 +80,7 @@ def _check_data(x, y, name):
             row = lo + int(np.argmax(bad.any(axis=1)))
             raise ValueError(f"{name}: x holds NaN or Inf values (the first in row {row}); "
                              f"clean or impute the data before training")
-    return int(y.max())
+    return int(y.max()) if labels else None
 
 
 def _check_labels(model, transform, device, sets):
@@ -133,7 +133,7 @@ def evaluate(model, x, y, batch_size=1000):
 
 def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, batch_size=128,
         transform=None, seed=0, test=None, desc="train", stop_at_accuracy=None, log_every=1,
-        eval_train=False, checkpoint=None):
+        eval_train=False, checkpoint=None, param_groups=None, loss=None):
     """Train `model` with SGD on (x, y) with cross-entropy; lr is multiplied by
     `lr_decay` after every epoch. Returns a history record:
         steps, losses          (one entry per `log_every` steps)
@@ -146,7 +146,16 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
     still changes within the epoch.
     A batch_size larger than the data gives one batch of all of it per epoch.
     checkpoint: a path (.npz); see the module docstring. Raises TrainingDiverged at the
-    first non-finite loss (before that step's update), ValueError for unusable data."""
+    first non-finite loss (before that step's update), ValueError for unusable data.
+    param_groups: SGD param groups (dicts with 'params' and their own 'lr', ...) for
+    parameters trained unlike the rest, e.g. a spatial transformer's localization net;
+    the model's other parameters form the first group, with lr, momentum, weight_decay.
+    loss: loss(output, target) -> scalar Tensor instead of cross-entropy (e.g.
+    F.mse_loss for a regression); y is then used as it is, and no accuracy is kept
+    (train_acc stays empty; stop_at_accuracy, eval_train and test need cross-entropy)."""
+    if loss is not None and (stop_at_accuracy is not None or eval_train or test is not None):
+        raise ValueError("fit: stop_at_accuracy, eval_train and test score accuracy, which "
+                         "needs the default cross-entropy loss, not a custom `loss`")
     epochs = _positive_int(epochs, "fit: epochs")
     batch_size = _positive_int(batch_size, "fit: batch_size")
     log_every = _positive_int(log_every, "fit: log_every")
@@ -169,26 +178,31 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
                          f"got {stop_at_accuracy!r}")
     if not isinstance(model, nn.Module) or not model.parameters():
         raise TypeError(f"fit: model must be an nn.Module with parameters, got {model!r}")
-    sets = [("fit", x, y, _check_data(x, y, "fit"))]
+    sets = [("fit", x, y, _check_data(x, y, "fit", labels=loss is None))]
     if test is not None:
         if not isinstance(test, (tuple, list)) or len(test) != 2:
             raise TypeError(f"fit: test must be a pair (x_test, y_test), got {type(test).__name__}")
         sets.append(("fit (test set)", test[0], test[1], _check_data(*test, "fit (test set)")))
     device = _device(model)  # batches go where the parameters are
-    opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    params = model.parameters()
+    if param_groups:  # the rest of the model first, then the groups with their own settings
+        own = {id(p) for g in param_groups for p in g["params"]}
+        params = [{"params": [p for p in params if id(p) not in own]}] + list(param_groups)
+    opt = optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     sched = optim.ExponentialLR(opt, lr_decay)
     loader = DataLoader(x, y, batch_size, shuffle=True, seed=seed, transform=transform)
-    _check_labels(model, transform, device, sets)
+    if loss is None:
+        _check_labels(model, transform, device, sets)
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         nn.save(model, checkpoint)  # also proves, before any step, that it can be written
     with signals_raise():
         return _train(model, x, y, epochs, opt, sched, loader, device, test, desc,
-                      stop_at_accuracy, log_every, eval_train, checkpoint)
+                      stop_at_accuracy, log_every, eval_train, checkpoint, loss)
 
 
 def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_accuracy,
-           log_every, eval_train, checkpoint):
+           log_every, eval_train, checkpoint, loss_fn=None):
     hist = {"steps": [], "losses": [], "train_acc": [], "test_acc": [], "steps_to_fit": None}
     if eval_train:
         hist["eval_train_acc"] = []
@@ -200,7 +214,8 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
             for xb, yb in loader:
                 logits = model(tensor(xb, device=device))
                 target = tensor(yb, device=device)
-                loss = F.cross_entropy(logits, target)
+                loss = F.cross_entropy(logits, target) if loss_fn is None else \
+                    loss_fn(logits, target)
                 value = loss.item()  # the one number a step reads back from the device
                 if not np.isfinite(value):
                     raise _diverged(value, step + 1, epoch, hist, checkpoint)
@@ -216,16 +231,18 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
                         hist["steps"].append(step)
                         hist["losses"].append(value)
                     updating = False
-                with no_grad():  # hits stay on the device until the epoch ends
-                    hits = (logits.argmax(1) == target).float().sum()
-                    correct = hits if correct is None else correct + hits
+                if loss_fn is None:
+                    with no_grad():  # hits stay on the device until the epoch ends
+                        hits = (logits.argmax(1) == target).float().sum()
+                        correct = hits if correct is None else correct + hits
                 seen += len(yb)
                 bar.update()
                 bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             sched.step()
-            acc = correct.item() / seen
-            hist["train_acc"].append(acc)
-            bar.set_postfix(loss=f"{value:.3f}", acc=f"{acc:.3f}", refresh=False)
+            if loss_fn is None:
+                acc = correct.item() / seen
+                hist["train_acc"].append(acc)
+                bar.set_postfix(loss=f"{value:.3f}", acc=f"{acc:.3f}", refresh=False)
             if test is not None:
                 hist["test_acc"].append(evaluate(model, *test)[0])
             if eval_train:
