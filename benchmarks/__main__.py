@@ -127,8 +127,10 @@ def markdown(record):
                  ("fast", "3. packed panels + LLVM vector FMA micro-kernel "
                           "(`tinydeep/backends/cpu_matmul.py`)"),
                  ("numpy", "NumPy `a @ b` (OpenBLAS)"), ("torch", "PyTorch CPU `a @ b`")]
-        lines += ["", f"### Matmul kernel ladder (fp32 {lad['case'].replace('^3', '³')}, same run)", "",
-                  "| rung | GFLOP/s | / numpy |", "|---|---|---|"]
+        path = record["results"]["matmul"].get("code_path")
+        lines += ["", f"### Matmul kernel ladder (fp32 {lad['case'].replace('^3', '³')}, same run)", ""]
+        lines += [f"Code path: {path}.", ""] if path else []
+        lines += ["| rung | GFLOP/s | / numpy |", "|---|---|---|"]
         lines += [f"| {label} | {g[k]:.1f} | {q[k]:.2f} |" for k, label in rungs if k in g]
     conv = record.get("results", {}).get("conv", {}).get("ms")
     if conv:

@@ -244,6 +244,16 @@ VECTOR_BYTES = 128 if _HAS_AVX512 else 64      # NR = VECTOR_BYTES // itemsize c
 L1_BYTES = _cache_bytes(1, 32 << 10)
 L2_BYTES = _cache_bytes(2, 512 << 10)
 KC, MC = _blocking(L1_BYTES, L2_BYTES, MR, VECTOR_BYTES)
+
+
+def code_path():
+    """One line: the CPU Numba compiles for, and the tile and block sizes chosen for it."""
+    target = config.CPU_NAME if config.CPU_NAME and config.CPU_NAME != "host" else llvm.get_host_cpu_name()
+    return (f"{'AVX-512' if _HAS_AVX512 else 'AVX2'} path for '{target}': micro-tile {MR} x "
+            f"{VECTOR_BYTES // 4} fp32, KC {KC}, MC {MC} (L1d {L1_BYTES >> 10} KiB, "
+            f"L2 {L2_BYTES >> 10} KiB)")
+
+
 SERIAL_BELOW = 128 ** 3          # M*K*N under which one thread beats waking two
 PACK_FLOPS = 32                  # packing one element takes about as long as 32 flops
 
