@@ -176,7 +176,7 @@ def _torch_grads(torch, fn, *arrays):
 def _our_grads(fn, *arrays):
     ts = [t64(a) for a in arrays]
     out = fn(*ts)
-    out.backward(np.cos(np.arange(out.size)).reshape(out.shape))
+    out.backward(np.cos(np.arange(int(np.prod(out.shape)))).reshape(out.shape))
     return out.numpy(), [t.grad for t in ts]
 
 
