@@ -51,7 +51,7 @@ def test_exact_memorizer_has_the_papers_shape():
     assert out.weight.shape == (1, n) and out.bias is None
     assert all(p.dtype == np.float64 for p in model.parameters())
     # free numbers: a (d), b (n), w (n)
-    assert proj.weight.size + knots.bias.size + out.weight.size == 2 * n + d
+    assert proj.weight.numel() + knots.bias.numel() + out.weight.numel() == 2 * n + d
     # b₁ < z₍₁₎ < b₂ < z₍₂₎ < … < bₙ < z₍ₙ₎, so A is lower triangular with a positive diagonal
     z = np.sort(X @ info["direction"])
     b = info["biases"]
@@ -234,3 +234,31 @@ def test_quick_theorem_1(quick):
     assert abs(th["random_labels"]["test_accuracy"] - chance) <= 0.04
     c = th["curve"]
     assert len(c["line"]) == len(c["f"]) and len(c["z"]) == len(c["knots"])
+
+
+# --- seeds, MNIST-1D ------------------------------------------------------------------------
+
+def test_figure_1bc_pairs_corrupted_with_clean_by_seed():
+    data = rl.load_data("mnist1d", 200, 200)
+    bc = rl.figure_1bc(data, p_levels=(0.0, 1.0), seeds=(0, 1), verbose=False, max_epochs=3,
+                       fit_threshold=0.3)
+    c = bc["corrupted_vs_clean"]
+    err = {(r["seed"], r["p"]): 1 - r["test_accuracy"] for r in bc["runs"]}
+    diffs = [err[(s, 1.0)] - err[(s, 0.0)] for s in (0, 1)]
+    assert c["test_error"]["mean"] == pytest.approx(np.mean(diffs))
+    assert c["test_error"]["std"] == pytest.approx(np.std(diffs, ddof=1))
+    assert bc["std_test_error"][0] == pytest.approx(np.std([err[(0, 0.0)], err[(1, 0.0)]], ddof=1))
+
+
+def test_mnist1d_as_a_random_labels_set():
+    x, y, xt, yt = rl.load_data("mnist1d", 300, 5000)
+    assert x.shape == (300, 1, 1, 40) and xt.shape == (1000, 1, 1, 40)   # all its tests
+    with pytest.raises(ValueError, match="4000"):
+        rl.load_data("mnist1d", 5000, 10)
+    cnn = rl.make_model("cnn", x.shape[1:])
+    assert cnn(td.tensor(x[:3])).shape == (3, 10)
+    shifted = rl.Shift1d(5)(x[:50], np.random.default_rng(0))
+    assert shifted.shape == x[:50].shape
+    # each row is its sequence moved by at most 5 positions, zeros filling in
+    for a, b in zip(x[:50, 0, 0], shifted[:, 0, 0]):
+        assert any(np.array_equal(np.pad(a, 5)[5 - s:45 - s], b) for s in range(-5, 6))

@@ -37,6 +37,7 @@ from .. import nn
 from ..data import RandomCrop, corrupt, glyphs, load_cifar10, load_fashion_mnist, load_mnist, mnist1d
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
+from .sweep import paired, summary
 from .training import evaluate, fit
 
 NUM_CLASSES = 10
@@ -246,6 +247,17 @@ def figure_1bc(data, p_levels=P_LEVELS, seeds=(0,), reuse=(), verbose=True, **tr
 
     by_p = [[r for r in runs if r["p"] == p] for p in p_levels]
     rel100, rel99 = ratios("steps_to_fit"), ratios("steps_to_99")
+    at = lambda p, key: [next(r[key] for r in runs if r["seed"] == s and r["p"] == p)
+                         for s in seeds]
+    lo, hi = p_levels[0], p_levels[-1]
+    comparisons = {  # corrupted vs clean, paired by seed (the same initial weights)
+        "test_error": paired([1 - a for a in at(hi, "test_accuracy")],
+                             [1 - a for a in at(lo, "test_accuracy")], f"p={hi:g}", f"p={lo:g}",
+                             what="test error", scale=100, unit=" points"),
+        "steps_to_99": paired(at(hi, "steps_to_99"), at(lo, "steps_to_99"), f"p={hi:g}",
+                              f"p={lo:g}", what="steps to 99 % training accuracy"),
+        "steps_to_fit": paired(at(hi, "steps_to_fit"), at(lo, "steps_to_fit"), f"p={hi:g}",
+                               f"p={lo:g}", what="steps to 100 % training accuracy")}
     return {"p": list(p_levels), "seeds": list(seeds), "runs": runs,
             "steps_to_fit": [[r["steps_to_fit"] for r in rs] for rs in by_p],
             "steps_to_99": [[r["steps_to_99"] for r in rs] for rs in by_p],
@@ -254,7 +266,12 @@ def figure_1bc(data, p_levels=P_LEVELS, seeds=(0,), reuse=(), verbose=True, **tr
             "mean_relative_time_to_99": [mean(v) for v in rel99],
             "test_error": [[1.0 - r["test_accuracy"] for r in rs] for rs in by_p],
             "mean_test_error": [mean([1.0 - r["test_accuracy"] for r in rs]) for rs in by_p],
-            "train_accuracy": [[r["train_accuracy"] for r in rs] for rs in by_p]}
+            "train_accuracy": [[r["train_accuracy"] for r in rs] for rs in by_p],
+            "std_relative_time_to_fit": [summary(v)["std"] for v in rel100],
+            "std_relative_time_to_99": [summary(v)["std"] for v in rel99],
+            "std_test_error": [summary([1.0 - r["test_accuracy"] for r in rs])["std"]
+                               for rs in by_p],
+            "corrupted_vs_clean": comparisons}
 
 
 TABLE_1_ROWS = (  # (labels, weight decay on, augmentation on), as in the paper's Table 1
