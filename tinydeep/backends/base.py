@@ -34,7 +34,7 @@ CONTRACT = KERNELS + FAMILIES + HELPERS
 
 
 def declared(f):
-    """A contract entry: its signature and meaning. A backend that lacks it raises."""
+    """A contract entry (its signature and meaning) that raises if a backend lacks it."""
     @functools.wraps(f)
     def missing(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement {f.__name__}")
@@ -43,24 +43,22 @@ def declared(f):
 
 
 class Backend:
-    """Every kernel and array helper, with its meaning. Shapes in the docstrings."""
+    """Every kernel and array helper, with its meaning (shapes in the docstrings). An
+    entry that only states its meaning raises NotImplementedError until a backend
+    implements it; the named family members below are defined here, for all."""
     name = "contract"
 
     # --- elementwise families (scalar_ops.py) -----------------------------------------
-    @declared
     def unary(self, op, x, out=None):
         """y = f(x) elementwise, (f, df) = UNARY[op]."""
 
-    @declared
     def unary_backward(self, op, x, y, grad, out=None):
         """dx = df(x, y, grad) elementwise: the gradient of y = f(x)."""
 
-    @declared
     def binary(self, op, a, b, out=None):
         """y = f(a, b) elementwise, (f, da, db) = BINARY[op], on equal shapes (broadcasting
         is done above)."""
 
-    @declared
     def binary_backward(self, op, a, b, y, grad):
         """(da(a, b, y, grad), db(a, b, y, grad)): the gradients of y = f(a, b)."""
 
@@ -94,146 +92,120 @@ class Backend:
         return self.unary_backward("relu", x, x, grad, out)
 
     # --- other elementwise kernels ---------------------------------------------------
-    @declared
     def mul_scalar(self, x, s, out=None):
         """x · s for a Python number s; the result keeps x's dtype."""
 
-    @declared
     def pow_scalar(self, x, p, out=None):
         """x ** p for a Python number p (a negative x with a fractional p gives NaN)."""
 
-    @declared
     def add_rowvec(self, x, b, out=None):
         """y[m, n] = x[m, n] + b[n], x (M,N), b (N,): a layer's bias add."""
 
     # --- matrix products --------------------------------------------------------------
-    @declared
     def matmul(self, a, b, out=None):
         """C = A B, A (M,K), B (K,N) -> (M,N)."""
 
-    @declared
     def matmul_nt(self, a, b, out=None):
         """C = A Bᵀ, A (M,K), B (N,K) -> (M,N): a layer's x Wᵀ."""
 
-    @declared
     def matmul_tn(self, a, b, out=None):
         """C = Aᵀ B, A (K,M), B (K,N) -> (M,N): a weight gradient gᵀ x."""
 
     # --- reductions, softmax, loss --------------------------------------------------
-    @declared
     def sum(self, x, axis=None, keepdims=False):
         """Σ over `axis` (None: all; an int or tuple, negative allowed), accumulated in
         float64 and returned as an array of x's dtype (0-d for a full sum)."""
 
-    @declared
     def log_softmax(self, x):
         """logp[m, n] = x[m, n] - log Σ_k exp(x[m, k]) over the rows of x (M,N), max-shifted."""
 
-    @declared
     def log_softmax_backward(self, logp, grad):
         """dx = g - softmax · Σ_n g[:, n], softmax = exp(logp)."""
 
-    @declared
     def cross_entropy(self, logits, targets):
         """(loss, logp): loss = -mean_m logp[m, t_m] as a 0-d array of logits' dtype,
         logp = log_softmax(logits) (M,N); targets (M,) int64."""
 
-    @declared
     def cross_entropy_backward(self, logp, targets, grad_loss):
         """d logits = (softmax - onehot(t)) · grad_loss / M; grad_loss a number or 0-d array."""
 
     # --- convolution and pooling ------------------------------------------------------
-    @declared
     def im2col(self, x, kh, kw, stride, padding):
         """cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·sh - ph + i, wo·sw - pw + j] (0 outside):
         x (N,C,H,W) -> (N·Ho·Wo, C·kh·kw); stride, padding an int or (h, w)."""
 
-    @declared
     def col2im(self, cols, x_shape, kh, kw, stride, padding):
         """The adjoint of im2col: each cols entry added back onto its pixel -> (N,C,H,W)."""
 
-    @declared
     def max_pool2d(self, x, kernel, stride, padding):
         """(out, argmax): the max of each window (padding -inf, first maximum on ties, a NaN
         wins) and its h·W + w in the input plane (int64), both (N,C,Ho,Wo); kernel,
         stride, padding an int or (h, w)."""
 
-    @declared
     def max_pool2d_backward(self, grad, argmax, x_shape):
         """dx[n, c].flat[argmax] += grad: each window's gradient to its winner -> (N,C,H,W)."""
 
     # --- bilinear sampling (PyTorch's affine_grid / grid_sample) ------------------------
-    @declared
     def affine_grid(self, theta, H, W, align_corners):
         """grid[n, h, w] = θ[n] · (x_w, y_h, 1): theta (N,2,3) -> (N,H,W,2)."""
 
-    @declared
     def affine_grid_backward(self, grad_grid, align_corners):
         """dθ[n] = Σ_points grad ⊗ (x, y, 1) -> (N,2,3)."""
 
-    @declared
     def bilinear_sample(self, image, grid, padding_mode, align_corners):
         """out[n, c, i, j] = image[n, c] at grid[n, i, j] = (x, y) in [-1, 1], bilinear
         ('zeros' or 'border' outside) -> (N,C,Ho,Wo)."""
 
-    @declared
     def bilinear_sample_backward(self, image, grid, grad, padding_mode, align_corners):
         """(d image, d grid): the bilinear weights' scatter and their slopes."""
 
     # --- indexing and the optimizer -----------------------------------------------------
-    @declared
     def index_backward(self, grad, index, shape):
         """zeros(shape) with grad scatter-added at `index` (repeats add up)."""
 
-    @declared
     def sgd_update(self, param, grad, buf, lr, momentum, nesterov, weight_decay):
         """In place, PyTorch's rule (dampening 0): g = grad + λ·param; when μ ≠ 0
         buf = μ·buf + g, g = g + μ·buf (nesterov) or buf; param -= lr·g. Returns None."""
 
     # --- array helpers: the NumPy the Tensor layer does to .data itself -----------------
-    @declared
     def is_array(self, a):
         """True for this device's arrays."""
 
-    @declared
     def from_host(self, a):
         """Upload a NumPy array (the same array on the host)."""
 
-    @declared
     def to_host(self, a):
         """The values as a NumPy array (a readback on a GPU)."""
 
-    @declared
     def full(self, shape, value, dtype):
         """A new array of `shape` filled with `value`."""
 
-    @declared
     def broadcast_to(self, a, shape):
         """a broadcast to `shape` (NumPy's rules; a view on the host)."""
 
-    @declared
     def transpose(self, a, axes=None):
         """a with its axes permuted (reversed when None)."""
 
-    @declared
     def contiguous(self, a):
         """a in C order (itself if it already is; a 0-d array stays 0-d)."""
 
-    @declared
     def astype(self, a, dtype):
         """a as `dtype` (itself if it already is)."""
 
-    @declared
     def compare(self, a, b, op):
         """A bool array: op names a NumPy comparison ('equal', 'less', ...); b may be a number."""
 
-    @declared
     def argmax(self, a, axis=None):
         """int64 indices of the maxima along `axis` (of the flattened array when None)."""
 
-    @declared
     def take(self, a, index):
         """a[index] for a host index (ints, slices, integer or bool arrays)."""
+
+
+# The families' named members are defined above; every other entry only states its
+# meaning, and raises until a backend implements it.
+for _name in set(CONTRACT) - {"add", "sub", "mul", "div", "exp", "relu", "relu_backward"}:
+    setattr(Backend, _name, declared(getattr(Backend, _name)))
 
 
 def backend_class(name, base, namespace):

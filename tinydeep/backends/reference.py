@@ -228,44 +228,19 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
 
 # --- array helpers: NumPy, with views where NumPy gives views -----------------------------
 
-def is_array(a):
-    return isinstance(a, np.ndarray)
+HOST_ARRAYS = dict(
+    is_array=lambda a: isinstance(a, np.ndarray), from_host=lambda a: a, to_host=lambda a: a,
+    full=lambda shape, value, dtype: np.full(shape, value, dtype=dtype),
+    broadcast_to=np.broadcast_to, transpose=np.transpose,
+    # (np.ascontiguousarray would turn a 0-d array into shape (1,))
+    contiguous=lambda a: a if a.flags.c_contiguous else np.ascontiguousarray(a),
+    astype=lambda a, dtype: a.astype(dtype, copy=False),
+    compare=lambda a, b, op: getattr(np, op)(a, b),
+    argmax=lambda a, axis=None: np.argmax(a, axis=axis),
+    take=lambda a, index: a[index])
 
-
-def from_host(a):
-    return a
-
-
-to_host = from_host
-
-
-def full(shape, value, dtype):
-    return np.full(shape, value, dtype=dtype)
-
-
-def contiguous(a):  # (np.ascontiguousarray would turn a 0-d array into shape (1,))
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def astype(a, dtype):
-    return a.astype(dtype, copy=False)
-
-
-def compare(a, b, op):
-    return getattr(np, op)(a, b)
-
-
-def argmax(a, axis=None):
-    return np.argmax(a, axis=axis)
-
-
-def take(a, index):
-    return a[index]
-
-
-broadcast_to, transpose = np.broadcast_to, np.transpose
-
-ReferenceBackend = backend_class("reference", Backend, {**vars(reference_sampling), **globals()})
+ReferenceBackend = backend_class("reference", Backend,
+                                 {**vars(reference_sampling), **HOST_ARRAYS, **globals()})
 BACKEND = ReferenceBackend()
 
 
