@@ -109,3 +109,12 @@ def test_prefer_direct_follows_the_measured_range(monkeypatch):
     assert cpu_conv.prefer_direct((128, 1, 28, 28), (32, 1, 5, 5), (1, 1), (2, 2))
     assert not cpu_conv.prefer_direct((1, 32, 14, 14), (64, 32, 5, 5), (1, 1), (2, 2))
     assert not cpu_conv.prefer_direct((128, 64, 224, 224), (64, 64, 3, 3), (1, 1), (1, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_gradient_sums_over_batch_and_pixels(dtype, rng):
+    g = rng.standard_normal((5, 3, 7, 4)).astype(dtype)
+    db = cpu_conv.conv2d_backward_bias(g)
+    assert db.shape == (3,) and db.dtype == dtype
+    np.testing.assert_allclose(db, g.astype(np.float64).sum(axis=(0, 2, 3)),
+                               rtol=1e-6 if dtype == np.float32 else 1e-13)

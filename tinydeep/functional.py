@@ -220,7 +220,7 @@ class Conv2d(Function):
                     if self.needs_grad[0] else None,
                     k.conv2d_backward_weight(g, x, w.shape, stride, padding)
                     if self.needs_grad[1] else None,
-                    k.sum(g, axis=(0, 2, 3)) if has_bias and self.needs_grad[2] else None)
+                    k.conv2d_backward_bias(g) if has_bias and self.needs_grad[2] else None)
         c_out = self.w2.shape[0]
         g2 = self.arrays.contiguous(self.arrays.transpose(g, (0, 2, 3, 1))).reshape(-1, c_out)
         x_shape, kh, kw, stride, padding = self.geom

@@ -472,7 +472,7 @@ CpuBackend = backend_class("cpu", ReferenceBackend, {
 # The direct convolution rung (cpu_conv.py), beside the contract: functional.Conv2d uses it
 # where a backend has it and prefer_direct says so for the shape; elsewhere im2col + matmul.
 for _name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-              "prefer_direct"):
+              "conv2d_backward_bias", "prefer_direct"):
     setattr(CpuBackend, _name, staticmethod(getattr(cpu_conv, _name)))
 BACKEND = CpuBackend()
 
