@@ -167,6 +167,14 @@ def run_case_here(name, tmp):
     return "good", ""
 
 
+def _default_signals():
+    """For a child process: SIGTERM and SIGHUP as a fresh login shell leaves them. A signal
+    ignored when a process starts stays ignored (nohup's promise, which tinydeep keeps), and
+    the harness running these tests may ignore them."""
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, signal.SIG_DFL if s != signal.SIGINT else signal.default_int_handler)
+
+
 def _env(**extra):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.setdefault("NUMBA_NUM_THREADS", "2")
@@ -703,14 +711,16 @@ td.manual_seed(0)
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2000, 20)).astype(np.float32)
 y = (x[:, 0] > 0).astype(np.int64)
-fit(nn.MLP(20, 64, 2, 2), x, y, epochs=100000, lr=0.01, batch_size=50, checkpoint=sys.argv[1])
+model = nn.MLP(20, 64, 2, 2).to(sys.argv[2] if len(sys.argv) > 2 else "cpu")
+fit(model, x, y, epochs=100000, lr=0.01, batch_size=50, checkpoint=sys.argv[1])
 """
 
 
-def _signal_fit(tmp, signum):
+def _signal_fit(tmp, signum, device="cpu"):
     ckpt = tmp / "run.npz"
-    p = subprocess.Popen([sys.executable, "-c", FIT_SCRIPT, str(ckpt)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp)
+    p = subprocess.Popen([sys.executable, "-c", FIT_SCRIPT, str(ckpt), device], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp,
+                         preexec_fn=_default_signals)
     deadline = time.time() + 240
     while not os.path.exists(history_path(ckpt)) and time.time() < deadline and p.poll() is None:
         time.sleep(0.2)          # the history appears after the first whole epoch
@@ -753,7 +763,7 @@ def sigterm_during_a_demo(tmp):
     p = subprocess.Popen([sys.executable, "-m", "tinydeep", "demo", "quickstart", "--out", str(out)]
                          + ["--quick"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(MPLBACKEND="Agg"),
-                         cwd=tmp)
+                         cwd=tmp, preexec_fn=_default_signals)
     seen = []
 
     def watch():  # read stderr as it comes, to see the progress bar start
@@ -1270,7 +1280,7 @@ def sigterm_during_a_plain_save(tmp):
         atomic_write({str(tmp / 'r.json')!r}, slow)
     """)
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=_env())
+                         stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_default_signals)
     expect(p.stdout.readline().strip() == "writing", "poor", "the writer did not start")
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=60)

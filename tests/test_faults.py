@@ -663,8 +663,9 @@ def test_nan_loss_stops_training_naming_the_step(tmp_path):
 
 
 def test_ctrl_c_leaves_partial_results_readable(tmp_path):
-    """A real SIGINT in the middle of step 6: KeyboardInterrupt goes on up carrying the
-    history, and the checkpoint and history on disk are whole and readable."""
+    """A real SIGINT in the middle of step 6: it takes effect when step 6 is done (fit holds
+    signals except between steps), KeyboardInterrupt goes on up carrying the history, and
+    the checkpoint and history on disk are whole and readable."""
     x, y = _toy()
     ckpt = tmp_path / "run.npz"
 
@@ -680,13 +681,13 @@ def test_ctrl_c_leaves_partial_results_readable(tmp_path):
             fit(model, x, y, epochs=3, lr=0.1, batch_size=10, checkpoint=ckpt)
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert e.value.history["steps"] == [1, 2, 3, 4, 5]
+    assert e.value.history["steps"] == [1, 2, 3, 4, 5, 6]
     saved = records.load_json(history_path(ckpt))
-    assert saved["interrupted_after_step"] == 5 and saved["checkpoint_after_step"] == 5
+    assert saved["interrupted_after_step"] == 6 and saved["checkpoint_after_step"] == 6
     assert saved["losses"] == e.value.history["losses"]
     restored = nn.load(_Faulty(0, None), ckpt)
     for p, q in zip(restored.parameters(), model.parameters()):
-        np.testing.assert_array_equal(p.data, q.data)   # the parameters after step 5
+        np.testing.assert_array_equal(p.data, q.data)   # the parameters after step 6
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
 
 

@@ -5,8 +5,8 @@ runs, so a temporary file being written stays forever and fit() cannot save what
 Inside `signals_raise()` they raise `Terminated` instead, a SystemExit with code 128 + the
 signal's number (143 for SIGTERM), so cleanup runs and, if nothing catches it, the
 process still exits with the status a shell reports for that signal, without a
-traceback. `signals_held()` defers all three signals across a block that must not be
-cut in half (an SGD update and its bookkeeping).
+traceback. `signals_at_checkpoints()` holds all three signals (SIGINT too) except at the
+points where a loop says it can stop (between training steps).
 """
 import contextlib
 import signal
@@ -51,15 +51,25 @@ def signals_raise():
 
 
 @contextlib.contextmanager
-def signals_held():
-    """SIGINT, SIGTERM and SIGHUP that arrive inside the block are delivered when it ends
-    (POSIX, main thread), so an SGD update and its bookkeeping are never cut in half."""
+def signals_at_checkpoints():
+    """Hold SIGINT, SIGTERM and SIGHUP for the whole block and deliver them only where the
+    block calls the function this yields (between training steps): a handler's exception
+    then never starts inside a kernel launch, a CUDA call holding a driver lock, or half an
+    SGD update, so what fit() saves afterwards is whole and the saving cannot deadlock.
+    Unblocking runs the pending handlers inside pthread_sigmask, so the exception comes
+    from exactly that call. Where signals cannot be masked (not POSIX, not the main
+    thread) it changes nothing and the function does nothing."""
     if not hasattr(signal, "pthread_sigmask") or \
             threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: None
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT,) + CATCH_SIGNALS)
+    held = (signal.SIGINT,) + CATCH_SIGNALS
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+
+    def deliver():
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)   # pending handlers run here
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        yield
+        yield deliver
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import functional as F, nn, optim
 from ..data import DataLoader
-from ..signals import Terminated, signals_held, signals_raise
+from ..signals import Terminated, signals_at_checkpoints, signals_raise
 from ..tensor import no_grad, tensor
 from .records import save_json
 
@@ -196,13 +196,13 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         nn.save(model, checkpoint)  # also proves, before any step, that it can be written
-    with signals_raise():
+    with signals_raise(), signals_at_checkpoints() as stop_here:
         return _train(model, x, y, epochs, opt, sched, loader, device, test, desc,
-                      stop_at_accuracy, log_every, eval_train, checkpoint, loss)
+                      stop_at_accuracy, log_every, eval_train, checkpoint, stop_here, loss)
 
 
 def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_accuracy,
-           log_every, eval_train, checkpoint, loss_fn=None):
+           log_every, eval_train, checkpoint, stop_here, loss_fn=None):
     hist = {"steps": [], "losses": [], "train_acc": [], "test_acc": [], "steps_to_fit": None}
     if eval_train:
         hist["eval_train_acc"] = []
@@ -212,6 +212,7 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
         for epoch in range(epochs):
             correct, seen = None, 0
             for xb, yb in loader:
+                stop_here()  # Ctrl-C, SIGTERM, SIGHUP take effect here, between whole steps
                 logits = model(tensor(xb, device=device))
                 target = tensor(yb, device=device)
                 loss = F.cross_entropy(logits, target) if loss_fn is None else \
@@ -221,16 +222,13 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
                     raise _diverged(value, step + 1, epoch, hist, checkpoint)
                 opt.zero_grad()
                 loss.backward()
-                # from here until the step is counted and logged, the parameters and the
-                # record disagree; signals wait (where they can be held) until it is done
-                with signals_held():
-                    updating = True
-                    opt.step()
-                    step += 1
-                    if step % log_every == 0:
-                        hist["steps"].append(step)
-                        hist["losses"].append(value)
-                    updating = False
+                updating = True   # until the step is counted and logged (only where
+                opt.step()        # signals cannot be held can one arrive in between)
+                step += 1
+                if step % log_every == 0:
+                    hist["steps"].append(step)
+                    hist["losses"].append(value)
+                updating = False
                 if loss_fn is None:
                     with no_grad():  # hits stay on the device until the epoch ends
                         hits = (logits.argmax(1) == target).float().sum()
@@ -254,6 +252,7 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
             if stop_at_accuracy is not None and acc >= stop_at_accuracy:
                 hist["steps_to_fit"] = step
                 break
+        stop_here()  # a signal that came during the last step still saves what it must
     except (KeyboardInterrupt, Terminated) as e:
         _interrupted(e, model, step, updating, hist, checkpoint)
         raise
@@ -274,7 +273,7 @@ def _diverged(value, step, epoch, hist, checkpoint):
 
 def _interrupted(e, model, step, updating, hist, checkpoint):
     """Save what a Ctrl-C, SIGTERM or SIGHUP would otherwise lose, then let it go on up.
-    A second signal during these saves waits until they are done."""
+    Signals are still held here (signals_at_checkpoints), so a second one waits."""
     e.history = hist
     if checkpoint is None:
         return
@@ -283,11 +282,10 @@ def _interrupted(e, model, step, updating, hist, checkpoint):
     record = dict(hist, interrupted_after_step=step)
     if isinstance(e, Terminated):
         record["signal"] = signal.Signals(e.signum).name
-    with signals_held():  # a second signal waits until both files are written
-        if not updating:  # the parameters are exactly those after `step` whole steps
-            nn.save(model, checkpoint)
-            record["checkpoint_after_step"] = step
-        save_json(record, history_path(checkpoint))
+    if not updating:  # the parameters are exactly those after `step` whole steps
+        nn.save(model, checkpoint)
+        record["checkpoint_after_step"] = step
+    save_json(record, history_path(checkpoint))
     tqdm.write(f"{what} after step {step}: history in {history_path(checkpoint)}, "
                f"parameters in {checkpoint}"
                + ("" if not updating else " (from the last epoch: the signal struck mid-update)"))
