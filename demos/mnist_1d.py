@@ -5,8 +5,8 @@ over seeds, beside the published numbers.
     python demos/mnist_1d.py [--quick] [--out results/] [--seeds 3] [--epochs 40]
                             [--workers N | --scheduler tcp://HOST:PORT] [--threads T]
 
-Prints the table as Markdown; writes mnist1d.png and mnist1d.json to --out, and one
-JSON per finished run under --out/mnist1d_runs/ (a rerun skips those).
+Prints the table as Markdown; writes mnist_1d.png and mnist_1d.json to --out, and one
+JSON per finished run under --out/mnist_1d_runs/ (a rerun skips those).
 """
 import argparse
 import os
@@ -93,10 +93,10 @@ def main(argv=None):
     if args.epochs:
         cfg["epochs"] = args.epochs
     t0 = time.perf_counter()
-    rec = m1d.run(sweep=sweep.options(args), out=os.path.join(args.out, "mnist1d_runs"), **cfg)
+    rec = m1d.run(sweep=sweep.options(args), out=os.path.join(args.out, "mnist_1d_runs"), **cfg)
     rec["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_table(rec)
-    save_results(os.path.join(args.out, "mnist1d"), (("", plot),), rec)
+    save_results(os.path.join(args.out, "mnist_1d"), (("", plot),), rec)
     return rec
 
 

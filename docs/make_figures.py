@@ -36,8 +36,8 @@ KEY_FIGURES = {
     "random_labels": ["random_labels_fig1a.png", "random_labels_fig1bc.png",
                       "random_labels_theorem1.png"],
 }
-ORDER = ["quickstart", "random_labels", "fat_vs_deep", "spatial_transformer", "manifold",
-         "primes"]   # the rest follow in alphabetical order
+ORDER = ["quickstart", "mnist_1d", "random_labels", "time_to_fit", "fat_vs_deep",
+         "spatial_transformer", "manifold", "primes"]   # the rest follow in alphabetical order
 
 
 def demos():

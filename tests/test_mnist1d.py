@@ -98,8 +98,8 @@ def test_unknown_model():
 def test_demo_quick(tmp_path):
     import mnist_1d as demo
     rec = demo.main(["--quick", "--out", str(tmp_path), "--threads", "1"])
-    saved = json.loads((tmp_path / "mnist1d.json").read_text())
-    assert (tmp_path / "mnist1d.png").stat().st_size > 10_000
+    saved = json.loads((tmp_path / "mnist_1d.json").read_text())
+    assert (tmp_path / "mnist_1d.png").stat().st_size > 10_000
     assert saved["rows"] == json.loads(json.dumps(rec["rows"]))
     cfg = rec["config"]
     assert len(rec["runs"]) == len(cfg["models"]) * 2 * len(cfg["seeds"])
