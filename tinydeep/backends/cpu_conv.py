@@ -271,16 +271,22 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     return dw.reshape(w_shape)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _bias_grad_kernel(g, db):
-    # db[c] = sum over n, p of g[n, c, p], each channel's runs of Ho*Wo read in order and
-    # summed in float64 (a channel can gather 10^5-10^6 terms)
+    # db[c] = sum over n, p of g[n, c, p]: each run of Ho*Wo summed in g's dtype (fastmath
+    # lets LLVM split it over vector lanes), the runs' sums added in float64 (a channel
+    # can gather 10^5-10^6 terms)
     N, C, P = g.shape
+    db[:] = 0
+    if P == 0:
+        return
     for c in range(C):
         total = 0.0
         for n in range(N):
+            run = g[n, c, 0] * 0
             for p in range(P):
-                total += g[n, c, p]
+                run += g[n, c, p]
+            total += run
         db[c] = total
 
 
