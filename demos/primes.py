@@ -24,6 +24,10 @@ def pct(v):
     return "—" if v is None else f"{100 * v:.1f}%"
 
 
+def ms(s):
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}%"
+
+
 def majority_name(r):
     if r["data"] == "primes":
         return "composite" if r["majority_class"] == 0 else "prime"
@@ -45,6 +49,14 @@ def print_tables(rec):
     print(f"\n(main case: {cfg['main_choice']}; the test set is every other integer below "
           f"2^{cfg['bits']} — of the same parity set — for primes, and new glyphs for glyphs; "
           f"base rate = test accuracy of always predicting the training set's majority class)\n")
+    print(f"Over seeds {cfg.get('seeds', [cfg['seed']])} (each its own split and initial "
+          f"weights; the table shows the first):\n")
+    for r in rec["rows"]:
+        if "over_seeds" in r:
+            o = r["over_seeds"]
+            print(f"- {r['task']}: test {ms(o['test_accuracy'])}, base rate "
+                  f"{ms(o['base_rate'])}; " + o["test_minus_base_rate"]["sentence"])
+    print()
     for r in rec["rows"]:
         if r.get("group_accuracy"):
             parts = ", ".join(f"{k} {pct(v)}" for k, v in r["group_accuracy"].items())
@@ -61,7 +73,13 @@ def plot(rec):
                                    (0, "test_accuracy", "tab:red", "test"),
                                    (w, "base_rate", "tab:gray", "base rate (majority class)")):
         vals = [r[key] for r in rows]
-        ax.bar(xs + off, vals, w, color=color, label=label)
+        o = [r.get("over_seeds", {}).get(key) for r in rows]
+        if all(o):  # mean ± std over seeds where there are several
+            vals, err = [s["mean"] for s in o], [s["std"] for s in o]
+            label += f" (mean ± std, {o[0]['n']} seeds)"
+        else:
+            err = None
+        ax.bar(xs + off, vals, w, color=color, label=label, yerr=err, capsize=4)
         for x, v in zip(xs + off, vals):
             ax.text(x, v + 0.01, pct(v), ha="center", fontsize=8)
     ax.set_xticks(xs, [r["task"].replace(" (", "\n(") for r in rows], fontsize=9)

@@ -75,3 +75,17 @@ def test_quick_primes_are_memorized_not_learned(quick):
     assert glyph["n_train"] == n and glyph["train_accuracy"] == 1.0
     assert glyph["base_rate"] == pytest.approx(0.1, abs=0.01)
     assert glyph["test_accuracy"] > glyph["base_rate"] + 0.5
+
+
+def test_quick_over_seeds(quick):
+    rec, _ = quick
+    assert rec["config"]["seeds"] == list(pr.QUICK["seeds"])
+    for r in rec["rows"]:
+        o = r["over_seeds"]
+        assert o["test_accuracy"]["values"][0] == r["test_accuracy"]   # the table's seed
+        diffs = np.subtract(o["test_accuracy"]["values"], o["base_rate"]["values"])
+        assert o["test_minus_base_rate"]["mean"] == pytest.approx(diffs.mean())
+        assert o["test_minus_base_rate"]["std"] == pytest.approx(diffs.std(ddof=1))
+    # glyphs generalize far beyond their base rate on every seed
+    assert min(np.subtract(rec["rows"][2]["over_seeds"]["test_accuracy"]["values"],
+                           rec["rows"][2]["over_seeds"]["base_rate"]["values"])) > 0.3

@@ -27,6 +27,7 @@ from .. import nn
 from ..data import glyphs, primes, split
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
+from .sweep import paired, summary
 from .training import evaluate, fit
 
 
@@ -114,17 +115,33 @@ def compare(bits=16, n_train=4000, n_test_glyphs=4000, width=512, depth=2, lr=0.
     return rows
 
 
-DEFAULT = dict(bits=16, n_train=4000, n_test_glyphs=4000, max_epochs=300)
-QUICK = dict(bits=12, n_train=1000, n_test_glyphs=1000, max_epochs=300)
+DEFAULT = dict(bits=16, n_train=4000, n_test_glyphs=4000, max_epochs=300, seeds=(0, 1, 2))
+QUICK = dict(bits=12, n_train=1000, n_test_glyphs=1000, max_epochs=300, seeds=(0, 1))
 
 
 def run(bits=16, n_train=4000, n_test_glyphs=4000, width=512, depth=2, lr=0.05,
-        max_epochs=300, seed=0, verbose=True):
+        max_epochs=300, seed=0, seeds=None, verbose=True):
+    """`compare` for each seed (its own split, training glyphs and initial weights); the
+    rows are the first seed's, each with `over_seeds`: test accuracy − base rate, paired
+    per seed, with its spread and whether it is beyond the seed noise."""
     t0 = time.perf_counter()
-    rows = compare(bits, n_train, n_test_glyphs, width, depth, lr, max_epochs, seed, verbose)
+    seeds = (seed,) if seeds is None else tuple(seeds)
+    seed = seeds[0]
+    per_seed = [compare(bits, n_train, n_test_glyphs, width, depth, lr, max_epochs, s, verbose)
+                for s in seeds]
+    rows = per_seed[0]
+    for i, r in enumerate(rows):
+        runs = [rs[i] for rs in per_seed]
+        r["over_seeds"] = {
+            "test_accuracy": summary([x["test_accuracy"] for x in runs]),
+            "base_rate": summary([x["base_rate"] for x in runs]),
+            "test_minus_base_rate": paired([x["test_accuracy"] for x in runs],
+                                           [x["base_rate"] for x in runs], "test accuracy",
+                                           "base rate", what=r["task"], scale=100,
+                                           unit=" points")}
     return {"config": {"model": f"MLP {depth}x{width}", "lr": lr, "momentum": 0.9,
                        "batch": 128, "stop": "100% training accuracy or max_epochs",
                        "max_epochs": max_epochs, "bits": bits, "n_train": n_train,
-                       "seed": seed, "main_choice": "odd integers only (evens are a "
+                       "seed": seed, "seeds": list(seeds), "main_choice": "odd integers only (evens are a "
                        "trivial cue: all composite but 2)"},
             "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
