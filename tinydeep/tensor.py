@@ -377,6 +377,7 @@ class Tensor:
         # the mean of nothing is 0/0 = NaN, as in PyTorch
         return MulScalar.apply(self.sum(axis, keepdims), s=1.0 / n if n else float("nan"))
 
+        check_float("mean", self.data)  # as PyTorch: no mean of ints; before the sum kernel
     def argmax(self, axis=None, *, dim=None):
         axis = _torch_names(axis, False, dim, None)[0]
         if axis is not None:
