@@ -319,10 +319,14 @@ def test_int_and_bool_inputs_are_refused_with_their_dtype():
     for dtype in (np.int64, np.int32, np.uint8, np.bool_):
         x = td.tensor(np.ones((2, 3), dtype))
         assert x.dtype == dtype  # kept as they are: labels and masks are integer/bool
-        for op in (F.relu, lambda t: F.linear(t, td.tensor(np.ones((2, 3)))), lambda t: t.sum(),
+        for op in (F.relu, lambda t: F.linear(t, td.tensor(np.ones((2, 3)))), lambda t: t.mean(),
                    lambda t: t + 1.0, lambda t: F.softmax(t)):
-            with pytest.raises(TypeError, match=f"got {np.dtype(dtype)}.*convert with .float()"):
+            with kernel_calls() as calls, pytest.raises(
+                    TypeError, match=f"got {np.dtype(dtype)}.*convert with .float()"):
                 op(x)
+            assert calls == []
+        total = x.sum()  # as in PyTorch: the sum of an integer or bool tensor is an int64
+        assert total.dtype == np.int64 and total.item() == 6
         with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
             td.tensor(np.ones(3, dtype), requires_grad=True)
     with pytest.raises(TypeError, match="cannot make a tensor from an array of dtype complex128"):
