@@ -371,13 +371,13 @@ class Tensor:
         return Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        check_float("mean", self.data)  # as PyTorch: no mean of ints; before the sum kernel
         axis, keepdims = _torch_names(axis, keepdims, dim, keepdim)
         axes = normalize_axes(axis, self.ndim, "mean")
         n = int(np.prod([self.shape[a] for a in axes]))
         # the mean of nothing is 0/0 = NaN, as in PyTorch
         return MulScalar.apply(self.sum(axis, keepdims), s=1.0 / n if n else float("nan"))
 
-        check_float("mean", self.data)  # as PyTorch: no mean of ints; before the sum kernel
     def argmax(self, axis=None, *, dim=None):
         axis = _torch_names(axis, False, dim, None)[0]
         if axis is not None:
