@@ -84,6 +84,7 @@ def plot(rec):
         ax_a.errorbar(p, [a["mean"] for a in acc], yerr=[a["std"] for a in acc], fmt="o-",
                       capsize=4, color=COLORS[sch], label=NAMES[sch])
     ax_s.set(xlabel="label corruption p", ylabel="SGD steps to 100 % training accuracy",
+             xlim=(-0.05, 1.05),
              title="Figure 1b on MNIST-1D (mean ± std; dots: seeds; dotted: trend)",
              ylim=(0, None))
     ax_s.legend(fontsize=8, loc="upper left")

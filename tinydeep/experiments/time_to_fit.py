@@ -103,4 +103,4 @@ def run(p_levels=P_LEVELS, seeds=(0, 1, 2), schedules=("paper", "constant"), n_t
 
 
 DEFAULT = dict(p_levels=P_LEVELS, seeds=(0, 1, 2), n_train=4000, max_epochs=400, paper_epochs=140)
-QUICK = dict(p_levels=(0.0, 0.5, 1.0), seeds=(0, 1), n_train=200, max_epochs=60, paper_epochs=30)
+QUICK = dict(p_levels=(0.0, 0.5, 1.0), seeds=(0, 1), n_train=200, max_epochs=250, paper_epochs=40)
