@@ -14,9 +14,13 @@ TASKS = [dict(model=m, shuffled=False, seed=s, epochs=2, num_samples=300)
 
 
 def test_local_cluster_gives_the_sequential_records_and_skips_finished(tmp_path):
-    pytest.importorskip("dask.distributed")
+    distributed = pytest.importorskip("dask.distributed")
     seq = sweep.run_tasks(m1d.train_run, TASKS, threads=1)
-    par = sweep.run_tasks(m1d.train_run, TASKS, workers=2, threads=1, out=str(tmp_path))
+    # an existing cluster, reached by its address (--scheduler)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        par = sweep.run_tasks(m1d.train_run, TASKS, scheduler=cluster.scheduler_address,
+                              threads=1, out=str(tmp_path))
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
     assert strip(par) == strip(seq)           # every float bit for bit
     assert len({r["test_accuracy"] for r in seq}) > 1
@@ -27,8 +31,10 @@ def test_local_cluster_gives_the_sequential_records_and_skips_finished(tmp_path)
     planted = dict(par[0], test_accuracy=-1.0)
     with open(path, "w") as f:
         json.dump(planted, f)
-    again = sweep.run_tasks(m1d.train_run, TASKS, workers=2, out=str(tmp_path))
-    assert again[0] == planted and again[1:] == par[1:]
+    os.remove(sweep.task_file(m1d.train_run, TASKS[-1], str(tmp_path)))  # this one reruns
+    again = sweep.run_tasks(m1d.train_run, TASKS, workers=2, threads=1, out=str(tmp_path))
+    assert again[0] == planted and again[1:-1] == par[1:-1]
+    assert strip(again[-1:]) == strip(seq[-1:])   # rerun on a new local cluster (--workers)
 
 
 def test_task_files_differ_per_task_and_function(tmp_path):
