@@ -11,13 +11,15 @@ one just computed). A worker process runs with `threads` Numba/BLAS threads
 oversubscribe the cores.
 
 With `out`, each finished task is written at once, atomically, to
-out/<name>-<hash of fn and task>.json, and a rerun reads those files back instead
-of training again: an interrupted sweep resumes where it stopped.
+out/<name>-<hash of fn, its source file and task>.json, and a rerun reads those
+files back instead of training again: an interrupted sweep resumes where it
+stopped. (Delete the folder to rerun after changing code outside fn's own file.)
 
 `summary` and `paired` turn per-seed numbers into mean ± std and the paired
 difference with its spread, and say in words whether it is beyond the seed noise.
 """
 import hashlib
+import inspect
 import json
 import os
 
@@ -45,9 +47,20 @@ def _json_default(v):
     raise TypeError(f"sweep: a task's record holds a {type(v).__name__}, which is not JSON")
 
 
+def _source_digest(fn):
+    """A hash of the file that defines fn: a record kept by older code is not reused
+    after that file changes (changes elsewhere, e.g. in the engine, are not seen)."""
+    try:
+        with open(inspect.getsourcefile(fn), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except (OSError, TypeError):
+        return ""
+
+
 def task_file(fn, task, out):
     """Where the record of fn(**task) is kept under `out`."""
-    spec = json.dumps([fn.__module__, fn.__qualname__, task], sort_keys=True, default=_json_default)
+    spec = json.dumps([fn.__module__, fn.__qualname__, _source_digest(fn), task],
+                      sort_keys=True, default=_json_default)
     digest = hashlib.sha256(spec.encode()).hexdigest()[:12]
     short = "-".join(f"{k}={v}" for k, v in sorted(task.items())
                      if isinstance(v, (int, float, str, bool)) and len(str(v)) <= 16)
