@@ -100,7 +100,7 @@ def model_params(model):
 
 # --- 1. Seide et al. 2011 analog ---------------------------------------------------------------
 
-SEIDE_DATASETS = ("mnist1d", "glyphs")
+SEIDE_DATASETS = ("mnist1d", "glyphs", "mnist", "fashion-mnist", "cifar10")
 
 
 def load_glyphs(n_train, n_test, seed=0):
@@ -113,10 +113,15 @@ def load_glyphs(n_train, n_test, seed=0):
 @functools.lru_cache(maxsize=2)
 def seide_data(dataset="mnist1d", n_train=4000, n_test=1000):
     """(x, y, x_test, y_test), inputs flattened: MNIST-1D (the published set: its first
-    n_train of 4,000 training and n_test of 1,000 test sequences, 40 inputs) or glyphs
-    (784 inputs). Cached per process: every task of a sweep asks for the same set."""
+    n_train of 4,000 training and n_test of 1,000 test sequences, 40 inputs), glyphs
+    (784 inputs), or a real set whose files are present (subsampled with seed 0).
+    Cached per process: every task of a sweep asks for the same set."""
     if dataset == "glyphs":
         return load_glyphs(n_train, n_test)
+    if dataset in ("mnist", "fashion-mnist", "cifar10"):  # when their files are present
+        from .random_labels import load_data
+        x, y, xt, yt = load_data(dataset, n_train, n_test)
+        return x.reshape(len(x), -1), y, xt.reshape(len(xt), -1), yt
     if dataset != "mnist1d":
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(SEIDE_DATASETS)}")
     (x, y), (xt, yt) = mnist1d(), mnist1d(train=False)
