@@ -37,10 +37,11 @@ def main(argv=None):
         print(f"{verdict:>12}  item {item}  {name}", flush=True)
     if args.property:
         import test_fault_property as prop
-        pc = prop.sweep(args.property)
+        pc, pbad = prop.sweep(args.property)
         for verdict, n in pc.items():
             counts[verdict] += n
         per_item["property"] = pc
+        bad += [f"  property seed {seed}: {verdict}: {detail[:200]}" for seed, verdict, detail in pbad]
     total = sum(counts.values())
     print("\nverdict per issue item (catalog) and for the random calls (property):")
     for item, c in per_item.items():

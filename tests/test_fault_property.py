@@ -344,10 +344,14 @@ def _classify(is_op, ours, theirs):
 
 
 def sweep(n, start=0):
-    counts = Counter()
+    """(Counter of verdicts, [(seed, verdict, detail) of each call that is not good])."""
+    counts, bad = Counter(), []
     for seed in range(start, start + n):
-        counts[classify(seed)[0]] += 1
-    return counts
+        verdict, detail = classify(seed)
+        counts[verdict] += 1
+        if verdict != "good":
+            bad.append((seed, verdict, detail))
+    return counts, bad
 
 
 # Calls whose fix belongs to tensor.py/functional.py (another helper's files) and had not
