@@ -1,7 +1,7 @@
 """Spatial transformer networks (Jaderberg et al. 2015) on RTS-distorted glyph digits.
 
     python demos/spatial_transformer.py [--quick] [--out results/] [--cnn] [--epochs E]
-                                        [--n-train N] [--seeds 3]
+                                        [--n-train N] [--seeds 3] [--distortion R|RTS]
 
 Trains a plain FCN and the same FCN behind a spatial transformer (and, with --cnn, a small
 CNN and ST-CNN: slow on a CPU) on digits rotated ±45°, scaled 0.7–1.2 and placed anywhere
@@ -41,7 +41,7 @@ def rms_spread(d):
 
 def print_tables(rec):
     cfg = rec["config"]
-    print(f"\nRTS glyphs: {cfg['n_train']} training and {cfg['n_test']} test digits, rotated "
+    print(f"\n{cfg.get('distortion', 'RTS')} glyphs: {cfg['n_train']} training and {cfg['n_test']} test digits, rotated "
           f"±{cfg['rotation_deg']:g}°, scaled {cfg['scale'][0]}–{cfg['scale'][1]}, placed anywhere "
           f"on a {cfg['canvas']}×{cfg['canvas']} canvas. SGD momentum {cfg['momentum']}, "
           f"batch {cfg['batch_size']}, {cfg['epochs']} epochs, lr {cfg['lr']} (localization net "
@@ -52,9 +52,13 @@ def print_tables(rec):
              f"{100 * r['train_error']:.2f}", f"{r['parameters']:,}", f"{r['seconds']:.0f}"]
             for r in rec["runs"]]
     print(table(["model", f"test error % (ours, glyphs; mean ± std, {n} seeds)",
-                 "paper % (RTS MNIST)", "train error % (seed 0)", "# params",
+                 f"paper % ({cfg.get('distortion', 'RTS')} MNIST)", "train error % (seed 0)", "# params",
                  "seconds (one run)"], rows))
-    print("\n(paper: Jaderberg et al. 2015, Table 1, RTS column; their models, MNIST and "
+    cols = rec.get("paper_table_1_columns", {})
+    print("\nThe paper's Table 1, both columns (% error, R / RTS): " + ", ".join(
+        f"{m} {cols['R'][m]} / {cols['RTS'][m]}" for m in cols.get("RTS", {})) + ".")
+    print(f"\n(paper: Jaderberg et al. 2015, Table 1, {cfg.get('distortion', 'RTS')} column; "
+          "their models, MNIST and "
           "150k steps of batch 256 — ours are smaller runs on synthetic digits; seeds vary "
           "the initial weights and the batch order, the data stay the same)\n")
     for d in rec.get("st_minus_plain", {}).values():
@@ -108,7 +112,7 @@ def plot_examples(rec):
                 if j == 0:
                     ax.set_ylabel(label, fontsize=9)
     cfg = rec["config"]
-    fig.suptitle(f"RTS glyphs ({cfg['canvas']}×{cfg['canvas']}, test set): inputs and what the "
+    fig.suptitle(f"{cfg.get('distortion', 'RTS')} glyphs ({cfg['canvas']}×{cfg['canvas']}, test set): inputs and what the "
                  f"spatial transformer hands the classifier", fontsize=11)
     fig.tight_layout()
     return fig
@@ -174,6 +178,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=positive_int, help=f"epochs per model (default {DEFAULT['epochs']})")
     ap.add_argument("--n-train", type=positive_int, help=f"training digits (default {DEFAULT['n_train']})")
     ap.add_argument("--seeds", type=positive_int, help="seeds per model (default 3)")
+    ap.add_argument("--distortion", choices=tuple(stx.DISTORTIONS), default="RTS",
+                    help="the paper's R (rotated ±90°, 28x28) or RTS column (default)")
     args = ap.parse_args(argv)
     cfg = dict(QUICK if args.quick else DEFAULT)
     if args.seeds:
@@ -184,7 +190,7 @@ def main(argv=None):
         cfg["n_train"] = args.n_train
     archs = ("fcn", "cnn") if args.cnn else ("fcn",)
     t0 = time.perf_counter()
-    rec = stx.run(archs=archs, **cfg)
+    rec = stx.run(archs=archs, distortion=args.distortion, **cfg)
     rec["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_tables(rec)
 

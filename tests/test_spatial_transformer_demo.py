@@ -200,3 +200,13 @@ def test_quick_runs_learn_and_the_transformer_moved(quick):
     ex = rec["examples"]
     assert ex["inputs"].shape == ex["outputs"]["ST-FCN"].shape == (20, 1, 42, 42)
     assert sorted(ex["labels"]) == sorted(list(range(10)) * 2)
+
+
+def test_r_distortion_is_the_papers_r_column():
+    g = stx.rts_glyphs(50, seed=0, **stx.DISTORTIONS["R"])
+    assert g.images.shape == (50, 1, 28, 28)
+    rot = g.latents[:, list(g.latent_names).index("rotation")]
+    assert np.abs(rot).max() <= 90 and np.abs(rot).max() > 45   # ±90°, wider than RTS
+    assert stx.PAPER_TABLE_1_COLUMNS["R"] == {"FCN": 2.1, "ST-FCN": 1.2, "CNN": 1.2, "ST-CNN": 0.7}
+    with pytest.raises(ValueError, match="distortion"):
+        stx.run(distortion="RT")
