@@ -145,17 +145,18 @@ def plot_curves(rec):
     ax_l.legend()
     ax_e.set(xlabel="epoch", ylabel="test error % (log scale)", yscale="log",
              title="test error, seed 0 (square: final mean ± std over seeds;\n"
-                   "dotted: the paper's RTS numbers)")
+                   f"dotted: the paper's {rec['config'].get('distortion', 'RTS')} numbers)")
     ax_e.legend()
     for ax, (name, p) in zip(axes[2:n], pose.items()):
         before = np.array(p["per_image"]["rotation_before"])
         after = np.array(p["per_image"]["rotation_after"])
         ax.plot(before, after, ".", ms=2, alpha=0.4, color=COLORS[name])
-        ax.plot([-50, 50], [-50, 50], color="gray", lw=0.8, ls="--", label="no correction")
+        lim = rec["config"]["rotation_deg"] + 5
+        ax.plot([-lim, lim], [-lim, lim], color="gray", lw=0.8, ls="--", label="no correction")
         ax.axhline(0, color="black", lw=0.8, label="upright")
         sd_in, sd_out = p["before"]["rotation_deg"]["std"], p["after"]["rotation_deg"]["std"]
         ax.set(xlabel="drawn rotation of the input digit (°)",
-               ylabel=f"rotation left in the {name} output (°)", xlim=(-50, 50), ylim=(-60, 60),
+               ylabel=f"rotation left in the {name} output (°)", xlim=(-lim, lim), ylim=(-lim - 10, lim + 10),
                title=f"{name}: rotation before vs after (std {sd_in:.0f}° → {sd_out:.0f}°)")
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
