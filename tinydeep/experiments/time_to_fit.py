@@ -68,6 +68,9 @@ def run(p_levels=P_LEVELS, seeds=(0, 1, 2), schedules=("paper", "constant"), n_t
     tasks = [dict(p=p, seed=s, schedule=sch, n_train=n_train, lr=lr,
                   max_epochs=paper_epochs if sch == "paper" else max_epochs)
              for sch in schedules for p in p_levels for s in seeds]
+    # the longest first (constant rate, high p: up to ~10k steps), so that parallel
+    # workers finish together; records are matched by their fields, not by position
+    tasks.sort(key=lambda t: (t["schedule"] != "constant", -t["p"]))
     t0 = time.perf_counter()
     runs = run_tasks(task, tasks, out=out, desc="time to fit", **(sweep or {}))
     result = {}
