@@ -75,7 +75,8 @@ class SGD:
                 if p.grad is None:
                     continue
                 _check_grad(p, p.grad)
-                if hasattr(p.data, "flags") and not p.data.flags.writeable:
+                # (host arrays only: a CUDA device array's .flags is a dict, and never read-only)
+                if getattr(getattr(p.data, "flags", None), "writeable", True) is False:
                     raise ValueError(f"SGD: parameter {i} of group {gi} (shape {p.shape}) is "
                                      f"read-only (from_numpy of a read-only or memory-mapped "
                                      f"array?); make a writable copy with tinydeep.tensor(...)")
