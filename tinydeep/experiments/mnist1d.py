@@ -84,6 +84,7 @@ def run(models=MODELS, seeds=(0, 1, 2), epochs=40, lr=0.1, lr_decay=0.97, num_sa
     tasks = [dict(model=m, shuffled=s, seed=seed, epochs=epochs, lr=lr, lr_decay=lr_decay,
                   num_samples=num_samples)
              for m in models for s in (False, True) for seed in seeds]
+    tasks.sort(key=lambda t: -MODELS.index(t["model"]))   # the slowest (CNN) first
     t0 = time.perf_counter()
     runs = run_tasks(train_run, tasks, out=out, desc="mnist1d", **(sweep or {}))
     rows = []
