@@ -13,7 +13,7 @@ def test_mlp_structure_and_init_bounds():
     m = nn.MLP(20, 16, 2, 3)
     names = [n for n, _ in m.named_parameters()]
     assert names == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
-    assert sum(p.size for p in m.parameters()) == 20 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
+    assert sum(p.numel() for p in m.parameters()) == 20 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3
     w = m[0].weight.numpy()
     # Kaiming-uniform(a=√5) bound is 1/√fan_in; a uniform on ±b has std b/√3
     assert np.abs(w).max() <= 1 / np.sqrt(20)

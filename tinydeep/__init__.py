@@ -4,7 +4,9 @@ from .gradcheck import gradcheck
 from .rng import manual_seed
 from .backends import cuda_available
 from .tensor import Tensor, from_numpy, is_grad_enabled, no_grad, tensor
+from . import creation
+from .creation import *  # noqa: F401,F403  (zeros, cat, where, float32, ...: torch's names)
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "tensor", "from_numpy", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck",
-           "backends", "functional", "nn", "optim", "cuda_available"]
+           "backends", "functional", "nn", "optim", "cuda_available"] + creation.__all__

@@ -149,8 +149,8 @@ class CrossEntropy(Function):
         return (self.k.cross_entropy_backward(self.logp, self.targets, g), None)
 
 
-def cross_entropy(logits, targets):
-    """Mean cross-entropy of logits (M, C) against integer class targets (M,)."""
+def _cross_entropy_fused(logits, targets):
+    """Mean cross-entropy of logits (M, C) against integer class targets (M,): one kernel."""
     _rows("cross_entropy", logits, 1)
     if isinstance(targets, Tensor) and targets.device != logits.device:
         raise ValueError(f"cross_entropy: logits are on {logits.device!r} but targets on "
@@ -174,15 +174,16 @@ def cross_entropy(logits, targets):
     return CrossEntropy.apply(logits, arrays.astype(t, np.int64))
 
 
-def mse_loss(input, target):
-    """mean((input - target)²); shapes must match exactly (no silent broadcasting)."""
+def mse_loss(input, target, reduction="mean"):
+    """(input - target)² reduced by `reduction` ('mean', 'sum', 'none'); shapes must match
+    exactly (no silent broadcasting)."""
     _need_tensor("mse_loss", input)
     t_shape = tuple(np.shape(target.data if isinstance(target, Tensor) else target))
     if tuple(input.shape) != t_shape:
         raise ValueError(f"mse_loss: input shape {tuple(input.shape)} != target shape {t_shape}")
-    if input.size == 0:
+    if input.numel() == 0 and reduction == "mean":
         raise ValueError("mse_loss of an empty batch is undefined")
-    return ((input - target) ** 2).mean()
+    return _reduce("mse_loss", (input - target) ** 2, reduction)
 
 
 # --- convolution and pooling ------------------------------------------------
@@ -232,8 +233,11 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0):
-    """input (N, C, H, W) * weight (C_out, C, kh, kw) -> (N, C_out, Ho, Wo)."""
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """input (N, C, H, W) * weight (C_out, C, kh, kw) -> (N, C_out, Ho, Wo); padding may be
+    'same' or 'valid', dilation spaces the kernel's taps (see _conv2d_general)."""
+    if isinstance(padding, str) or dilation not in (1, (1, 1)):
+        return _conv2d_general(input, weight, bias, stride, padding, dilation)
     for t in (input, weight) + ((bias,) if bias is not None else ()):
         _need_tensor("conv2d", t)
     check_float("conv2d", input.data, weight.data, *([bias.data] if bias is not None else []))
@@ -331,3 +335,284 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         raise ValueError(f"grid_sample: grid must have shape (N, Ho, Wo, 2) with N = "
                          f"{input.shape[0]}, got {tuple(grid.shape)}")
     return GridSample.apply(input, grid, padding_mode=padding_mode, align_corners=bool(align_corners))
+
+
+# --- PyTorch's first-hour functions: compositions, so their backward comes free --------
+from .tensor import Place, Unary  # noqa: E402
+from .rng import generator  # noqa: E402
+
+__all__ += ["sigmoid", "tanh", "leaky_relu", "gelu", "dropout", "one_hot", "nll_loss",
+            "binary_cross_entropy", "binary_cross_entropy_with_logits", "avg_pool2d",
+            "adaptive_avg_pool2d", "pad", "layer_norm", "batch_norm", "embedding"]
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(name, loss, reduction, weight_sum=None):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else (
+        loss.mean() if weight_sum is None else loss.sum() / weight_sum)
+
+
+def sigmoid(x):
+    return Unary.apply(_need_tensor("sigmoid", x), op="sigmoid")
+
+
+def tanh(x):
+    return Unary.apply(_need_tensor("tanh", x), op="tanh")
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x for x > 0, slope·x elsewhere (the gradient at 0 is the slope's, as PyTorch's)."""
+    pos = (_need_tensor("leaky_relu", x) > 0).to(x.dtype)
+    return x * (pos * (1.0 - negative_slope) + negative_slope)
+
+
+def gelu(x, approximate="none"):
+    """x·Φ(x). 'tanh': 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))), as PyTorch's."""
+    _need_tensor("gelu", x)
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + (0.7978845608028654 * (x + 0.044715 * x * x * x)).tanh())
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return x * (0.5 * (1.0 + Unary.apply(x * 0.7071067811865476, op="erf")))
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted
+    dropout, as PyTorch's); the identity when not training. Masks from manual_seed's
+    generator."""
+    _need_tensor("dropout", x)
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return x
+    keep = (generator().random(x.shape) >= p) / (1.0 - p) if p < 1 else np.zeros(x.shape)
+    return x * Tensor(keep, device=x.device, dtype=x.dtype)
+
+
+def one_hot(tensor, num_classes=-1):
+    t = _need_tensor("one_hot", tensor).numpy()
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"one_hot is only applicable to index tensors, got dtype {t.dtype}")
+    n = int(t.max()) + 1 if num_classes == -1 else num_classes
+    if t.size and (t.min() < 0 or t.max() >= n):
+        raise ValueError(f"one_hot: class values must lie in [0, {n}), got {t.min()}..{t.max()}")
+    return Tensor(np.eye(n, dtype=np.int64)[t], device=tensor.device, dtype=np.int64)
+
+
+def _class_last(name, x, target):
+    """(N, C, d1, ...) logits and (N, d1, ...) targets as (M, C) rows and (M,) labels."""
+    _need_tensor(name, x)
+    check_float(name, x.data)
+    t = target.numpy() if isinstance(target, Tensor) else np.asarray(target)
+    if x.ndim < 2:
+        x, t = x.reshape(1, -1), t.reshape(1)
+    if x.ndim > 2:
+        x = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+        t = t.reshape(-1)
+    if t.dtype.kind not in "iu" or t.shape != (x.shape[0],):
+        raise ValueError(f"{name}: targets must be class indices of shape {(x.shape[0],)} "
+                         f"(integers), got {t.shape} {t.dtype}")
+    return x, np.asarray(t, dtype=np.int64)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """-w[t]·input[t] per sample (input: log-probabilities); 'mean' divides by Σ w[t] over
+    the samples not ignored, as PyTorch's."""
+    x, t = _class_last("nll_loss", input, target)
+    keep = t != ignore_index
+    if np.any((t[keep] < 0) | (t[keep] >= x.shape[1])):
+        raise ValueError(f"nll_loss: targets must lie in [0, {x.shape[1]}) or be ignore_index")
+    w = np.ones(x.shape[1]) if weight is None else (
+        weight.numpy() if isinstance(weight, Tensor) else np.asarray(weight))
+    safe = np.where(keep, t, 0)
+    wt = np.where(keep, w[safe], 0.0)
+    picked = x[np.arange(len(t)), safe] * Tensor(-wt, device=x.device, dtype=x.dtype)
+    loss = _reduce("nll_loss", picked, reduction, weight_sum=float(wt.sum()))
+    return loss.reshape(input.shape[:1] + input.shape[2:]) if reduction == "none" and input.ndim > 2 else loss
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """PyTorch's cross_entropy: nll_loss of log_softmax over dim 1, with optional class
+    weights, an ignored class and label smoothing ε (the target mixed with ε/C uniform).
+    Plain mean over (M, C) logits runs the fused kernel."""
+    if (weight is None and reduction == "mean" and label_smoothing == 0 and isinstance(input, Tensor)
+            and input.ndim == 2 and not (np.asarray(target.numpy() if isinstance(target, Tensor)
+                                                    else target) == ignore_index).any()):
+        return _cross_entropy_fused(input, target)
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    x, t = _class_last("cross_entropy", input, target)
+    logp = x.log_softmax(1)
+    nll = nll_loss(logp, t, weight, ignore_index, reduction)
+    if label_smoothing == 0:
+        return nll.reshape(input.shape[:1] + input.shape[2:]) if reduction == "none" and input.ndim > 2 else nll
+    keep = t != ignore_index
+    w = None if weight is None else Tensor(weight.numpy() if isinstance(weight, Tensor) else weight,
+                                           device=x.device, dtype=x.dtype)
+    smooth = -((logp * w) if w is not None else logp).sum(1) * Tensor(keep, device=x.device, dtype=x.dtype)
+    if reduction == "mean":
+        wt = (np.ones(x.shape[1]) if w is None else w.numpy())[np.where(keep, t, 0)] * keep
+        smooth = smooth.sum() / float(wt.sum())
+    else:
+        smooth = _reduce("cross_entropy", smooth, reduction)
+        if reduction == "none" and input.ndim > 2:
+            smooth, nll = (v.reshape(input.shape[:1] + input.shape[2:]) for v in (smooth, nll))
+    return (1 - label_smoothing) * nll + smooth * (label_smoothing / x.shape[1])
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-w·(t·log x + (1-t)·log(1-x)), each log clamped at -100 as PyTorch's."""
+    _need_tensor("binary_cross_entropy", input)
+    t = target if isinstance(target, Tensor) else Tensor(target, device=input.device, dtype=input.dtype)
+    if t.shape != input.shape:
+        raise ValueError(f"binary_cross_entropy: target shape {t.shape} != input shape {input.shape}")
+    loss = -(t * input.log().clamp(min=-100) + (1 - t) * (1 - input).log().clamp(min=-100))
+    return _reduce("binary_cross_entropy", loss if weight is None else loss * weight, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """BCE of sigmoid(x), stably: (1-t)·x + (1 + (pw-1)·t)·(log(1 + e^-|x|) + max(-x, 0))."""
+    _need_tensor("binary_cross_entropy_with_logits", input)
+    t = target if isinstance(target, Tensor) else Tensor(target, device=input.device, dtype=input.dtype)
+    if t.shape != input.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: target shape {t.shape} != input "
+                         f"shape {input.shape}")
+    softplus = (1 + (-input.abs()).exp()).log() + relu(-input)       # log(1 + e^-x)
+    lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * t
+    loss = (1 - t) * input + lw * softplus
+    return _reduce("binary_cross_entropy_with_logits", loss if weight is None else loss * weight,
+                   reduction)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad the last len(pad)//2 dimensions: pad = (left, right, top, bottom, ...), from the
+    last dimension backwards as PyTorch's; negative amounts crop. Constant mode only."""
+    _need_tensor("pad", input)
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {pad} must hold a (before, after) pair per padded dimension")
+    crop, place, shape = [slice(None)] * input.ndim, [slice(None)] * input.ndim, list(input.shape)
+    for i in range(len(pad) // 2):
+        d, lo, hi = input.ndim - 1 - i, int(pad[2 * i]), int(pad[2 * i + 1])
+        crop[d] = slice(max(-lo, 0), input.shape[d] - max(-hi, 0))
+        shape[d] = input.shape[d] + lo + hi
+        place[d] = slice(max(lo, 0), shape[d] - max(hi, 0))
+    x = input[tuple(crop)] if any(s != slice(None) for s in crop) else input
+    y = Place.apply(x, index=tuple(place), shape=tuple(shape))
+    if value:
+        fill = np.full(shape, value, dtype=input.dtype)
+        fill[tuple(place)] = 0
+        y = y + Tensor(fill, device=input.device, dtype=input.dtype)
+    return y
+
+
+def _conv2d_general(input, weight, bias, stride, padding, dilation):
+    """Dilation as a kernel with zeros between its taps (Place), 'same' as the padding
+    that keeps the size (the odd one on the bottom/right, as PyTorch's), then conv2d."""
+    _need_tensor("conv2d", weight)
+    _need_ndim("conv2d", "weight", weight, 4)
+    dh, dw = _pair("conv2d", "dilation", dilation, 1)
+    if (dh, dw) != (1, 1):
+        o, c, kh, kw = weight.shape
+        shape = (o, c, (kh - 1) * dh + 1, (kw - 1) * dw + 1)
+        weight = Place.apply(weight, index=(slice(None), slice(None), slice(None, None, dh),
+                                            slice(None, None, dw)), shape=shape)
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":
+        if _pair("conv2d", "stride", stride, 1) != (1, 1):
+            raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
+        th, tw = weight.shape[2] - 1, weight.shape[3] - 1
+        if th % 2 or tw % 2:
+            input = pad(input, (tw // 2, tw - tw // 2, th // 2, th - th // 2))
+            padding = 0
+        else:
+            padding = (th // 2, tw // 2)
+    elif isinstance(padding, str):
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    return conv2d(input, weight, bias, stride, padding)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """The mean of each window, as a convolution of each channel with 1/(kh·kw)
+    (zero padding counted in the mean, PyTorch's default)."""
+    _need_tensor("avg_pool2d", input)
+    _need_ndim("avg_pool2d", "input", input, 4)
+    if not count_include_pad:
+        raise ValueError("avg_pool2d: only count_include_pad=True is implemented")
+    kh, kw = _pair("avg_pool2d", "kernel_size", kernel_size, 1)
+    stride = (kh, kw) if stride is None else stride
+    n, c, h, w = input.shape
+    ones = Tensor(np.full((1, 1, kh, kw), 1.0 / (kh * kw)), device=input.device, dtype=input.dtype)
+    y = conv2d(input.reshape(n * c, 1, h, w), ones, None, stride, padding)
+    return y.reshape(n, c, *y.shape[2:])
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Output cell (i, j) is the mean of rows ⌊iH/oh⌋..⌈(i+1)H/oh⌉ and likewise columns."""
+    _need_tensor("adaptive_avg_pool2d", input)
+    _need_ndim("adaptive_avg_pool2d", "input", input, 4)
+    oh, ow = _pair("adaptive_avg_pool2d", "output_size", output_size, 1)
+    h, w = input.shape[2:]
+    if h % oh == 0 and w % ow == 0:
+        return avg_pool2d(input, (h // oh, w // ow))
+    from .creation import stack
+    cells = lambda n, o: [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]  # noqa: E731
+    rows = [stack([input[:, :, a:b, p:q].mean((2, 3)) for p, q in cells(w, ow)], -1)
+            for a, b in cells(h, oh)]
+    return stack(rows, -2)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / √(var + ε) over the last len(normalized_shape) dims (biased var)."""
+    n = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(n):]) != n:
+        raise ValueError(f"layer_norm: input shape {input.shape} does not end in {n}")
+    dims = tuple(range(input.ndim - len(n), input.ndim))
+    mu = input.mean(dims, keepdims=True)
+    y = (input - mu) / (input.var(dims, unbiased=False, keepdim=True) + eps).sqrt()
+    y = y if weight is None else y * weight
+    return y if bias is None else y + bias
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalize over every dim but 1 (channels). In training, by the batch's statistics,
+    and the running ones move by `momentum` (the variance's unbiased estimate, as
+    PyTorch's); in eval, by the running statistics."""
+    _need_tensor("batch_norm", input)
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.numel() // input.shape[1]
+        if n < 2:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {input.shape}")
+        mu = input.mean(dims, keepdims=True)
+        centered = input - mu
+        var = (centered * centered).mean(dims, keepdims=True)
+        if running_mean is not None:
+            with_grad_off = (mu.detach().reshape(-1), var.detach().reshape(-1) * (n / (n - 1)))
+            for run, new in zip((running_mean, running_var), with_grad_off):
+                run.data = (run * (1 - momentum) + new * momentum).data
+    else:
+        centered, var = input - running_mean.reshape(shape), running_var.reshape(shape)
+    y = centered / (var + eps).sqrt()
+    y = y if weight is None else y * weight.reshape(shape)
+    return y if bias is None else y + bias.reshape(shape)
+
+
+def embedding(input, weight):
+    """weight[input]: rows picked by integer indices; the gradient adds up per row."""
+    idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise IndexError(f"embedding: index out of range [0, {weight.shape[0]})")
+    return weight[idx]

@@ -6,6 +6,7 @@ tree. Initial weights come from `tinydeep.manual_seed`'s generator.
 """
 import math
 import os
+from collections import namedtuple
 import zipfile
 
 import numpy as np
@@ -15,6 +16,10 @@ from . import functional as F
 from .files import atomic_write
 from .rng import generator
 from .tensor import DEFAULT_DTYPE, Tensor
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
+functional = F   # torch.nn.functional's place: `F = nn.functional`
 
 
 class Parameter(Tensor):
@@ -37,6 +42,7 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
@@ -45,7 +51,9 @@ class Module:
                                f"before assigning {name!r}")
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
-        if isinstance(value, Parameter):
+        if name in self.__dict__.get("_buffers", ()) and isinstance(value, Tensor):
+            self._buffers[name] = value
+        elif isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
@@ -80,6 +88,52 @@ class Module:
     def modules(self):
         return (m for _, m in self._named_modules())
 
+    def named_modules(self, prefix=""):
+        """(name, module) pairs: this module as '' (or prefix), then every descendant once."""
+        return ((name[:-1], m) for name, m in self._named_modules(prefix + "." if prefix else ""))
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def named_children(self):
+        seen = set()
+        for name, m in self._modules.items():
+            if id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def apply(self, fn):
+        """fn(m) for every sub-module, children first, then for this one (as PyTorch's)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def register_buffer(self, name, tensor):
+        """A tensor that is state but not trained (BatchNorm's running statistics): in
+        state_dict(), moved by to(), cast by float()/double(), never in parameters()."""
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
+
+    def named_buffers(self, prefix=""):
+        for name, m in self._named_modules(prefix):
+            for bname, b in m._buffers.items():
+                if b is not None:
+                    yield name + bname, b
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
+
+    def _state(self):
+        """name -> tensor for state_dict(): each module's parameters, then its buffers."""
+        out, seen = {}, set()
+        for name, m in self._named_modules():
+            for n, t in list(m._parameters.items()) + list(m._buffers.items()):
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    out[name + n] = t
+        return out
+
     def train(self, mode=True):
         for m in self.modules():
             object.__setattr__(m, "training", mode)
@@ -94,19 +148,19 @@ class Module:
 
     def float(self):
         """Cast every parameter to float32 in place (gradients dropped), as PyTorch does."""
-        for p in self.parameters():
+        for p in self.parameters() + [b for b in self.buffers() if b.dtype.kind == "f"]:
             p.data, p.grad = p.detach().float().data, None
         return self
 
     def double(self):
-        for p in self.parameters():
+        for p in self.parameters() + [b for b in self.buffers() if b.dtype.kind == "f"]:
             p.data, p.grad = p.detach().double().data, None
         return self
 
     def to(self, device):
         """Move every parameter (and its gradient) to `device` in place, as PyTorch does;
         create the optimizer after this, or before its first step."""
-        for p in self.parameters():
+        for p in self.parameters() + self.buffers():
             if p.device != device:
                 moved = Tensor(p.numpy(), device=device, dtype=p.dtype)
                 grad = None if p.grad is None else Tensor(
@@ -116,9 +170,9 @@ class Module:
 
     def state_dict(self):
         """Name -> a NumPy copy of the parameter (read back from the device if need be)."""
-        return {name: np.array(p.numpy(), copy=True) for name, p in self.named_parameters()}
+        return {name: np.array(p.numpy(), copy=True) for name, p in self._state().items()}
 
-    def load_state_dict(self, state, source="state_dict"):
+    def load_state_dict(self, state, strict=True, source="state_dict"):
         """Copy arrays into the parameters. Everything is checked first (every name present,
         no extra names, the right shapes, real-number dtypes: float, int or bool; strings,
         complex, datetimes, structured and object arrays are refused), so a refusal leaves
@@ -126,9 +180,13 @@ class Module:
         if not hasattr(state, "keys") or not hasattr(state, "__getitem__"):
             raise TypeError(f"load_state_dict: {source} must be a mapping of name -> array "
                             f"(as state_dict() returns), got {type(state).__name__}")
-        own = dict(self.named_parameters())
+        own = self._state()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own), key=str)
+        keys = IncompatibleKeys(missing, unexpected)
+        if not strict:   # (PyTorch's strict=False: load what matches, report the rest)
+            missing, unexpected = [], []
+            own = {n: p for n, p in own.items() if n in state}
         arrays, misshaped, mistyped = {}, [], []
         for n, p in own.items():
             if n not in state:
@@ -160,6 +218,7 @@ class Module:
                 for n, p in own.items()}
         for n, p in own.items():
             p.data, p.grad = data[n], None
+        return keys
 
     def __repr__(self):
         inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
@@ -215,7 +274,8 @@ class Sequential(Module):
             setattr(self, str(i), layer)
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        layers = list(self._modules.values())
+        return Sequential(*layers[i]) if isinstance(i, slice) else layers[i]
 
     def __len__(self):
         return len(self._modules)
@@ -386,3 +446,6 @@ def load(module, path):
         raise ValueError(message) from None
     module.load_state_dict(state, source=f"checkpoint {path}")
     return module
+
+
+from .nn_layers import *  # noqa: E402,F401,F403  (Dropout, BatchNorm2d, ModuleList, losses, ...)

@@ -116,7 +116,12 @@ class Tensor:
     shape = property(lambda self: tuple(self.data.shape))  # (the simulator's is a tuple subclass)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    dim = lambda self: self.data.ndim                                # noqa: E731
+    numel = lambda self: int(self.data.size)                         # noqa: E731
+
+    def size(self, dim=None):
+        """The shape, as PyTorch's size(); size(d) is its length along d."""
+        return self.shape if dim is None else self.shape[normalize_axes(dim, self.ndim, "size")[0]]
     is_leaf = property(lambda self: self._ctx is None)
 
     def __len__(self):
@@ -134,15 +139,15 @@ class Tensor:
         return np.array(a, dtype=dtype, copy=True) if copy or dtype is not None else a
 
     def _scalar(self, what):
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"{what}: only a tensor with one element can be converted to a "
                              f"Python scalar, got shape {self.shape}")
         return self.numpy().reshape(()).item()
 
     def __bool__(self):
-        if self.size != 1:
-            raise ValueError(f"Boolean value of Tensor with {'no' if self.size == 0 else 'more than one'}"
-                             f" value{'s' if self.size == 0 else ''} is ambiguous (shape {self.shape}); "
+        if self.numel() != 1:
+            raise ValueError(f"Boolean value of Tensor with {'no' if self.numel() == 0 else 'more than one'}"
+                             f" value{'s' if self.numel() == 0 else ''} is ambiguous (shape {self.shape}); "
                              f"use .any() or .all() on the NumPy values, or reduce it first")
         return bool(self._scalar("bool()"))
 
@@ -153,7 +158,7 @@ class Tensor:
         return int(self._scalar("int()"))
 
     def __index__(self):
-        if self.dtype.kind not in "iub" or self.size != 1:
+        if self.dtype.kind not in "iub" or self.numel() != 1:
             raise TypeError(f"only integer tensors of a single element can be converted to an "
                             f"index, got dtype {self.dtype} and shape {self.shape}")
         return int(self._scalar("index"))
@@ -296,10 +301,11 @@ class Tensor:
     def __neg__(self):
         return MulScalar.apply(self, s=-1.0)
 
-    def __pow__(self, p):
-        if isinstance(p, Tensor) or not _is_number(p):
-            raise TypeError("only powers by a Python number are supported (x ** 2.0)")
-        return Pow.apply(self, p=float(p))
+    def __pow__(self, p):  # a number exponent: one kernel; a tensor one: the pow family
+        return Pow.apply(self, p=float(p)) if _is_number(p) else Elementwise.apply(self, p, op="pow")
+
+    def __rpow__(self, base):
+        return Elementwise.apply(base, self, op="pow")
 
     # comparisons give bool tensors and carry no gradient
     def _compare(self, other, op):
@@ -710,3 +716,59 @@ class Index(Function):
 
     def backward(self, g):  # scatter the gradient back; repeated indices add up
         return (self.k.index_backward(g, self.index, self.shape),)
+
+
+# --- the elementwise families (backends/scalar_ops.py) and two shape ops --------------
+
+class Unary(Function):
+    """y = f(x) for f = scalar_ops.UNARY[op]: exp, log, sqrt, abs, tanh, sigmoid, ..."""
+
+    def forward(self, x, op):
+        check_float(op, x)
+        self.op, self.x = op, x
+        self.y = self.k.unary(op, x)
+        return self.y
+
+    def backward(self, g):  # dx = df(x, y, g), the family's derivative
+        return (self.k.unary_backward(self.op, self.x, self.y, g),)
+
+
+class Elementwise(_Binary):
+    """y = f(a, b) for f = scalar_ops.BINARY[op] (pow, maximum, minimum, ...), broadcast."""
+
+    def forward(self, a, b, op):
+        a, b = self._arrays(a, b)
+        self.a, self.b, self.op = a, b, op
+        shape, bc = np.broadcast_shapes(a.shape, b.shape), self.arrays.broadcast_to
+        self.ab = (bc(a, shape), bc(b, shape))
+        self.y = self.k.binary(op, *self.ab)
+        return self.y
+
+    def backward(self, g):
+        return self._grads(*self.k.binary_backward(self.op, *self.ab, self.y, g))
+
+
+class Expand(Function):
+    """x broadcast to `shape` (a copy); the gradient sums back over the stretched axes."""
+
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return self.arrays.contiguous(self.arrays.broadcast_to(x, shape))
+
+    def backward(self, g):
+        return (unbroadcast(self.k, g, self.shape),)
+
+
+class Place(Function):
+    """zeros(shape) with x written at `index` (slices): the adjoint of indexing, which
+    pads, concatenates and dilates; the gradient is g[index]."""
+
+    def forward(self, x, index, shape):
+        self.index = index
+        return self.k.index_backward(x, index, shape)
+
+    def backward(self, g):
+        return (self.arrays.contiguous(self.arrays.take(g, self.index)),)
+
+
+from . import tensor_api  # noqa: E402,F401  (attaches the PyTorch-named methods to Tensor)

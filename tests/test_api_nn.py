@@ -1,0 +1,199 @@
+"""The PyTorch user's first hour, F and nn (issue 16): losses, activations, padding,
+pooling, dilated and 'same' convolutions, Dropout, BatchNorm (running statistics,
+train/eval), LayerNorm, Embedding, containers and Module's tree walks, each compared
+with PyTorch 2.13 on the numba CPU kernels, the NumPy reference and CUDA (simulator)."""
+import numpy as np
+import pytest
+
+import tinydeep as td
+from tinydeep import functional as F, nn
+
+from test_api_tensor import agree, device  # noqa: F401  (the backends fixture)
+
+torch = pytest.importorskip("torch")
+TF, TNN = torch.nn.functional, torch.nn
+
+
+def FF(x):
+    return F if isinstance(x, td.Tensor) else TF
+
+
+def tgt(x, values):
+    """Integer targets in x's library, on x's device."""
+    return (td.tensor(np.array(values), device=x.device) if isinstance(x, td.Tensor)
+            else torch.tensor(np.array(values)))
+
+
+def W(x, values):
+    return (td.tensor(np.array(values), dtype=np.float64, device=x.device)
+            if isinstance(x, td.Tensor) else torch.tensor(np.array(values, dtype=np.float64)))
+
+
+CASES = {
+    "sigmoid": (lambda x: FF(x).sigmoid(x), [(2, 3)]),
+    "tanh": (lambda x: FF(x).tanh(x), [(2, 3)]),
+    "leaky_relu": (lambda x: FF(x).leaky_relu(x, 0.2), [(3, 4)]),
+    "gelu tanh": (lambda x: FF(x).gelu(x, approximate="tanh"), [(3, 4)]),
+    "mse sum": (lambda x, y: FF(x).mse_loss(x, y, reduction="sum"), [(3, 4), (3, 4)]),
+    "mse none": (lambda x, y: FF(x).mse_loss(x, y, reduction="none"), [(3, 4), (3, 4)]),
+    "cross_entropy": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, 3, 1])), [(3, 4)]),
+    "ce sum": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, 3, 1]), reduction="sum"), [(3, 4)]),
+    "ce none": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, 3, 1]), reduction="none"), [(3, 4)]),
+    "ce smoothing": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, 3, 1]), label_smoothing=0.1), [(3, 4)]),
+    "ce weight": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, 3, 1]), weight=W(x, [1, 2, 3, 4])), [(3, 4)]),
+    "ce ignore": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, -100, 1])), [(3, 4)]),
+    "ce all options": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, 2, 1, 2]), weight=W(x, [1, 2, 3, 4]),
+                                                     ignore_index=2, label_smoothing=0.3), [(4, 4)]),
+    "ce 4-D": (lambda x: FF(x).cross_entropy(x, tgt(x, [[[0, 2], [1, 1]], [[2, 2], [0, 1]]])), [(2, 3, 2, 2)]),
+    "nll_loss": (lambda x: FF(x).nll_loss(x.log_softmax(1), tgt(x, [0, 3, 1])), [(3, 4)]),
+    "bce": (lambda x, y: FF(x).binary_cross_entropy(x.sigmoid(), y.sigmoid()), [(3, 4), (3, 4)]),
+    "bce logits": (lambda x, y: FF(x).binary_cross_entropy_with_logits(x * 5, y.sigmoid()), [(3, 4), (3, 4)]),
+    "bce logits pos_weight": (lambda x, y: FF(x).binary_cross_entropy_with_logits(
+        x, y.sigmoid(), pos_weight=W(x, [1, 2, 3, 4]), reduction="sum"), [(3, 4), (3, 4)]),
+    "pad": (lambda x: FF(x).pad(x, (1, 2, 0, 1)), [(1, 2, 3, 3)]),
+    "pad value crop": (lambda x: FF(x).pad(x, (-1, 2), value=1.5), [(2, 3, 4)]),
+    "avg_pool2d": (lambda x: FF(x).avg_pool2d(x, 2), [(1, 2, 4, 4)]),
+    "avg_pool2d stride pad": (lambda x: FF(x).avg_pool2d(x, 3, 2, 1), [(1, 2, 5, 5)]),
+    "adaptive_avg_pool2d": (lambda x: FF(x).adaptive_avg_pool2d(x, (2, 3)), [(1, 2, 5, 4)]),
+    "conv2d same": (lambda x, w: FF(x).conv2d(x, w, padding="same"), [(1, 2, 5, 5), (3, 2, 3, 2)]),
+    "conv2d dilation": (lambda x, w: FF(x).conv2d(x, w, padding=1, dilation=2), [(1, 2, 6, 6), (3, 2, 3, 3)]),
+    "conv2d same dilation": (lambda x, w: FF(x).conv2d(x, w, padding="same", dilation=(2, 1)),
+                             [(1, 1, 5, 5), (2, 1, 3, 3)]),
+    "layer_norm": (lambda x, w, b: FF(x).layer_norm(x, (4,), w, b), [(3, 4), (4,), (4,)]),
+    "batch_norm train": (lambda x, w, b: FF(x).batch_norm(x, None, None, w, b, training=True),
+                         [(4, 3, 2), (3,), (3,)]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_functional_matches_torch(name, device):  # noqa: F811
+    fn, shapes = CASES[name]
+    agree(fn, shapes, device, seed=hash(name) % 1000)
+
+
+def test_one_hot_and_dropout(device):  # noqa: F811
+    t = td.tensor(np.array([0, 2, 1]), device=device)
+    np.testing.assert_array_equal(F.one_hot(t).numpy(), TF.one_hot(torch.tensor([0, 2, 1])).numpy())
+    assert F.one_hot(t, 5).shape == (3, 5) and F.one_hot(t).dtype == np.int64
+    x = td.ones(200, 100, device=device)
+    td.manual_seed(0)
+    y = F.dropout(x, 0.3).numpy()
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.7)}
+    assert abs((y == 0).mean() - 0.3) < 0.01
+    assert F.dropout(x, 0.3, training=False) is x
+    m = nn.Dropout(0.5)
+    assert (m(x).numpy() == 0).any() and m.eval()(x) is x
+
+
+def _twin(ours, theirs):
+    """Copy tinydeep's parameters into the torch module (same names)."""
+    with torch.no_grad():
+        for n, p in theirs.named_parameters():
+            p.copy_(torch.tensor(ours.state_dict()[n].astype(np.float64)))
+
+
+@pytest.mark.parametrize("cls, shape", [("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 5)),
+                                        ("BatchNorm2d", (4, 3, 2, 2))])
+def test_batchnorm_running_stats_train_eval(cls, shape, device):  # noqa: F811
+    ours, theirs = getattr(nn, cls)(3).double().to(device), getattr(TNN, cls)(3).double()
+    assert ours.momentum == theirs.momentum == 0.1 and ours.eps == theirs.eps == 1e-5
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        x = rng.standard_normal(shape) * 2 + 1
+        a = ours(td.tensor(x, dtype=np.float64, device=device))
+        b = theirs(torch.tensor(x))
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
+    sd = ours.state_dict()
+    assert list(sd) == list(theirs.state_dict())
+    for k, v in theirs.state_dict().items():
+        np.testing.assert_allclose(sd[k], v.numpy(), rtol=1e-12)
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(ours(td.tensor(x, dtype=np.float64, device=device)).numpy(),
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+    fresh = getattr(nn, cls)(3).double()
+    fresh.load_state_dict(sd)
+    np.testing.assert_array_equal(fresh.running_var.numpy(), sd["running_var"])
+
+
+def test_batchnorm_gradients(device):  # noqa: F811
+    ours, theirs = nn.BatchNorm2d(2).double().to(device), TNN.BatchNorm2d(2).double()
+    agree(lambda x: ours(x) if isinstance(x, td.Tensor) else theirs(x), [(3, 2, 2, 2)], device)
+
+
+def test_layers_match_torch(device):  # noqa: F811
+    td.manual_seed(0)
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 4))
+    X, XT = td.tensor(x, dtype=np.float64, device=device), torch.tensor(x)
+    pairs = [(nn.Identity(), TNN.Identity()), (nn.Sigmoid(), TNN.Sigmoid()), (nn.Tanh(), TNN.Tanh()),
+             (nn.AvgPool2d(2), TNN.AvgPool2d(2)), (nn.AdaptiveAvgPool2d(1), TNN.AdaptiveAvgPool2d(1)),
+             (nn.AdaptiveAvgPool2d((3, 3)), TNN.AdaptiveAvgPool2d((3, 3))),
+             (nn.LeakyReLU(0.1), TNN.LeakyReLU(0.1)), (nn.Softmax(dim=1), TNN.Softmax(dim=1))]
+    for a, b in pairs:
+        np.testing.assert_allclose(a(X).numpy(), b(XT).numpy(), rtol=1e-10, atol=1e-12)
+    ln, lt = nn.LayerNorm(4).double().to(device), TNN.LayerNorm(4).double()
+    np.testing.assert_allclose(ln(X).numpy(), lt(XT).detach().numpy(), rtol=1e-10, atol=1e-12)
+    emb, et = nn.Embedding(5, 3).double().to(device), TNN.Embedding(5, 3).double()
+    _twin(emb, et)
+    idx = np.array([[0, 4], [4, 2]])
+    np.testing.assert_allclose(emb(td.tensor(idx, device=device)).numpy(),
+                               et(torch.tensor(idx)).detach().numpy())
+    y = np.random.default_rng(2).standard_normal((4, 5))
+    yt = td.tensor(y, device=device, dtype=np.float64)
+    t = np.array([0, 4, 1, 1])
+    for ours, theirs in ((nn.CrossEntropyLoss(), TNN.CrossEntropyLoss()),
+                         (nn.CrossEntropyLoss(label_smoothing=0.2, reduction="sum"),
+                          TNN.CrossEntropyLoss(label_smoothing=0.2, reduction="sum"))):
+        np.testing.assert_allclose(ours(yt, td.tensor(t, device=device)).numpy(),
+                                   theirs(torch.tensor(y), torch.tensor(t)).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(nn.MSELoss()(yt, yt * 0.5).numpy(),
+                               TNN.MSELoss()(torch.tensor(y), torch.tensor(y) * 0.5).numpy())
+
+
+def test_init_distributions_match_torch():
+    """Defaults at construction: BatchNorm/LayerNorm ones and zeros, Embedding N(0, 1)."""
+    bn, bt = nn.BatchNorm2d(4), TNN.BatchNorm2d(4)
+    for k, v in bt.state_dict().items():
+        np.testing.assert_array_equal(bn.state_dict()[k], v.numpy())
+        assert bn.state_dict()[k].dtype == np.dtype(str(v.dtype).replace("torch.", ""))
+    td.manual_seed(0)
+    w = nn.Embedding(1000, 100).weight.numpy()
+    assert abs(w.mean()) < 0.01 and abs(w.std() - 1) < 0.01
+    assert nn.LayerNorm(3).weight.numpy().tolist() == [1, 1, 1]
+
+
+def test_module_tree_walks_like_torch():
+    def build(lib):
+        return lib.Sequential(lib.Linear(2, 3), lib.Sequential(lib.ReLU(), lib.Linear(3, 1)),
+                              lib.BatchNorm1d(1))
+    ours, theirs = build(nn), build(TNN)
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    assert [type(m).__name__ for m in ours.children()] == [type(m).__name__ for m in theirs.children()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    seen = []
+    ours.apply(lambda m: seen.append(type(m).__name__))
+    theirs_seen = []
+    theirs.apply(lambda m: theirs_seen.append(type(m).__name__))
+    assert seen == theirs_seen
+    part = ours[1:]
+    assert isinstance(part, nn.Sequential) and len(part) == 2
+    assert ours.double().state_dict()["2.running_mean"].dtype == np.float64
+    assert ours.float()[0].weight.dtype == np.float32
+    ml = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+    md = nn.ModuleDict({"a": nn.Linear(2, 1)})
+    assert len(ml.parameters()) == 4 and len(md.parameters()) == 2 and "a" in md
+    assert list(md.keys()) == ["a"] and isinstance(ml[0], nn.Linear)
+    assert td.nn.functional is F
+
+
+def test_load_state_dict_strict():
+    m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    sd = m.state_dict()
+    del sd["1.running_var"]
+    sd["extra"] = np.zeros(1)
+    with pytest.raises(ValueError, match="missing"):
+        m.load_state_dict(sd)
+    sd["0.weight"] = np.full((2, 2), 3.0)
+    keys = m.load_state_dict(sd, strict=False)
+    assert keys.missing_keys == ["1.running_var"] and keys.unexpected_keys == ["extra"]
+    assert (m[0].weight.numpy() == 3).all()

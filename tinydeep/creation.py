@@ -1,0 +1,177 @@
+"""Module-level tensor functions, as torch's: creation (zeros, ones, full, eye, arange,
+linspace, randn, rand, *_like), joining (cat, stack), where, maximum, minimum, matmul,
+and the dtype names (td.float32, td.long, ...).
+
+Defaults follow PyTorch: float data is float32 unless dtype= says otherwise, integer
+ranges and fills are int64; random tensors come from tinydeep.manual_seed's generator
+(PyTorch's values differ, its distributions are the same). cat, stack and where are
+compositions of Place and indexing, so their gradients come free on every backend.
+"""
+import numpy as np
+
+from .rng import generator
+from .tensor import (DEFAULT_DTYPE, Elementwise, Function, Place, Tensor, normalize_axes,
+                     result_dtype)
+
+float32, float64, float16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
+int32, int64, uint8, bool = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8), np.dtype(np.bool_)
+float, double, long, int = float32, float64, int64, int32
+
+__all__ = ["zeros", "ones", "full", "eye", "arange", "linspace", "randn", "rand",
+           "zeros_like", "ones_like", "cat", "stack", "where", "maximum", "minimum",
+           "matmul", "float32", "float64", "float16", "int32", "int64", "uint8", "bool",
+           "float", "double", "long", "int"]
+
+
+def _shape(size, name):
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    if not all(isinstance(n, (np.integer, type(0))) and not isinstance(n, type(True)) and n >= 0
+               for n in size):
+        raise ValueError(f"{name}: sizes must be non-negative ints, got {size!r}")
+    return tuple(map(type(0), size))
+
+
+def _or(value, default):  # (not `value or default`: a NumPy dtype is falsy)
+    return default if value is None else value
+
+
+def _make(array, dtype, device, requires_grad):
+    return Tensor(array, requires_grad=requires_grad, device=device,
+                  dtype=result_dtype(array, dtype) if dtype is not None else array.dtype)
+
+
+def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
+    """A tensor of `size` filled with fill_value: float32 for a float, int64 for an int,
+    bool for a bool (PyTorch's inference), unless dtype= says otherwise."""
+    kind = (np.bool_ if isinstance(fill_value, type(True)) else np.int64
+            if isinstance(fill_value, (type(0), np.integer)) else DEFAULT_DTYPE)
+    return _make(np.full(_shape((size,), "full"), fill_value, dtype=_or(dtype, kind)), dtype,
+                 device, requires_grad)
+
+
+def _sized(name, make):
+    """zeros(2, 3) or zeros((2, 3)), with PyTorch's keywords; float32 by default."""
+    def fn(*size, dtype=None, device="cpu", requires_grad=False):
+        array = make(_shape(size, name)).astype(_or(dtype, DEFAULT_DTYPE))
+        return _make(array, dtype, device, requires_grad)
+    fn.__name__ = name
+    return fn
+
+
+zeros, ones = _sized("zeros", np.zeros), _sized("ones", np.ones)
+randn = _sized("randn", lambda s: generator().standard_normal(s))  # from manual_seed's generator
+rand = _sized("rand", lambda s: generator().random(s))             # uniform on [0, 1)
+
+
+def eye(n, m=None, *, dtype=None, device="cpu", requires_grad=False):
+    return _make(np.eye(n, m, dtype=_or(dtype, DEFAULT_DTYPE)), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=False):
+    """[start, end) by step: int64 when all three are ints, float32 otherwise."""
+    start, end = (0, start) if end is None else (start, end)
+    ints = all(isinstance(v, (type(0), np.integer)) for v in (start, end, step))
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    a = np.arange(start, end, step, dtype=np.int64 if ints else np.float64)
+    return _make(a.astype(_or(dtype, np.int64 if ints else DEFAULT_DTYPE)), dtype, device,
+                 requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device="cpu", requires_grad=False):
+    return _make(np.linspace(start, end, steps).astype(_or(dtype, DEFAULT_DTYPE)), dtype, device,
+                 requires_grad)
+
+
+def _like(fill):
+    def like(t, *, dtype=None, device=None, requires_grad=False):
+        return full(t.shape, fill, dtype=_or(dtype, t.dtype), device=_or(device, t.device),
+                    requires_grad=requires_grad)
+    return like
+
+
+zeros_like, ones_like = _like(0), _like(1)
+
+
+class Cat(Function):
+    """Tensors joined along `dim`: each placed at its slice of the result (on the host,
+    np.concatenate); the gradient is each slice of g."""
+
+    def forward(self, *xs, dim, shape):
+        self.index, start = [], 0
+        for x in xs:
+            sl = [slice(None)] * len(shape)
+            sl[dim] = slice(start, start + x.shape[dim])
+            self.index.append(tuple(sl))
+            start += x.shape[dim]
+        if all(isinstance(x, np.ndarray) for x in xs):
+            return np.concatenate(xs, axis=dim)
+        out = self.arrays.full(shape, 0, xs[0].dtype)
+        for x, index in zip(xs, self.index):
+            out = self.k.add(out, self.k.index_backward(x, index, shape))
+        return out
+
+    def backward(self, g):
+        a = self.arrays
+        return tuple(a.contiguous(a.take(g, index)) if need else None
+                     for index, need in zip(self.index, self.needs_grad))
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError("cat needs a non-empty sequence of Tensors")
+    first = tensors[0]
+    (d,) = normalize_axes(dim, first.ndim, "cat")
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1:] != first.shape[:d] + first.shape[d + 1:]:
+            raise ValueError(f"cat: shapes {first.shape} and {t.shape} differ outside dim {dim}")
+        if t.dtype != first.dtype:
+            raise TypeError(f"cat: mixed dtypes {first.dtype} and {t.dtype}; cast one first")
+    shape = first.shape[:d] + (sum(t.shape[d] for t in tensors),) + first.shape[d + 1:]
+    return Cat.apply(*tensors, dim=d, shape=shape)
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError("stack needs a non-empty sequence of Tensors")
+    if len({t.shape for t in tensors}) > 1:
+        raise ValueError(f"stack: all tensors need one shape, got {sorted({t.shape for t in tensors})}")
+    (d,) = normalize_axes(dim, tensors[0].ndim + 1, "stack")
+    return cat([t.unsqueeze(d) for t in tensors], d)
+
+
+def where(condition, input, other):
+    """input where condition holds, else other (broadcast): the picked elements of each
+    placed in the result, so an inf or NaN in the branch not taken never leaks (as x·0 would)."""
+    cond = condition.numpy() if isinstance(condition, Tensor) else np.asarray(condition)
+    ref = input if isinstance(input, Tensor) else other
+    tensors = [t if isinstance(t, Tensor) else Tensor(t, device=ref.device, dtype=ref.dtype)
+               for t in (input, other)]
+    shape = np.broadcast_shapes(cond.shape, *(t.shape for t in tensors))
+    cond = np.broadcast_to(cond.astype(np.bool_), shape)
+    a, b = (t.expand(shape) if t.shape != shape else t for t in tensors)
+    return (Place.apply(a[cond], index=cond, shape=shape)
+            + Place.apply(b[~cond], index=~cond, shape=shape))
+
+
+def maximum(input, other):
+    """Elementwise max; on ties each input gets half the gradient (PyTorch's rule)."""
+    return Elementwise.apply(input, other, op="maximum")
+
+
+def minimum(input, other):
+    return Elementwise.apply(input, other, op="minimum")
+
+
+def matmul(input, other):
+    """input @ other for 1-D and 2-D tensors (a 1-D side is a row or a column, dropped
+    after, as PyTorch's)."""
+    a = input.unsqueeze(0) if input.ndim == 1 else input
+    b = other.unsqueeze(1) if other.ndim == 1 else other
+    y = a @ b
+    if input.ndim == 1:
+        y = y.squeeze(0)
+    return y.squeeze(-1) if other.ndim == 1 else y
+
