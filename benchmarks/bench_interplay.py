@@ -101,7 +101,7 @@ def run(n=512, rounds=5, pairs=20, settle_s=0.2):
                       t["blocks"] / t["limited"], TARGET, ">=",
                       note=f"{gflops['limited']:.0f} GFLOP/s; NumPy's matmul right after "
                            f"tinydeep's relu: {t['numpy_blocks'] / t['numpy_after_relu']:.2f} "
-                           f"of its speed in blocks; load average {load}"),
+                           f"of its speed in blocks; load average {load:.1f}"),
     ]
     return {"benchmark": "interplay", "n": n, "seconds_per_call": t, "gflops": gflops,
             "load_average": load, "figures": figures}
