@@ -17,12 +17,13 @@ rung buys next to NumPy's BLAS.
 `matmul`, `matmul_nt` and `matmul_tn` (the backend contract) run the packed
 kernel. Packing reads its input through the strides, so a transposed
 operand costs nothing extra: a.T @ b is the packed kernel applied to the
-view a.T.
+view a.T, and one compiled kernel per dtype serves every layout.
 
 All kernels compile lazily on first call and are cached on disk (cache=True).
-The packed kernel keeps one packing workspace per calling thread, of about
-(threads * MC + N) * KC elements (2 MiB for N = 2048 at float32), and runs
-products smaller than SERIAL_BELOW on one thread.
+The packed kernel's parts run on tinydeep.threads.team (parked Python threads,
+the kernel releases the GIL), one part per thread; it keeps one packing
+workspace per calling thread, of about (threads * MC + N) * KC elements, and
+runs products smaller than SERIAL_BELOW on the calling thread alone.
 """
 import os
 import sys
@@ -167,11 +168,11 @@ def matmul_blocked(a, b, out=None):
 #               micro-kernel walks both with unit stride.
 #   part        the rectangle of c one thread computes.
 #
-# Each thread runs this loop nest on its own part, packing into its own
-# workspace, so the threads never wait for each other:
+# Each thread runs this loop nest (_gemm_part) on its own part, packing into its
+# own workspace, so the threads never wait for each other:
 #
 #   for k0 in steps of KC:
-#       pack b[k0:k0+KC, part's columns] into b-slivers      (KC x NR each, L1)
+#       pack b[k0:k0+KC, part's columns] into b-slivers      (KC x NR each, L1/L2)
 #       for ic in steps of MC over the part's rows:
 #           pack a[ic:ic+MC, k0:k0+KC] into a-slivers        (MC x KC in all, L2)
 #           for each b-sliver j0, for each a-sliver i0:
