@@ -11,9 +11,9 @@ one just computed). A worker process runs with `threads` Numba/BLAS threads
 oversubscribe the cores.
 
 With `out`, each finished task is written at once, atomically, to
-out/<name>-<hash of fn, its source file and task>.json, and a rerun reads those
-files back instead of training again: an interrupted sweep resumes where it
-stopped. (Delete the folder to rerun after changing code outside fn's own file.)
+out/<name>-<hash of fn, its source and task>.json, and a rerun reads those files
+back instead of training again: an interrupted sweep resumes where it stopped.
+(Delete the folder to rerun after changing code that fn calls.)
 
 `summary` and `paired` turn per-seed numbers into mean ± std and the paired
 difference with its spread, and say in words whether it is beyond the seed noise.
@@ -48,11 +48,10 @@ def _json_default(v):
 
 
 def _source_digest(fn):
-    """A hash of the file that defines fn: a record kept by older code is not reused
-    after that file changes (changes elsewhere, e.g. in the engine, are not seen)."""
+    """A hash of fn's source: a record kept by an older fn is not reused after fn
+    changes (changes elsewhere, in what fn calls, are not seen)."""
     try:
-        with open(inspect.getsourcefile(fn), "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+        return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()
     except (OSError, TypeError):
         return ""
 

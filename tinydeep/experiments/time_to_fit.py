@@ -20,6 +20,16 @@ Per (schedule, p, seed): steps to 100 % training accuracy (scored after every ep
 on the whole training set) or None, and the final training accuracy. The trend is the
 least-squares slope of steps-to-fit against p over every run that fitted, with its
 95 % interval (and, per seed, steps relative to the same seed's p = 0).
+
+What the default run finds (3 seeds, 2026-11-26): with the paper's schedule no run
+reaches 100 % training accuracy, not even on true labels (final training accuracy
+65 % at p = 0 down to 26 % at p = 1): a rate that shrinks ×0.95 per 32-step epoch has
+spent itself long before MNIST-1D is memorized, so "time to fit" does not exist and
+cannot grow. With the rate held constant every run fits, and the time grows with p:
+7,900 ± 500 steps at p = 0, 10,100 at 0.25, 10,700 at 0.5, 10,900 at 0.75 and
+11,100 ± 800 at p = 1 (1.40 ± 0.04 × the same seed's p = 0); slope +2,900 steps per
+unit of p, 95 % interval [+1,700, +4,100]: beyond the seed noise. So the paper's claim
+stands on MNIST-1D once the decay is taken out, and the decay is what hid it.
 """
 import time
 
