@@ -33,7 +33,10 @@ CASES = {
     "sigmoid": (lambda x: FF(x).sigmoid(x), [(2, 3)]),
     "tanh": (lambda x: FF(x).tanh(x), [(2, 3)]),
     "leaky_relu": (lambda x: FF(x).leaky_relu(x, 0.2), [(3, 4)]),
+    "F.softmax 3-D dim 0": (lambda x: FF(x).softmax(x, dim=0), [(2, 3, 4)]),
+    "F.log_softmax 2-D dim 0": (lambda x: FF(x).log_softmax(x, dim=0), [(3, 4)]),
     "gelu tanh": (lambda x: FF(x).gelu(x, approximate="tanh"), [(3, 4)]),
+    "gelu": (lambda x: FF(x).gelu(x), [(3, 4)]),
     "mse sum": (lambda x, y: FF(x).mse_loss(x, y, reduction="sum"), [(3, 4), (3, 4)]),
     "mse none": (lambda x, y: FF(x).mse_loss(x, y, reduction="none"), [(3, 4), (3, 4)]),
     "cross_entropy": (lambda x: FF(x).cross_entropy(x, tgt(x, [0, 3, 1])), [(3, 4)]),
@@ -128,7 +131,8 @@ def test_layers_match_torch(device):  # noqa: F811
     pairs = [(nn.Identity(), TNN.Identity()), (nn.Sigmoid(), TNN.Sigmoid()), (nn.Tanh(), TNN.Tanh()),
              (nn.AvgPool2d(2), TNN.AvgPool2d(2)), (nn.AdaptiveAvgPool2d(1), TNN.AdaptiveAvgPool2d(1)),
              (nn.AdaptiveAvgPool2d((3, 3)), TNN.AdaptiveAvgPool2d((3, 3))),
-             (nn.LeakyReLU(0.1), TNN.LeakyReLU(0.1)), (nn.Softmax(dim=1), TNN.Softmax(dim=1))]
+             (nn.LeakyReLU(0.1), TNN.LeakyReLU(0.1)), (nn.Softmax(dim=1), TNN.Softmax(dim=1)),
+             (nn.GELU(), TNN.GELU()), (nn.LogSoftmax(dim=-1), TNN.LogSoftmax(dim=-1))]
     for a, b in pairs:
         np.testing.assert_allclose(a(X).numpy(), b(XT).numpy(), rtol=1e-10, atol=1e-12)
     ln, lt = nn.LayerNorm(4).double().to(device), TNN.LayerNorm(4).double()

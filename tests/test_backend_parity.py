@@ -122,7 +122,7 @@ def run_both(name, args, kwargs, dtype):
     for i, (a_cpu, a_ref, a_in) in enumerate(zip(after["cpu"], after["reference"], args)):
         if isinstance(a_in, np.ndarray):
             assert_close(a_cpu, a_ref, dtype, f"{name} argument {i} after the call")
-            if name != "sgd_update":  # only the optimizer updates its inputs
+            if name not in ("sgd_update", "adam_update"):  # only the optimizers update inputs
                 np.testing.assert_array_equal(a_cpu, a_in, err_msg=f"{name} changed argument {i}")
     return results["cpu"]
 
@@ -142,6 +142,13 @@ POOL_GEOMETRIES = [(1, 1, 1, 1, (1, 1), (1, 1), (0, 0)), (2, 3, 9, 8, (3, 3), (2
                    (2, 1, 7, 7, (5, 3), (3, 1), (2, 0)), (1, 2, 5, 9, (4, 2), (3, 2), (2, 1)),
                    (1, 1, 6, 6, (2, 3), (2, 1), (0, 1))]
 SGD_SETTINGS = [(0.0, False, 0.0), (0.0, False, 1e-2), (0.9, False, 0.0), (0.9, True, 5e-4)]
+ADAM_SETTINGS = [(0.0, False), (0.1, False), (0.1, True)]   # (weight decay, decoupled: AdamW)
+
+
+def _nonnegative(a):
+    """|a| in place (its layout kept, a 0-d array stays an array): Adam's second moments."""
+    np.abs(a, out=a)
+    return a
 
 
 def _elementwise_binary(mk):
@@ -242,6 +249,11 @@ CASES = {
     "sgd_update": lambda mk: [
         ((mk.normal(*s), mk.normal(*s), mk.normal(*s) if mom else None, 0.1, mom, nest, wd), {})
         for s in [(), (1,), (33, 17), (4, 3, 5)] for mom, nest, wd in SGD_SETTINGS],
+    "adam_update": lambda mk: [
+        ((mk.normal(*s), mk.normal(*s), mk.normal(*s), _nonnegative(mk.normal(*s)), step, 1e-2, 0.9, 0.99,
+          1e-8, wd, decoupled), {})
+        for s in [(), (1,), (33, 17), (4, 3, 5)] for step in (1, 7)
+        for wd, decoupled in ADAM_SETTINGS],
 }
 
 

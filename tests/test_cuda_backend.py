@@ -32,7 +32,7 @@ if backends.cuda_available():
 else:
     SIMULATING = True
 
-from test_backend_parity import CASES, TOL, Maker, _sampling_cases, assert_close  # noqa: E402
+from test_backend_parity import CASES, TOL, Maker, _nonnegative, _sampling_cases, assert_close  # noqa: E402
 
 ref = backends.module("reference")
 DTYPES = (np.float32, np.float64)
@@ -122,6 +122,10 @@ TINY_CASES = {
     "sgd_update": lambda mk: [
         ((mk.normal(*s), mk.normal(*s), mk.normal(*s) if mom else None, 0.1, mom, nest, wd), {})
         for s in [(), (1,), (3, 4)] for mom, nest, wd in SGD],
+    "adam_update": lambda mk: [
+        ((mk.normal(*s), mk.normal(*s), mk.normal(*s), _nonnegative(mk.normal(*s)), step, 1e-2, 0.9, 0.99,
+          1e-8, wd, decoupled), {})
+        for s in [(), (3, 4)] for step in (1, 7) for wd, decoupled in ((0.1, False), (0.1, True))],
 }
 SUITE = TINY_CASES if SIMULATING else CASES
 
@@ -153,7 +157,7 @@ def run_cuda(name, args, kwargs, dtype):
     for i, (d, a, w) in enumerate(zip(dev_args, args, want_args)):
         if isinstance(a, np.ndarray):
             after = cd.to_host(d)
-            if name == "sgd_update":            # in place: compare with the reference's update
+            if name in ("sgd_update", "adam_update"):   # in place: vs the reference's update
                 assert_close(after, w, dtype, f"{name} argument {i} after the call")
             else:
                 np.testing.assert_array_equal(after, a, err_msg=f"{name} changed argument {i}")

@@ -167,6 +167,7 @@ def catalog():
             [arr(dt, 1), arr("int64", 1), int64, arr(dt, 1)])
         add(f"sgd[{dt}]", lambda: K._sgd_kernel,
             [arr(dt, 1), arr(dt, 1), arr(dt, 1), boolean, f, f, boolean, f])
+        add(f"adam[{dt}]", lambda: K._adam_kernel, [arr(dt, 1)] * 4 + [f] * 8)
         add(f"affine_grid[{dt}]", S._affine_grid_kernel,
             [arr(dt, 3), arr(dt, 1), arr(dt, 1), arr(dt, 4)])
         add(f"affine_grid_backward[{dt}]", S._affine_grid_backward_kernel,

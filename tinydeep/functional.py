@@ -127,12 +127,19 @@ def _rows(name, x, dim):
     return x
 
 
+def _any_dim(x, dim):
+    """Not over dim 1 of a 2-D tensor: the any-dim, any-rank method (tensor_api.py), which
+    brings `dim` last and comes back here with rows."""
+    return (isinstance(x, Tensor) and isinstance(dim, (int, np.integer)) and not isinstance(dim, bool)
+            and x.dtype.kind == "f" and x.numel() > 0 and not (x.ndim == 2 and dim in (1, -1)))
+
+
 def log_softmax(x, dim=1):
-    return LogSoftmax.apply(_rows("log_softmax", x, dim))
+    return x.log_softmax(dim) if _any_dim(x, dim) else LogSoftmax.apply(_rows("log_softmax", x, dim))
 
 
 def softmax(x, dim=1):
-    return Softmax.apply(_rows("softmax", x, dim))
+    return x.softmax(dim) if _any_dim(x, dim) else Softmax.apply(_rows("softmax", x, dim))
 
 
 class CrossEntropy(Function):
@@ -440,9 +447,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """PyTorch's cross_entropy: nll_loss of log_softmax over dim 1, with optional class
     weights, an ignored class and label smoothing ε (the target mixed with ε/C uniform).
     Plain mean over (M, C) logits runs the fused kernel."""
+    on_device = isinstance(target, Tensor) and target.device != "cpu"   # (no readback per step)
     if (weight is None and reduction == "mean" and label_smoothing == 0 and isinstance(input, Tensor)
-            and input.ndim == 2 and not (np.asarray(target.numpy() if isinstance(target, Tensor)
-                                                    else target) == ignore_index).any()):
+            and input.ndim == 2 and (on_device or not (np.asarray(target) == ignore_index).any())):
         return _cross_entropy_fused(input, target)
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")

@@ -75,7 +75,8 @@ class _BatchNorm(Module):
                              f"-D input with {self.num_features} channels in dim 1, got shape {x.shape}")
         batch_stats = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            n = self.num_batches_tracked      # (a count: updated on the host, any device)
+            n.data = Tensor(n.numpy() + 1, device=n.device, dtype=np.int64).data
         run = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
         return F.batch_norm(x, *run, self.weight, self.bias, batch_stats, self.momentum, self.eps)
 

@@ -1,35 +1,29 @@
-"""Stochastic gradient descent and learning-rate schedules, as in torch.optim.
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules, as in torch.optim.
 
 An optimizer holds `param_groups`: a list of dicts, each with its 'params' and its own
-hyperparameters ('lr', 'momentum', 'dampening', 'weight_decay', 'nesterov'); a key a
-group leaves out takes the constructor's value. Schedulers change a group's 'lr' in
-place and are chainable: each step multiplies the current rate by a factor, so a rate
-the user set by hand, or another scheduler's change, is kept.
+hyperparameters ('lr', 'momentum', 'weight_decay', ...); a key a group leaves out takes
+the constructor's value. The schedulers live in lr_scheduler.py (optim.lr_scheduler).
 """
 import math
 
 from . import backends
 from .tensor import Tensor, _check_grad
 
-HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
 
+class Optimizer:
+    """What every optimizer shares, as torch.optim.Optimizer: `param_groups` (dicts with
+    'params' and the hyperparameters, a key left out taking the constructor's value),
+    per-parameter `state`, zero_grad, a step that checks every parameter before it
+    updates any, and state_dict/load_state_dict in PyTorch's layout. A subclass sets
+    `defaults` and defines `_update(group, p, state)`."""
 
-class SGD:
-    """PyTorch's SGD, one fused kernel per parameter:
-        g = ∇ + λ·p                                    (weight decay)
-        v = g at the first step, then μ·v + (1 - τ)·g  (momentum buffer, dampening τ)
-        g = g + μ·v  if nesterov  else  v
-        p = p - lr·g
-    """
-
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
-        self.defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                             weight_decay=weight_decay, nesterov=nesterov)
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        name = type(self).__name__
         params = list(params) if not isinstance(params, Tensor) else params
         if isinstance(params, Tensor) or not params:
             raise (TypeError if params else ValueError)(
-                "SGD needs an iterable of Tensors or of param-group dicts, got "
+                f"{name} needs an iterable of Tensors or of param-group dicts, got "
                 + ("a Tensor (wrap it in a list)" if params else "an empty parameter list"))
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups, self.state = [], {}
@@ -37,18 +31,19 @@ class SGD:
             self.add_param_group(group)
 
     def add_param_group(self, group):
+        name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
-            raise TypeError(f"SGD: a param group must be a dict with a 'params' entry, got {group!r}")
-        unknown = set(group) - set(HYPERPARAMETERS) - {"params", "initial_lr"}
+            raise TypeError(f"{name}: a param group must be a dict with a 'params' entry, got {group!r}")
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
-            raise ValueError(f"SGD: unknown param-group keys {sorted(unknown)}")
+            raise ValueError(f"{name}: unknown param-group keys {sorted(unknown)}")
         g = {**self.defaults, **group}
         g["params"] = [g["params"]] if isinstance(g["params"], Tensor) else list(g["params"])
-        _check_group(g, len(self.param_groups))
+        self._check_group(g, len(self.param_groups))
         seen = {id(p) for other in self.param_groups for p in other["params"]}
         if seen & {id(p) for p in g["params"]} or len({id(p) for p in g["params"]}) < len(g["params"]):
-            raise ValueError("SGD: a parameter appears more than once (in one group or in two); "
-                             "it would be updated twice per step")
+            raise ValueError(f"{name}: a parameter appears more than once (in one group or in "
+                             f"two); it would be updated twice per step")
         self.param_groups.append(g)
 
     @property
@@ -61,7 +56,7 @@ class SGD:
         for g in self.param_groups:
             g["lr"] = value
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
         for g in self.param_groups:
             for p in g["params"]:
                 p.grad = None
@@ -75,139 +70,156 @@ class SGD:
                 if p.grad is None:
                     continue
                 _check_grad(p, p.grad)
-                # (host arrays only: a CUDA device array's .flags is a dict, and never read-only)
+                # host arrays only: a CUDA DeviceNDArray's .flags is a dict (the simulator's
+                # is NumPy's), and device memory is never read-only
                 if getattr(getattr(p.data, "flags", None), "writeable", True) is False:
-                    raise ValueError(f"SGD: parameter {i} of group {gi} (shape {p.shape}) is "
-                                     f"read-only (from_numpy of a read-only or memory-mapped "
-                                     f"array?); make a writable copy with tinydeep.tensor(...)")
-                todo.append((group, p))
-        for group, p in todo:
-            self._update(group, p)
-
-    def _update(self, group, p):
-        k, arrays = backends.get(p.device), backends.arrays(p.device)
-        mom, damp = group["momentum"], group["dampening"]
-        state = self.state.setdefault(id(p), {})
-        buf, grad, wd = state.get("momentum_buffer"), p.grad, group["weight_decay"]
-        if buf is not None and backends.is_device_array(buf) != backends.is_device_array(p.data):
-            raise ValueError("SGD: a parameter moved to another device after the optimizer "
-                             "took a step; create the optimizer after Module.to(device)")
-        if mom and buf is None:       # zeros: the first step's buffer is then the gradient itself
-            buf = state["momentum_buffer"] = arrays.full(p.shape, 0, p.dtype)
-        elif mom and damp:            # μ·v + (1 - τ)(∇ + λp): the kernel with ∇, λ scaled
-            grad, wd = k.mul_scalar(grad, 1.0 - damp), wd * (1.0 - damp)
-        k.sgd_update(p.data, grad, buf, group["lr"], mom, group["nesterov"], wd)
+                    raise ValueError(f"{type(self).__name__}: parameter {i} of group {gi} (shape "
+                                     f"{p.shape}) is read-only (from_numpy of a read-only or "
+                                     f"memory-mapped array?); make a writable copy with "
+                                     f"tinydeep.tensor(...)")
+                state = self.state.setdefault(p, {})   # keyed by the parameter, as PyTorch's
+                if any(backends.is_device_array(v) != backends.is_device_array(p.data)
+                       for v in state.values() if hasattr(v, "shape") and v.shape):
+                    raise ValueError(f"{type(self).__name__}: a parameter moved to another device "
+                                     f"after the optimizer took a step; create the optimizer "
+                                     f"after Module.to(device)")
+                todo.append((group, p, state))
+        for group, p, state in todo:
+            self._update(group, p, state)
 
     def state_dict(self):
-        """PyTorch's layout: parameters named by their index over all groups; momentum
-        buffers as NumPy copies."""
+        """PyTorch's layout: parameters named by their index over all groups; each one's
+        state (buffers as NumPy copies, counts as numbers)."""
         params = [p for g in self.param_groups for p in g["params"]]
         index = {id(p): i for i, p in enumerate(params)}
         groups = [{**{k: v for k, v in g.items() if k != "params"},
                    "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
         state = {}
         for i, p in enumerate(params):
-            buf = self.state.get(id(p), {}).get("momentum_buffer")
-            if buf is not None:
-                state[i] = {"momentum_buffer": backends.arrays(p.device).to_host(buf).copy()}
+            s = {k: (backends.arrays(p.device).to_host(v).copy() if hasattr(v, "shape") else v)
+                 for k, v in self.state.get(p, {}).items() if v is not None}
+            if s:
+                state[i] = s
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Restore hyperparameters and momentum buffers saved by state_dict(); the groups
-        must have the same sizes, the buffers the parameters' shapes. Checked first."""
+        """Restore hyperparameters and state saved by state_dict(); the groups must have the
+        same sizes, the buffers the parameters' shapes. Checked first."""
+        name = type(self).__name__
         groups = state_dict["param_groups"]
         if [len(g["params"]) for g in groups] != [len(g["params"]) for g in self.param_groups]:
-            raise ValueError("SGD.load_state_dict: the saved param groups do not match this "
-                             "optimizer's in number or size")
+            raise ValueError(f"{name}.load_state_dict: the saved param groups do not match this "
+                             f"optimizer's in number or size")
         params = [p for g in self.param_groups for p in g["params"]]
-        buffers = {}
+        loaded = {}
         for i, s in state_dict["state"].items():
-            b = s.get("momentum_buffer")
-            if b is not None and tuple(b.shape) != params[int(i)].shape:
-                raise ValueError(f"SGD.load_state_dict: the momentum buffer of parameter {i} has "
-                                 f"shape {tuple(b.shape)}, the parameter {params[int(i)].shape}")
             p = params[int(i)]
-            buffers[id(p)] = Tensor(b, device=p.device, dtype=p.dtype).data
-        for g, saved in zip(self.param_groups, groups):
+            loaded[p] = {}
+            for k, v in s.items():
+                if hasattr(v, "shape") and tuple(v.shape) not in ((), p.shape):
+                    raise ValueError(f"{name}.load_state_dict: the {k} of parameter {i} has "
+                                     f"shape {tuple(v.shape)}, the parameter {p.shape}")
+                loaded[p][k] = (Tensor(v, device=p.device, dtype=p.dtype).data
+                                if hasattr(v, "shape") and v.shape else v)
+        for gi, (g, saved) in enumerate(zip(self.param_groups, groups)):
             new = {**g, **{k: v for k, v in saved.items() if k != "params"}}
-            _check_group(new, self.param_groups.index(g))
-            g.update(new)
-        self.state = {pid: {"momentum_buffer": b} for pid, b in buffers.items()}
+            self._check_group(new, gi)
+        for g, saved in zip(self.param_groups, groups):
+            g.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = loaded
+
+    def _check_group(self, g, gi):
+        name = type(self).__name__
+        where = f"{name} (param group {gi})"
+        for i, p in enumerate(g["params"]):  # as PyTorch: only tensors, named by position
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name} can only optimize Tensors, but params[{i}] of group "
+                                f"{gi} is a {type(p).__name__}; pass model.parameters()")
+            if not p.is_leaf:
+                raise ValueError(f"{where}: params[{i}] is not a leaf (it was computed from others)")
+        for what in self.numbers:
+            v = g[what]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
+                raise TypeError(f"{where}: {what} must be a number, got {v!r}")
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{where}: {what} must be finite and >= 0, got {v!r}")
 
 
-def _check_group(g, gi):
-    where = f"SGD (param group {gi})"
-    for i, p in enumerate(g["params"]):  # as PyTorch: only tensors, named by position
-        if not isinstance(p, Tensor):
-            raise TypeError(f"SGD can only optimize Tensors, but params[{i}] of group {gi} is "
-                            f"a {type(p).__name__}; pass model.parameters()")
-        if not p.is_leaf:
-            raise ValueError(f"{where}: params[{i}] is not a leaf (it was computed from others)")
-    for what in ("lr", "momentum", "dampening", "weight_decay"):
-        v = g[what]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__float__"):
-            raise TypeError(f"{where}: {what} must be a number, got {v!r}")
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"{where}: {what} must be finite and >= 0, got {v!r}")
-    if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
-        raise ValueError(f"{where}: Nesterov momentum needs momentum > 0 and dampening 0")
+class SGD(Optimizer):
+    """PyTorch's SGD, one fused kernel per parameter:
+        g = ∇ + λ·p                                    (weight decay)
+        v = g at the first step, then μ·v + (1 - τ)·g  (momentum buffer, dampening τ)
+        g = g + μ·v  if nesterov  else  v
+        p = p - lr·g
+    """
+    numbers = ("lr", "momentum", "dampening", "weight_decay")
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _check_group(self, g, gi):
+        super()._check_group(g, gi)
+        if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
+            raise ValueError(f"SGD (param group {gi}): Nesterov momentum needs momentum > 0 "
+                             f"and dampening 0")
+
+    def _update(self, group, p, state):
+        k, arrays = backends.get(p.device), backends.arrays(p.device)
+        mom, damp = group["momentum"], group["dampening"]
+        buf, grad, wd = state.get("momentum_buffer"), p.grad, group["weight_decay"]
+        if mom and buf is None:       # zeros: the first step's buffer is then the gradient itself
+            buf = state["momentum_buffer"] = arrays.full(p.shape, 0, p.dtype)
+        elif mom and damp:            # μ·v + (1 - τ)(∇ + λp): the kernel with ∇, λ scaled
+            grad, wd = k.mul_scalar(grad, 1.0 - damp), wd * (1.0 - damp)
+        k.sgd_update(p.data, grad, buf, group["lr"], mom, group["nesterov"], wd)
 
 
-class LRScheduler:
-    """Chainable, as PyTorch's: each step() sets every group's lr from its current value
-    (`_factor` says by what), so changes made by hand or by another scheduler are kept.
-    base_lrs are the groups' 'initial_lr' (their lr when the first scheduler was made)."""
+class Adam(Optimizer):
+    """Kingma & Ba 2015 as torch.optim.Adam (and AdamW, Loshchilov & Hutter 2019, with
+    decoupled=True), one fused kernel per parameter (backends: adam_update):
+        g = ∇ + λ·p  (Adam)            p = p·(1 - lr·λ)  (AdamW)
+        m = β₁·m + (1 - β₁)·g          v = β₂·v + (1 - β₂)·g²
+        p = p - lr · (m / (1 - β₁ᵗ)) / (√(v / (1 - β₂ᵗ)) + ε)
+    """
+    numbers = ("lr", "eps", "weight_decay")
+    decoupled = False
 
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
-        for g in optimizer.param_groups:
-            g.setdefault("initial_lr", g["lr"])
-        self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
-        self.last_epoch = -1
-        self.step()
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False):
+        if amsgrad:
+            raise ValueError(f"{type(self).__name__}: amsgrad=True is not implemented")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=False))
 
-    def step(self):
-        self.last_epoch += 1
-        f = self._factor()
-        for g in self.optimizer.param_groups:
-            g["lr"] = g["lr"] * f
-        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+    def _check_group(self, g, gi):
+        super()._check_group(g, gi)
+        b = g["betas"]
+        if len(b) != 2 or not all(isinstance(v, (int, float)) and 0 <= v < 1 for v in b):
+            raise ValueError(f"{type(self).__name__} (param group {gi}): betas must be two "
+                             f"numbers in [0, 1), got {b!r}")
 
-    def get_last_lr(self):
-        return list(self._last_lr)
-
-    def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state):
-        self.__dict__.update(state)
-
-
-def _positive(name, what, v, integer=False):
-    if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) or not v > 0:
-        raise ValueError(f"{name}: {what} must be a positive {'int' if integer else 'number'}, "
-                         f"got {v!r}")
-    return v
+    def _update(self, group, p, state):
+        k, arrays = backends.get(p.device), backends.arrays(p.device)
+        if not state:
+            state.update(step=0, exp_avg=arrays.full(p.shape, 0, p.dtype),
+                         exp_avg_sq=arrays.full(p.shape, 0, p.dtype))
+        state["step"] += 1
+        k.adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
+                      group["lr"], *group["betas"], group["eps"], group["weight_decay"],
+                      self.decoupled)
 
 
-class StepLR(LRScheduler):
-    """lr ← lr·γ every `step_size` steps; call step() once per epoch."""
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default λ = 0.01, as PyTorch's)."""
+    decoupled = True
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = _positive("StepLR", "step_size", step_size, integer=True)
-        self.gamma = _positive("StepLR", "gamma", gamma)
-        super().__init__(optimizer)
-
-    def _factor(self):
-        return self.gamma if self.last_epoch > 0 and self.last_epoch % self.step_size == 0 else 1.0
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
-class ExponentialLR(LRScheduler):
-    """lr ← lr·γ at every step (Zhang et al. decay the rate by 0.95 per epoch)."""
-
-    def __init__(self, optimizer, gamma):
-        self.gamma = _positive("ExponentialLR", "gamma", gamma)
-        super().__init__(optimizer)
-
-    def _factor(self):
-        return self.gamma if self.last_epoch > 0 else 1.0
+from . import lr_scheduler  # noqa: E402  (torch.optim.lr_scheduler's place)
+from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR, LRScheduler,  # noqa: E402,F401
+                           MultiStepLR, StepLR)

@@ -384,14 +384,6 @@ class Tensor:
         # the mean of nothing is 0/0 = NaN, as in PyTorch
         return MulScalar.apply(self.sum(axis, keepdims), s=1.0 / n if n else float("nan"))
 
-    def argmax(self, axis=None, *, dim=None):
-        axis = _torch_names(axis, False, dim, None)[0]
-        if axis is not None:
-            (axis,) = normalize_axes(axis, self.ndim, "argmax")
-        return _wrap(np.asarray(backends.arrays(self.device).argmax(self.data, axis))
-                     if self.device == "cpu" else
-                     backends.arrays(self.device).argmax(self.data, axis), self.device)
-
 
 def _torch_names(axis, keepdims, dim, keepdim):
     if dim is not None and axis is not None:

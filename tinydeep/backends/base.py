@@ -25,7 +25,7 @@ KERNELS = (
     "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
     "im2col", "col2im", "max_pool2d", "max_pool2d_backward",
     "affine_grid", "affine_grid_backward", "bilinear_sample", "bilinear_sample_backward",
-    "index_backward", "sgd_update",
+    "index_backward", "sgd_update", "adam_update",
 )
 FAMILIES = ("unary", "unary_backward", "binary", "binary_backward")
 HELPERS = ("is_array", "from_host", "to_host", "full", "broadcast_to", "transpose",
@@ -166,6 +166,13 @@ class Backend:
     def sgd_update(self, param, grad, buf, lr, momentum, nesterov, weight_decay):
         """In place, PyTorch's rule (dampening 0): g = grad + λ·param; when μ ≠ 0
         buf = μ·buf + g, g = g + μ·buf (nesterov) or buf; param -= lr·g. Returns None."""
+
+    @declared
+    def adam_update(self, param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps,
+                    weight_decay, decoupled):
+        """In place, PyTorch's Adam (decoupled=False: g = grad + λ·param) or AdamW (True:
+        param ·= 1 - lr·λ, g = grad): m = β₁·m + (1-β₁)·g, v = β₂·v + (1-β₂)·g²,
+        param -= lr/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε), t = step >= 1. Returns None."""
 
     # --- array helpers: the NumPy the Tensor layer does to .data itself -----------------
     def is_array(self, a):

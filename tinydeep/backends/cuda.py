@@ -444,6 +444,31 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
                                       bool(nesterov), t(weight_decay))
 
 
+@cuda.jit
+def _adam_kernel(param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
+    # as the CPU's: g = grad + λp; m += (1-β₁)(g - m); v = β₂v + (1-β₂)g²;
+    # p = p·decay - step · m / (√v / √(1-β₂ᵗ) + ε)
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
+        p = param[i]
+        g = grad[i] + wd * p
+        mi = m[i] + b1c * (g - m[i])
+        vi = b2 * v[i] + b2c * g * g
+        m[i] = mi
+        v[i] = vi
+        param[i] = p * decay - step * (mi / (math.sqrt(vi) / bc2s + eps))
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
+                decoupled):
+    """One Adam/AdamW step in place (PyTorch's rule; see base.Backend.adam_update)."""
+    t = param.dtype.type
+    decay, wd = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+    if param.size:
+        _adam_kernel[grid(param.size)](flat(param), flat(grad), flat(exp_avg), flat(exp_avg_sq),
+                                       t(decay), t(wd), t(1.0 - beta1), t(beta2), t(1.0 - beta2),
+                                       t(lr / (1.0 - beta1 ** step)),
+                                       t(math.sqrt(1.0 - beta2 ** step)), t(eps))
+
 # Defined here, or in the files named: the CudaBackend's table.
 CudaBackend = backend_class("cuda", Backend, {
     **vars(cuda_device), **vars(cuda_elementwise), **vars(cuda_matmul), **vars(cuda_sampling),

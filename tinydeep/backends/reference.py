@@ -226,6 +226,23 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
     param -= t(lr) * g
 
 
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
+                decoupled):
+    """One Adam (decoupled=False) or AdamW (True) step in place, PyTorch's rule:
+        Adam: g = grad + λ·param          AdamW: param = param·(1 - lr·λ)
+        m += (1-β₁)·(g - m);  v = β₂·v + (1-β₂)·g²
+        param -= lr/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε)          (t = step, from 1)"""
+    t = param.dtype.type
+    decay, wd = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+    grad = grad + t(wd) * param
+    param *= t(decay)
+    exp_avg += t(1.0 - beta1) * (grad - exp_avg)
+    exp_avg_sq *= t(beta2)
+    exp_avg_sq += t(1.0 - beta2) * grad * grad
+    denom = np.sqrt(exp_avg_sq) / t(np.sqrt(1.0 - beta2 ** step)) + t(eps)
+    param -= t(lr / (1.0 - beta1 ** step)) * (exp_avg / denom)
+
 # --- array helpers: NumPy, with views where NumPy gives views -----------------------------
 
 HOST_ARRAYS = dict(

@@ -19,6 +19,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 from numba.extending import overload
 
 
@@ -36,6 +37,7 @@ exp = _numpy_or(np.exp, lambda x: math.exp(x))
 log = _numpy_or(np.log, lambda x: math.log(x))
 sqrt = _numpy_or(np.sqrt, lambda x: math.sqrt(x))
 tanh = _numpy_or(np.tanh, lambda x: math.tanh(x))
+erf = _numpy_or(scipy.special.erf, lambda x: math.erf(x))
 sign = _numpy_or(np.sign, lambda x: x * 0 if x == 0 else (1 if x > 0 else (-1 if x < 0 else x)))
 
 
@@ -59,6 +61,7 @@ UNARY = {
     "sqrt": (lambda x: sqrt(x), lambda x, y, g: g / (y + y)),
     "abs": (lambda x: abs(x), lambda x, y, g: g * sign(x)),
     "tanh": (lambda x: tanh(x), lambda x, y, g: g * (1 - y * y)),
+    "erf": (lambda x: erf(x), lambda x, y, g: g * 1.1283791670955126 * exp(-x * x)),  # 2/√π
     "sigmoid": (lambda x: 1 / (1 + exp(-x)), lambda x, y, g: g * y * (1 - y)),
     # max(x, 0) with a NaN passing through; the gradient flows where the unit was active
     # (y > 0 iff x > 0, so either the input or the output may be passed as x)
