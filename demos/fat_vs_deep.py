@@ -59,7 +59,8 @@ def print_tables(rec):
                      "—" if d is None else f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}",
                      "—" if d is None else ("beyond noise" if d["beyond_noise"] else "within noise"),
                      "yes" if r["all_converged"] else "no",
-                     f"{paper[0]} vs {paper[2]}" if paper else "—"])
+                     f"{paper[0]} vs {paper[2]}" if paper else
+                     f"{dp.SEIDE_DEEP[r['depth']]} vs —" if r["depth"] in dp.SEIDE_DEEP else "—"])
     print(table(["L x W", "# params", "test err (deep)", "1 x W'", "count gap",
                  "test err (shallow)", "shallow − deep (points)", "vs seed noise",
                  "all at 100 % train", "paper WER deep vs shallow"], rows))
@@ -148,10 +149,10 @@ def plot_seide(rec):
     for x, r in zip(xs, rows):
         d = r["shallow_minus_deep"]
         if d is not None:
-            ax.annotate(f"{100 * d['mean']:+.1f} ± {100 * d['std']:.1f}\n"
-                        f"{'beyond' if d['beyond_noise'] else 'within'} noise",
-                        (x, max(100 * r["deep_test_error"], 100 * r["shallow_test_error"])),
-                        textcoords="offset points", xytext=(0, 14), ha="center", fontsize=8)
+            ax.annotate(f"shallow − deep\n{100 * d['mean']:+.1f} ± {100 * d['std']:.1f} "
+                        f"points,\n{'beyond' if d['beyond_noise'] else 'within'} the noise",
+                        (x, 0.98), xycoords=("data", "axes fraction"), va="top", ha="center",
+                        fontsize=8)
     ax.set_xticks(xs, [f"{r['depth']}x{r['width']} / 1x{r['shallow_width']}\n"
                        f"{r['parameters']:,} params" for r in rows])
     top = max(100 * (r["shallow_test_error"] + r["shallow_test_error_std"]) for r in rows)
@@ -159,12 +160,14 @@ def plot_seide(rec):
            title=f"Seide et al. 2011 analog on {cfg['dataset']}: every net trained to 100 % "
                  f"training accuracy\n(at most {cfg['max_epochs']} epochs; dots: seeds)")
     ax2 = ax.twinx()  # the paper's numbers, on their own scale (Switchboard WER)
-    for L, (deep, _, shallow) in PAPER_PAIRS.items():
-        i = next((i for i, r in enumerate(rows) if r["depth"] == L), None)
-        if i is not None:
-            ax2.plot([i - 0.18], [deep], "v", color="darkred", ms=9,
-                     label="paper WER, L x 2k" if L == 2 else None)
-            ax2.plot([i + 0.18], [shallow], "v", color="navy", ms=9,
+    deep_wer = rec["seide_paper"]["deep"]
+    for i, r in enumerate(rows):
+        L = r["depth"]
+        if str(L) in deep_wer or L in deep_wer:
+            ax2.plot([i - 0.18], [deep_wer.get(str(L), deep_wer.get(L))], "v", color="darkred",
+                     ms=9, label="paper WER, L x 2k" if i == 0 else None)
+        if L in PAPER_PAIRS:
+            ax2.plot([i + 0.18], [PAPER_PAIRS[L][2]], "v", color="navy", ms=9,
                      label="paper WER, same-size 1 hidden layer" if L == 2 else None)
     ax2.set(ylabel="Seide et al. WER (%), triangles", ylim=(0, 30))
     h1, l1 = ax.get_legend_handles_labels()

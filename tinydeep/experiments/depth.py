@@ -166,7 +166,7 @@ def seide_task(dataset, depth, width, seed, max_epochs, lr, n_train, n_test):
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def seide_table(dataset="mnist1d", width=100, depths=(1, 2, 4), max_epochs=300, lr=0.05,
+def seide_table(dataset="mnist1d", width=100, depths=(1, 2, 3, 4), max_epochs=300, lr=0.05,
                 seeds=(0, 1, 2), n_train=4000, n_test=1000, sweep=None, out=None,
                 verbose=True):
     """Test error of L×W MLPs and of their one-hidden-layer twins (same parameter count
@@ -441,7 +441,7 @@ def compositional_study(depths=(1, 2, 3), budgets=(16, 32, 64, 128, 256, 512), n
 
 # --- everything, for the demo ------------------------------------------------------------------
 
-DEFAULT = dict(dataset="mnist1d", n_train=4000, n_test=1000, width=100, depths=(1, 2, 4),
+DEFAULT = dict(dataset="mnist1d", n_train=4000, n_test=1000, width=100, depths=(1, 2, 3, 4),
                max_epochs=300, lr=0.05, seide_seeds=(0, 1, 2),
                saw_steps=2000, saw_seeds=(0, 1), comp_steps=2000, comp_seeds=(0, 1),
                ks=(2, 3, 4, 5, 6), budgets=(16, 32, 64, 128, 256, 512))
@@ -451,7 +451,7 @@ QUICK = dict(dataset="mnist1d", n_train=600, n_test=400, width=16, depths=(1, 2,
              ks=(2, 3, 4, 5, 6), budgets=(16, 64))
 
 
-def run(dataset="mnist1d", n_train=4000, n_test=1000, width=100, depths=(1, 2, 4),
+def run(dataset="mnist1d", n_train=4000, n_test=1000, width=100, depths=(1, 2, 3, 4),
         max_epochs=300, lr=0.05, seide_seeds=(0, 1, 2), ks=(2, 3, 4, 5, 6), deep_width=8,
         saw_steps=2000, saw_lr=0.1, saw_seeds=(0, 1), budgets=(16, 32, 64, 128, 256, 512),
         comp_steps=2000, comp_lr=0.02, comp_seeds=(0, 1), seed=0, sweep=None, out=None,
