@@ -25,10 +25,11 @@ Training differs from representing. Whether SGD from a random start finds the fo
 solution is an empirical question; the sawtooth study reports what it finds.
 
 What the default run finds (2026-11-26, MNIST-1D, 3 seeds, every net trained to 100 %
-training accuracy, which all reached; depths 1, 2, 4 — depth 3 was added afterwards):
+training accuracy, which all reached):
   - Seide analog: depth wins beyond the seed noise at equal parameter count. 2 × 100
     (15,210 parameters) 34.5 ± 0.6 % test error vs 1 × 298: 41.6 ± 0.8 % (shallow − deep
-    +7.1 ± 0.7 points, 95 % interval [+5.3, +8.9]); 4 × 100 (35,410) 29.4 ± 0.5 % vs
+    +7.1 ± 0.7 points, 95 % interval [+5.3, +8.9]); 3 × 100 (25,310) 30.3 ± 1.3 % vs
+    1 × 496: 39.9 ± 0.3 % (+9.6 ± 1.5, [+5.8, +13.3]); 4 × 100 (35,410) 29.4 ± 0.5 % vs
     1 × 694: 40.4 ± 1.1 % (+11.0 ± 0.6, [+9.4, +12.6]); 1 × 100: 43.7 ± 1.2 %. Test error
     falls with depth and the shallow nets barely gain from width. Seide's gap (17.1 vs
     22.1 % WER) holds here in kind. On glyphs the same comparison was within the noise:
