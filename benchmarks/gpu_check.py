@@ -40,6 +40,12 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
+# The lent GPU machines' image (2026-11) pairs a numba-cuda that still calls np.row_stack with
+# NumPy 2.5, which removed it: every CUDA compile fails there. Give the alias back (also in
+# tests/conftest.py, for the test run on the device).
+if not hasattr(np, "row_stack"):
+    np.row_stack = np.vstack
+
 CUDA_TESTS = ["tests/test_cuda_backend.py", "tests/test_cuda_tensor.py",
               "tests/test_training_device.py", "tests/test_cuda_pool.py"]
 # image side, MLP width and depth, CNN channels: the GPU sizes, and tiny ones for the simulator

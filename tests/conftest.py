@@ -11,6 +11,11 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not (
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import numpy as np  # noqa: E402
+# The lent GPU machines' image (2026-11) pairs a numba-cuda that still calls np.row_stack with
+# NumPy 2.5, which removed it: every CUDA compile fails there. Give the alias back (as
+# benchmarks/gpu_check.py does).
+if not hasattr(np, "row_stack"):
+    np.row_stack = np.vstack
 import pytest  # noqa: E402
 
 import tinydeep as td  # noqa: E402

@@ -358,7 +358,7 @@ def test_dtype_is_chosen_in_one_place():
     assert found["functional.py"] == [] and found["optim.py"] == []
     assert all("DEFAULT_DTYPE" in ln or "np.float32" not in ln for ln in found["nn.py"]), found["nn.py"]
     allowed = ("DEFAULT_DTYPE = np.dtype(np.float32)", "FLOAT_DTYPES = (np.dtype(np.float32)",
-               "arrays.astype(", "self._cast(np.float")
+               "backend.astype(", "self._cast(np.float")
     assert all(any(a in ln for a in allowed) for ln in found["tensor.py"]), found["tensor.py"]
 
 

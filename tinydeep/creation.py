@@ -106,13 +106,13 @@ class Cat(Function):
             start += x.shape[dim]
         if all(isinstance(x, np.ndarray) for x in xs):
             return np.concatenate(xs, axis=dim)
-        out = self.arrays.full(shape, 0, xs[0].dtype)
+        out = self.backend.full(shape, 0, xs[0].dtype)
         for x, index in zip(xs, self.index):
-            out = self.k.add(out, self.k.index_backward(x, index, shape))
+            out = self.backend.add(out, self.backend.index_backward(x, index, shape))
         return out
 
     def backward(self, g):
-        a = self.arrays
+        a = self.backend
         return tuple(a.contiguous(a.take(g, index)) if need else None
                      for index, need in zip(self.index, self.needs_grad))
 

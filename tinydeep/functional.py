@@ -49,11 +49,11 @@ def _pair(name, what, v, minimum):
 class ReLU(Function):
     def forward(self, x):
         check_float("relu", x)
-        self.y = self.k.relu(x)
+        self.y = self.backend.relu(x)
         return self.y
 
     def backward(self, g):  # d relu(x) = [x > 0] dx
-        return (self.k.relu_backward(self.y, g),)
+        return (self.backend.relu_backward(self.y, g),)
 
 
 def relu(x):
@@ -66,13 +66,13 @@ class Linear(Function):
     """y = x Wᵀ + b with x (M, in), W (out, in), b (out,)."""
 
     def forward(self, x, w, b):
-        k = self.k
+        k = self.backend
         self.x, self.w, self.has_bias = x, w, b is not None
         y = k.matmul_nt(x, w)
         return k.add_rowvec(y, b, out=y) if b is not None else y
 
     def backward(self, g):  # dx = g W, dW = gᵀ x, db = Σ_rows g
-        k = self.k
+        k = self.backend
         return (k.matmul(g, self.w) if self.needs_grad[0] else None,
                 k.matmul_tn(g, self.x) if self.needs_grad[1] else None,
                 k.sum(g, axis=0) if self.has_bias and self.needs_grad[2] else None)
@@ -99,21 +99,21 @@ def linear(x, weight, bias=None):
 
 class LogSoftmax(Function):
     def forward(self, x):
-        self.logp = self.k.log_softmax(x)
+        self.logp = self.backend.log_softmax(x)
         return self.logp
 
     def backward(self, g):  # d logp = g - softmax Σ g
-        return (self.k.log_softmax_backward(self.logp, g),)
+        return (self.backend.log_softmax_backward(self.logp, g),)
 
 
 class Softmax(Function):
     def forward(self, x):
-        self.logp = self.k.log_softmax(x)
-        self.p = self.k.exp(self.logp)
+        self.logp = self.backend.log_softmax(x)
+        self.p = self.backend.exp(self.logp)
         return self.p
 
     def backward(self, g):  # d p = p (g - Σ g p), which is log_softmax's backward applied to g p
-        return (self.k.log_softmax_backward(self.logp, self.k.mul(g, self.p)),)
+        return (self.backend.log_softmax_backward(self.logp, self.backend.mul(g, self.p)),)
 
 
 def _rows(name, x, dim):
@@ -146,14 +146,12 @@ class CrossEntropy(Function):
     """mean_i [ logsumexp(z_i) - z_i[t_i] ], computed from a max-shifted log-softmax."""
 
     def forward(self, logits, targets):
-        loss, self.logp = self.k.cross_entropy(logits, targets)
+        loss, self.logp = self.backend.cross_entropy(logits, targets)  # loss: a 0-d array
         self.targets = targets
-        # a Python float from the CPU kernels; a 0-d device array on 'cuda' (no readback)
-        return np.asarray(loss, dtype=logits.dtype) if isinstance(loss, float) else loss
+        return loss
 
     def backward(self, g):  # d loss / d z = (softmax(z) - onehot(t)) / M
-        g = float(g) if isinstance(g, np.ndarray) else g   # on 'cuda' g stays on the device
-        return (self.k.cross_entropy_backward(self.logp, self.targets, g), None)
+        return (self.backend.cross_entropy_backward(self.logp, self.targets, g), None)
 
 
 def _cross_entropy_fused(logits, targets):
@@ -200,7 +198,7 @@ class Conv2d(Function):
     (im2col), multiply by the flattened filters, fold gradients back (col2im)."""
 
     def forward(self, x, w, b, stride, padding):
-        k = self.k
+        k = self.backend
         self.direct = (getattr(k, "prefer_direct", None) is not None
                        and k.prefer_direct(x.shape, w.shape, stride, padding, x.itemsize))
         if self.direct:         # image by image, no batch-sized patch matrix (cpu_conv.py)
@@ -217,11 +215,11 @@ class Conv2d(Function):
         if b is not None:
             k.add_rowvec(y, b, out=y)
         self.has_bias = b is not None
-        return self.arrays.contiguous(
-            self.arrays.transpose(y.reshape(n, self.ho, self.wo, c_out), (0, 3, 1, 2)))
+        return self.backend.contiguous(
+            self.backend.transpose(y.reshape(n, self.ho, self.wo, c_out), (0, 3, 1, 2)))
 
     def backward(self, g):
-        k = self.k
+        k = self.backend
         if self.direct:
             x, w, stride, padding, has_bias = self.saved
             return (k.conv2d_backward_input(g, w, x.shape, stride, padding)
@@ -230,7 +228,7 @@ class Conv2d(Function):
                     if self.needs_grad[1] else None,
                     k.conv2d_backward_bias(g) if has_bias and self.needs_grad[2] else None)
         c_out = self.w2.shape[0]
-        g2 = self.arrays.contiguous(self.arrays.transpose(g, (0, 2, 3, 1))).reshape(-1, c_out)
+        g2 = self.backend.contiguous(self.backend.transpose(g, (0, 2, 3, 1))).reshape(-1, c_out)
         x_shape, kh, kw, stride, padding = self.geom
         dx = (k.col2im(k.matmul(g2, self.w2), x_shape, kh, kw, stride, padding)
               if self.needs_grad[0] else None)
@@ -269,11 +267,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
 class MaxPool2d(Function):
     def forward(self, x, kernel_size, stride, padding):
         self.x_shape = x.shape
-        y, self.argmax = self.k.max_pool2d(x, kernel_size, stride, padding)
+        y, self.argmax = self.backend.max_pool2d(x, kernel_size, stride, padding)
         return y
 
     def backward(self, g):  # the gradient goes to the element that won each window
-        return (self.k.max_pool2d_backward(g, self.argmax, self.x_shape),)
+        return (self.backend.max_pool2d_backward(g, self.argmax, self.x_shape),)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):
@@ -299,10 +297,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0):
 class AffineGrid(Function):
     def forward(self, theta, h, w, align_corners):
         self.align_corners = align_corners
-        return self.k.affine_grid(theta, h, w, align_corners)
+        return self.backend.affine_grid(theta, h, w, align_corners)
 
     def backward(self, g):  # grid = base · θᵀ, so dθ = Σ_points g ⊗ base
-        return (self.k.affine_grid_backward(g, self.align_corners),)
+        return (self.backend.affine_grid_backward(g, self.align_corners),)
 
 
 def affine_grid(theta, size, align_corners=False):
@@ -321,10 +319,10 @@ class GridSample(Function):
     def forward(self, image, grid, padding_mode, align_corners):
         self.image, self.grid = image, grid
         self.opts = (padding_mode, align_corners)
-        return self.k.bilinear_sample(image, grid, *self.opts)
+        return self.backend.bilinear_sample(image, grid, *self.opts)
 
     def backward(self, g):  # image gradient: scatter of the bilinear weights; grid: their slope
-        return self.k.bilinear_sample_backward(self.image, self.grid, g, *self.opts)
+        return self.backend.bilinear_sample_backward(self.image, self.grid, g, *self.opts)
 
 
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
@@ -454,9 +452,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """PyTorch's cross_entropy: nll_loss of log_softmax over dim 1, with optional class
     weights, an ignored class and label smoothing ε (the target mixed with ε/C uniform).
     Plain mean over (M, C) logits runs the fused kernel."""
-    # (targets on a GPU are read back for this test: a few bytes, and PyTorch's answer)
+    # Targets already on a GPU are not read back to look for ignore_index (a step would wait
+    # for the GPU): there the fused kernel runs, and a target outside [0, C) gives a NaN loss.
+    on_gpu = isinstance(target, Tensor) and target.device != "cpu"
     if (weight is None and reduction == "mean" and label_smoothing == 0 and isinstance(input, Tensor)
-            and input.ndim == 2 and not (np.asarray(target) == ignore_index).any()):
+            and input.ndim == 2 and (on_gpu or not (np.asarray(target) == ignore_index).any())):
         return _cross_entropy_fused(input, target)
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")

@@ -503,8 +503,7 @@ class Function:
                                      f"{device!r}; make it a tensor there with "
                                      f"tinydeep.tensor(array, device={device!r})")
         ctx = cls()
-        ctx.k = backends.get(device)
-        ctx.arrays = backends.arrays(device)  # transpose, broadcast, ... for this device
+        ctx.backend = backends.get(device)  # the kernels and array helpers of this device
         ctx.needs_grad = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
         arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
         data = ctx.forward(*arrays, **params)
@@ -542,8 +541,8 @@ class _Binary(Function):
         a, b = self._arrays(a, b)
         self.a, self.b = a, b
         shape = np.broadcast_shapes(a.shape, b.shape)
-        bc = self.arrays.broadcast_to
-        return getattr(self.k, self.kernel)(bc(a, shape), bc(b, shape))
+        bc = self.backend.broadcast_to
+        return getattr(self.backend, self.kernel)(bc(a, shape), bc(b, shape))
 
     def _arrays(self, a, b):
         # a Python number takes the dtype of the tensor it meets (made on its device)
@@ -554,8 +553,8 @@ class _Binary(Function):
             if not is_array and not _is_number(x) and not isinstance(x, bool):
                 raise TypeError(f"{type(self).__name__.lower()}: a tensor can meet a tensor, an "
                                 f"array or a real number, not {type(x).__name__} {x!r}")
-        a = a if a_is else self.arrays.full((), a, ref.dtype)
-        b = b if b_is else self.arrays.full((), b, ref.dtype)
+        a = a if a_is else self.backend.full((), a, ref.dtype)
+        b = b if b_is else self.backend.full((), b, ref.dtype)
         check_float(type(self).__name__.lower(), a, b)
         try:
             np.broadcast_shapes(a.shape, b.shape)
@@ -565,7 +564,7 @@ class _Binary(Function):
         return a, b
 
     def _grads(self, ga, gb):
-        k = self.k
+        k = self.backend
         return (unbroadcast(k, ga, self.a.shape) if self.needs_grad[0] else None,
                 unbroadcast(k, gb, self.b.shape) if self.needs_grad[1] else None)
 
@@ -581,14 +580,14 @@ class Sub(_Binary):
     kernel = "sub"
 
     def backward(self, g):  # d(a-b) = da - db
-        return self._grads(g, self.k.mul_scalar(g, -1.0) if self.needs_grad[1] else None)
+        return self._grads(g, self.backend.mul_scalar(g, -1.0) if self.needs_grad[1] else None)
 
 
 class Mul(_Binary):
     kernel = "mul"
 
     def backward(self, g):  # d(ab) = b da + a db
-        k, shape, bc = self.k, g.shape, self.arrays.broadcast_to
+        k, shape, bc = self.backend, g.shape, self.backend.broadcast_to
         ga = k.mul(g, bc(self.b, shape)) if self.needs_grad[0] else None
         gb = k.mul(g, bc(self.a, shape)) if self.needs_grad[1] else None
         return self._grads(ga, gb)
@@ -602,7 +601,7 @@ class Div(_Binary):
         return self.y
 
     def backward(self, g):  # d(a/b) = da / b - (a/b) db / b, as -(a/b)/b: no b² to overflow
-        k, shape, bc = self.k, g.shape, self.arrays.broadcast_to
+        k, shape, bc = self.backend, g.shape, self.backend.broadcast_to
         b = bc(self.b, shape)
         ga = k.div(g, b) if self.needs_grad[0] else None
         gb = k.mul_scalar(k.div(k.mul(g, self.y), b), -1.0) if self.needs_grad[1] else None
@@ -613,20 +612,20 @@ class MulScalar(Function):
     def forward(self, x, s):
         check_float("mul", x)
         self.s = s
-        return self.k.mul_scalar(x, s)
+        return self.backend.mul_scalar(x, s)
 
     def backward(self, g):
-        return (self.k.mul_scalar(g, self.s),)
+        return (self.backend.mul_scalar(g, self.s),)
 
 
 class Pow(Function):
     def forward(self, x, p):
         check_float("pow", x)
         self.x, self.p = x, p
-        return self.k.pow_scalar(x, p)
+        return self.backend.pow_scalar(x, p)
 
     def backward(self, g):  # d(x^p) = p x^(p-1) dx, and 0 for p = 0 (where 0·0⁻¹ would be NaN)
-        k = self.k
+        k = self.backend
         if self.p == 0:
             return (k.mul_scalar(g, 0.0),)
         return (k.mul(g, k.mul_scalar(k.pow_scalar(self.x, self.p - 1.0), self.p)),)
@@ -637,10 +636,10 @@ class Cast(Function):
 
     def forward(self, x, dtype):
         self.src = x.dtype
-        return self.arrays.astype(x, dtype)
+        return self.backend.astype(x, dtype)
 
     def backward(self, g):
-        return (self.arrays.astype(g, self.src),)
+        return (self.backend.astype(g, self.src),)
 
 
 class MatMul(Function):
@@ -654,10 +653,10 @@ class MatMul(Function):
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match "
                              f"({a.shape[1]} != {b.shape[0]})")
         self.a, self.b = a, b
-        return self.k.matmul(a, b)
+        return self.backend.matmul(a, b)
 
     def backward(self, g):  # C = AB: dA = dC Bᵀ, dB = Aᵀ dC
-        k = self.k
+        k = self.backend
         return (k.matmul_nt(g, self.b) if self.needs_grad[0] else None,
                 k.matmul_tn(self.a, g) if self.needs_grad[1] else None)
 
@@ -667,12 +666,12 @@ class Sum(Function):
         check_float("sum", x)
         self.axes = tuple(sorted(normalize_axes(axis, x.ndim, "sum")))
         self.shape, self.keepdims = x.shape, keepdims
-        return self.k.sum(x, axis=self.axes, keepdims=keepdims)
+        return self.backend.sum(x, axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):  # every input element gets the gradient of its sum
         if not self.keepdims:
             g = g.reshape(tuple(1 if d in self.axes else n for d, n in enumerate(self.shape)))
-        return (self.arrays.broadcast_to(g, self.shape),)
+        return (self.backend.broadcast_to(g, self.shape),)
 
 
 class Reshape(Function):
@@ -691,23 +690,23 @@ class Reshape(Function):
 class Transpose(Function):
     def forward(self, x, axes):  # axes: a permutation, already normalized (non-negative)
         self.axes = axes
-        return self.arrays.transpose(x, axes)
+        return self.backend.transpose(x, axes)
 
     def backward(self, g):  # the inverse permutation
-        return (self.arrays.transpose(g, tuple(int(a) for a in np.argsort(self.axes))),)
+        return (self.backend.transpose(g, tuple(int(a) for a in np.argsort(self.axes))),)
 
 
 class Index(Function):
     def forward(self, x, index):
         self.shape, self.index = x.shape, index
         try:
-            return self.arrays.take(x, index)
+            return self.backend.take(x, index)
         except IndexError as e:
             raise IndexOutOfRange(f"index {index!r} does not fit a tensor of shape {x.shape}: "
                                   f"{e}") from None
 
     def backward(self, g):  # scatter the gradient back; repeated indices add up
-        return (self.k.index_backward(g, self.index, self.shape),)
+        return (self.backend.index_backward(g, self.index, self.shape),)
 
 
 # --- the elementwise families (backends/scalar_ops.py) and two shape ops --------------
@@ -718,11 +717,11 @@ class Unary(Function):
     def forward(self, x, op):
         check_float(op, x)
         self.op, self.x = op, x
-        self.y = self.k.unary(op, x)
+        self.y = self.backend.unary(op, x)
         return self.y
 
     def backward(self, g):  # dx = df(x, y, g), the family's derivative
-        return (self.k.unary_backward(self.op, self.x, self.y, g),)
+        return (self.backend.unary_backward(self.op, self.x, self.y, g),)
 
 
 class Elementwise(_Binary):
@@ -731,13 +730,13 @@ class Elementwise(_Binary):
     def forward(self, a, b, op):
         a, b = self._arrays(a, b)
         self.a, self.b, self.op = a, b, op
-        shape, bc = np.broadcast_shapes(a.shape, b.shape), self.arrays.broadcast_to
+        shape, bc = np.broadcast_shapes(a.shape, b.shape), self.backend.broadcast_to
         self.ab = (bc(a, shape), bc(b, shape))
-        self.y = self.k.binary(op, *self.ab)
+        self.y = self.backend.binary(op, *self.ab)
         return self.y
 
     def backward(self, g):
-        return self._grads(*self.k.binary_backward(self.op, *self.ab, self.y, g))
+        return self._grads(*self.backend.binary_backward(self.op, *self.ab, self.y, g))
 
 
 class Expand(Function):
@@ -745,10 +744,10 @@ class Expand(Function):
 
     def forward(self, x, shape):
         self.shape = x.shape
-        return self.arrays.contiguous(self.arrays.broadcast_to(x, shape))
+        return self.backend.contiguous(self.backend.broadcast_to(x, shape))
 
     def backward(self, g):
-        return (unbroadcast(self.k, g, self.shape),)
+        return (unbroadcast(self.backend, g, self.shape),)
 
 
 class Place(Function):
@@ -757,10 +756,10 @@ class Place(Function):
 
     def forward(self, x, index, shape):
         self.index = index
-        return self.k.index_backward(x, index, shape)
+        return self.backend.index_backward(x, index, shape)
 
     def backward(self, g):
-        return (self.arrays.contiguous(self.arrays.take(g, self.index)),)
+        return (self.backend.contiguous(self.backend.take(g, self.index)),)
 
 
 from . import tensor_api  # noqa: E402,F401  (attaches the PyTorch-named methods to Tensor)
