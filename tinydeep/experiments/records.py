@@ -7,7 +7,7 @@ import numpy as np
 from ..files import FILE_MODE, atomic_write, check_writable  # noqa: F401  (re-exported)
 
 
-def _plain(value):
+def json_value(value):
     """NumPy scalars and arrays as the JSON values they stand for: an int stays an int
     (np.int64(3) -> 3, not 3.0), a bool a bool, an array a (nested) list."""
     if isinstance(value, np.bool_):
@@ -18,14 +18,14 @@ def _plain(value):
         return float(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"save_json: cannot store a {type(value).__name__} ({value!r:.60}) in JSON")
+    raise TypeError(f"cannot store a {type(value).__name__} ({value!r:.60}) in JSON")
 
 
 def save_json(record, path):
     """A result record (numbers, strings, lists, dicts; NumPy scalars and arrays too) as
     indented JSON. The text is made before the file is touched, so a value JSON cannot
     hold raises TypeError naming it and leaves any old file as it was."""
-    text = json.dumps(record, indent=2, default=_plain).encode()
+    text = json.dumps(record, indent=2, default=json_value).encode()
     return atomic_write(path, lambda f: f.write(text))
 
 

@@ -28,23 +28,14 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_write
 from .args import positive_int
+from .records import json_value
 
 
 # --- running -------------------------------------------------------------------------
 
 def _normal(record):
     """The record as JSON would give it back (tuples -> lists, numpy numbers -> floats)."""
-    return json.loads(json.dumps(record, default=_json_default))
-
-
-def _json_default(v):
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    raise TypeError(f"sweep: a task's record holds a {type(v).__name__}, which is not JSON")
+    return json.loads(json.dumps(record, default=json_value))
 
 
 def _source_digest(fn):
@@ -59,7 +50,7 @@ def _source_digest(fn):
 def task_file(fn, task, out):
     """Where the record of fn(**task) is kept under `out`."""
     spec = json.dumps([fn.__module__, fn.__qualname__, _source_digest(fn), task],
-                      sort_keys=True, default=_json_default)
+                      sort_keys=True, default=json_value)
     digest = hashlib.sha256(spec.encode()).hexdigest()[:12]
     short = "-".join(f"{k}={v}" for k, v in sorted(task.items())
                      if isinstance(v, (int, float, str, bool)) and len(str(v)) <= 16)
@@ -101,7 +92,7 @@ def _check(fn, tasks, workers, scheduler, threads):
     if threads is not None and (int(threads) != threads or threads < 1):
         raise ValueError(f"sweep: threads must be a positive integer, got {threads!r}")
     for t in tasks:
-        json.dumps(t, default=_json_default)  # a task must be JSON, to name its file
+        json.dumps(t, default=json_value)  # a task must be JSON, to name its file
 
 
 def _dask_client(workers, scheduler):
