@@ -724,7 +724,7 @@ def _signal_fit(tmp, signum, device="cpu"):
     deadline = time.time() + 240
     while not os.path.exists(history_path(ckpt)) and time.time() < deadline and p.poll() is None:
         time.sleep(0.2)          # the history appears after the first whole epoch
-    time.sleep(0.5)              # into the second epoch
+    time.sleep(0.5)              # into the second epoch (or, on a loaded machine, still at its start)
     p.send_signal(signum)
     out, err = p.communicate(timeout=120)
     expect(p.returncode == 128 + signum, "poor" if p.returncode > 0 else "data loss",
@@ -732,7 +732,7 @@ def _signal_fit(tmp, signum, device="cpu"):
     expect("Traceback" not in err, "poor", err[-600:])
     saved = records.load_json(history_path(ckpt))
     name = signal.Signals(signum).name
-    expect(saved.get("signal") == name and saved.get("interrupted_after_step", 0) > 40,
+    expect(saved.get("signal") == name and saved.get("interrupted_after_step", 0) >= 40,
            "data loss", {k: saved.get(k) for k in ("signal", "interrupted_after_step")})
     # the update is never cut in half (signals wait for it), so the checkpoint is always
     # the parameters after the last whole step, and the history reaches that step
