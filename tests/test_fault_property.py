@@ -354,17 +354,10 @@ def sweep(n, start=0):
     return counts, bad
 
 
-# Calls whose fix belongs to tensor.py/functional.py (another helper's files) and had not
-# landed when this was written; tests/fault_sweep.py counts them as what they are.
-PENDING = {"reshape to a negative size other than -1", "affine_grid with a float size"}
-
-
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2 ** 32 - 1))
 def test_malformed_arguments_get_pytorchs_answer_or_a_clean_error(seed):
     verdict, detail = classify(seed)
-    if verdict != "good" and verdict != "crash" and any(f"'{t}'" in detail for t in PENDING):
-        return
     assert verdict == "good", f"seed {seed}: {verdict}: {detail}"
 
 

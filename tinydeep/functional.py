@@ -309,9 +309,10 @@ def affine_grid(theta, size, align_corners=False):
     check_float("affine_grid", theta.data)
     if theta.ndim != 3 or theta.shape[1:] != (2, 3):
         raise ValueError(f"affine_grid: theta must have shape (N, 2, 3), got {tuple(theta.shape)}")
-    if len(size) != 4 or size[0] != theta.shape[0] or min(size) < 1:
+    if (len(size) != 4 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                                  for n in size) or size[0] != theta.shape[0] or min(size) < 1):
         raise ValueError(f"affine_grid: size must be (N, C, H, W) with N = {theta.shape[0]} "
-                         f"and positive sizes, got {tuple(size)}")
+                         f"and positive integer sizes, got {tuple(size)}")
     return AffineGrid.apply(theta, h=int(size[2]), w=int(size[3]), align_corners=bool(align_corners))
 
 

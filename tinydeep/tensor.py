@@ -339,6 +339,12 @@ class Tensor:
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
+        # as PyTorch: integer sizes >= 0, and at most one -1 to be inferred (NumPy would
+        # take any negative number as "infer")
+        if (not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape)
+                or any(n < -1 for n in shape) or sum(n == -1 for n in shape) > 1):
+            raise ValueError(f"reshape: {tuple(shape)} is not a shape (integer sizes >= 0, "
+                             f"at most one -1)")
         return Reshape.apply(self, shape=shape)
 
     view = reshape
