@@ -16,6 +16,7 @@ The policy for what is already at the target (decided here, once, for every writ
                      replace the node, not write into it
 Refusals happen before write() is called, so no work is done for nothing.
 """
+import contextlib
 import errno
 import os
 import stat
@@ -133,7 +134,9 @@ def atomic_write(path, write):
             os.chmod(tmp, mode)
             os.replace(tmp, real)
         except BaseException as e:
-            os.unlink(tmp)
+            # (a signal that arrives just after os.replace finds the file already in place)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             if isinstance(e, OSError) and e.errno in _REASONS:
                 raise _explain(e, "the file", path) from None
             raise

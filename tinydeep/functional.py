@@ -312,7 +312,7 @@ def affine_grid(theta, size, align_corners=False):
     if (len(size) != 4 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
                                   for n in size) or size[0] != theta.shape[0] or min(size) < 1):
         raise ValueError(f"affine_grid: size must be (N, C, H, W) with N = {theta.shape[0]} "
-                         f"and positive integer sizes, got {tuple(size)}")
+                         f"and positive sizes (integers), got {tuple(size)}")
     return AffineGrid.apply(theta, h=int(size[2]), w=int(size[3]), align_corners=bool(align_corners))
 
 
@@ -340,6 +340,11 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     if grid.ndim != 4 or grid.shape[3] != 2 or grid.shape[0] != input.shape[0]:
         raise ValueError(f"grid_sample: grid must have shape (N, Ho, Wo, 2) with N = "
                          f"{input.shape[0]}, got {tuple(grid.shape)}")
+    # PyTorch samples NaN at a NaN or infinite point; the kernels would drop it as out of
+    # range (0). Refused on the host, where looking is cheap (a GPU grid is not read back).
+    if isinstance(grid.data, np.ndarray) and not np.isfinite(grid.data).all():
+        raise ValueError("grid_sample: the grid holds NaN or infinite coordinates (a "
+                         "diverged localization net?)")
     return GridSample.apply(input, grid, padding_mode=padding_mode, align_corners=bool(align_corners))
 
 
