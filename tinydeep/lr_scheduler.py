@@ -19,8 +19,9 @@ class LRScheduler:
         self.last_epoch, self._step_count = last_epoch, 0
         self.step()
 
-    def get_lr(self):
-        raise NotImplementedError
+    def get_lr(self):  # each schedule below defines its rule; the base has none
+        raise NotImplementedError(f"{type(self).__name__} must define get_lr() (the rates "
+                                  f"of this step, one per param group)")
 
     def _lrs(self):
         return [g["lr"] for g in self.optimizer.param_groups]
