@@ -695,6 +695,39 @@ def test_ctrl_c_leaves_partial_results_readable(tmp_path):
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
 
 
+def test_a_signal_received_by_another_thread_waits_for_the_step_to_end(tmp_path):
+    """The kernel hands a process's SIGTERM to any thread not blocking it (here a thread
+    started before fit, as BLAS and Numba workers are), and Python then runs the handler in
+    the main thread wherever it is: mid-step, once. fit must still stop only between whole
+    steps (seen in CI: a SIGHUP mid-update left no checkpoint of the last step)."""
+    import threading
+    x, y = _toy()
+    ckpt = tmp_path / "run.npz"
+    go, sent = threading.Event(), threading.Event()
+
+    def sender():
+        go.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+        sent.set()
+    worker = threading.Thread(target=sender, daemon=True)
+    worker.start()
+
+    def terminate(out):
+        go.set()
+        sent.wait(10)
+        for _ in range(1000):   # bytecodes at which Python runs a pending handler
+            out = out + 0.0
+        return out
+    model = _Faulty(at=6, fault=terminate)
+    with pytest.raises(td.signals.Terminated) as e:
+        fit(model, x, y, epochs=3, lr=0.1, batch_size=10, checkpoint=ckpt)
+    worker.join()
+    assert e.value.code == 128 + signal.SIGTERM
+    saved = records.load_json(history_path(ckpt))
+    assert saved["interrupted_after_step"] == 6 and saved["checkpoint_after_step"] == 6
+    assert saved["signal"] == "SIGTERM"
+
+
 def _seeded_losses():
     rng = np.random.default_rng(3)
     x = rng.uniform(0, 1, (96, 1, 16, 16)).astype(np.float32)

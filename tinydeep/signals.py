@@ -56,20 +56,40 @@ def signals_at_checkpoints():
     block calls the function this yields (between training steps): a handler's exception
     then never starts inside a kernel launch, a CUDA call holding a driver lock, or half an
     SGD update, so what fit() saves afterwards is whole and the saving cannot deadlock.
-    Unblocking runs the pending handlers inside pthread_sigmask, so the exception comes
-    from exactly that call. Where signals cannot be masked (not POSIX, not the main
-    thread) it changes nothing and the function does nothing."""
-    if not hasattr(signal, "pthread_sigmask") or \
-            threading.current_thread() is not threading.main_thread():
+
+    The holding is done by Python handlers that only note the signal, not by a thread
+    signal mask: the kernel sends a process's signal to any thread that does not block it
+    (a BLAS or Numba worker started before the block), and Python then runs the handler
+    in the main thread at whatever bytecode it has reached. Held signals are delivered
+    in order of arrival by calling the handler that was installed before the block (the
+    one that raises); one still pending when the block ends is delivered then. Outside
+    the main thread (where Python cannot set handlers) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
-    held = (signal.SIGINT,) + CATCH_SIGNALS
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending = []
+
+    def note(signum, frame):
+        pending.append(signum)
+    before = {s: signal.signal(s, note) for s in (signal.SIGINT,) + CATCH_SIGNALS}
 
     def deliver():
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)   # pending handlers run here
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        while pending:
+            signum = pending.pop(0)
+            handler = before[signum]
+            if callable(handler):
+                handler(signum, None)     # raises KeyboardInterrupt or Terminated
+            elif handler == signal.SIG_DFL:
+                restore()
+                signal.raise_signal(signum)   # the default action: the process ends
+
+    def restore():
+        for s, handler in before.items():
+            signal.signal(s, handler)
     try:
         yield deliver
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    except BaseException:
+        restore()
+        raise
+    restore()
+    deliver()
