@@ -1,13 +1,13 @@
 """Threads for tinydeep's packed kernels, and living beside NumPy's BLAS threads.
 
-Team: the packed matmul (and the direct convolution) cut their output into parts
-and run each part as a call of a `nogil` Numba function. A team of plain Python
-threads runs them: the caller takes part 0, one parked worker per extra core
-takes the others. Why not `prange`: a `parallel=True` wrapper around the shared
-per-part function recompiled that function's whole body a second time (2.8 of 5
-seconds of a cold start's matmul compile), and OpenMP's idle workers spin for a
-while after each parallel region, holding the cores that OpenBLAS wants next.
-Parked Python threads wait on a lock and cost nothing while idle.
+Team: the direct convolution cuts its batch into runs of images and runs each run
+as Python code calling `nogil` Numba functions. A team of plain Python threads runs
+them: the caller takes part 0, one parked worker per extra core takes the others.
+Parked threads wait on a lock and cost nothing while idle, but waking one costs a
+sleeping core's wake-up, paid per call: worth it for a convolution's milliseconds,
+not for a matmul's. The packed matmul runs its parts in a `prange` loop instead
+(cpu_matmul._gemm_parts), in the pool the elementwise kernels keep awake; moving
+it onto the team made the MLP step 1.5-2x slower.
 
 blas_limits(): NumPy's OpenBLAS keeps its idle workers spinning after each call
 too. When NumPy matmuls and tinydeep kernels alternate (preprocessing in NumPy,

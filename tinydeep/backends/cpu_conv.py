@@ -200,9 +200,9 @@ class _Product:
     def __call__(self, a, b, c, add=False):
         a_flat, a_rs, a_cs = _mm._flat(a)
         b_flat, b_rs, b_cs = _mm._flat(b)
-        _mm._gemm_part(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c.reshape(-1),
-                       self.M, self.K, self.N, 0, self.i_hi, 0, self.j_hi, self.kc,
-                       self.a_pack, self.b_pack, add, self.a_mode)
+        _mm._gemm_call(_mm._part_address(c.dtype), a_flat, a_rs, a_cs, b_flat, b_rs, b_cs,
+                       c.reshape(-1), self.M, self.K, self.N, 0, self.i_hi, 0, self.j_hi,
+                       self.kc, self.a_pack, self.b_pack, add, self.a_mode)
         if self.a_mode == 1:
             self.a_mode = 2
 

@@ -20,26 +20,26 @@ operand costs nothing extra: a.T @ b is the packed kernel applied to the
 view a.T, and one compiled kernel per dtype serves every layout.
 
 All kernels compile lazily on first call and are cached on disk (cache=True).
-The packed kernel's parts run on tinydeep.threads.team (parked Python threads,
-the kernel releases the GIL), one part per thread; it keeps one packing
-workspace per calling thread, of about (threads * MC + N) * KC elements, and
-runs products smaller than SERIAL_BELOW on the calling thread alone.
+The packed kernel's parts run in a `prange` loop, one part per thread of Numba's
+pool; it keeps one packing workspace per calling thread, of about
+(threads * MC + N) * KC elements, and runs products smaller than SERIAL_BELOW
+on the calling thread alone.
 """
 import os
 import sys
 import threading
 
 import llvmlite.binding as llvm
+import numba
 import numpy as np
 from llvmlite import ir
 from numpy.lib.stride_tricks import as_strided
-from numba import get_num_threads, njit, prange, set_num_threads, types
+from numba import carray, cfunc, get_num_threads, njit, prange, types
 from numba.core import cgutils, config
 from numba.extending import intrinsic
 from numba.np.ufunc import parallel as _numba_parallel
 
 from .. import compile_notice
-from .. import threads as _threads_module
 
 compile_notice.install()     # one line on stderr when a kernel compiles (first run only)
 
@@ -516,24 +516,93 @@ def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
                                     c[(i0 + r) * N + j0 + j] = scratch[r * nr + j]
 
 
-def _parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N, kc, m_parts, n_parts,
-           workspace, part_size):
-    """The calls of _gemm_part that compute c: c is cut into m_parts x n_parts parts
-    of whole micro-tiles (as even as whole tiles allow), one per thread; part p packs
-    into workspace[p*part_size:(p+1)*part_size]."""
-    nr = VECTOR_BYTES // a_flat.itemsize
-    m_slivers, n_slivers = -(-M // MR), -(-N // nr)
+# _gemm_part's body is the largest a cold start compiles (~3 s of machine code). Numba
+# builds a jitted callee's machine code again inside every jitted caller, so the parts'
+# prange loop, the serial path and the convolution would each pay for it. Compiled once
+# per dtype as a C function (cfunc) of pointers and sizes instead, it is called through
+# its address (a first-class function value) and never built twice.
+
+def _part_c(a, b, c, a_pack, b_pack, a_len, b_len, c_len, a_pack_len, b_pack_len,
+            a_rs, a_cs, b_rs, b_cs, M, K, N, i_lo, i_hi, j_lo, j_hi, kc_max, add, a_mode):
+    _gemm_part(carray(a, a_len), a_rs, a_cs, carray(b, b_len), b_rs, b_cs, carray(c, c_len),
+               M, K, N, i_lo, i_hi, j_lo, j_hi, kc_max, carray(a_pack, a_pack_len),
+               carray(b_pack, b_pack_len), add != 0, a_mode)
+
+
+_PART_C = {}
+
+
+def _part_signature(dtype):
+    pointer = types.CPointer(dtype)
+    return types.void(*[pointer] * 5, *[types.intp] * 19)
+
+
+def _part_address(dtype):
+    """The address of _part_c compiled for dtype (on first use: a cfunc compiles when it
+    is made). An address, not the cfunc object: Numba types an int in ~0.1 us, a cfunc
+    object in ~15 us, on every call."""
+    address = _PART_C.get(dtype)
+    if address is None:
+        address = _PART_C[dtype] = cfunc(_part_signature(numba.from_dtype(dtype)),
+                                         cache=True)(_part_c).address
+    return address
+
+
+@intrinsic
+def _function_at(typingctx, address, like):
+    """_part_c for like's dtype as a first-class function value, from its address."""
+    fnty = types.FunctionType(_part_signature(like.dtype))
+
+    def codegen(context, builder, signature, args):
+        value = cgutils.create_struct_proxy(fnty)(context, builder)
+        value.c_addr = builder.inttoptr(args[0], value.c_addr.type)
+        return value._getvalue()
+    return fnty(types.intp, like), codegen
+
+
+@intrinsic
+def _data(typingctx, x):
+    """x's data pointer, typed as a pointer to x's dtype (what _part_c takes)."""
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+    return types.CPointer(x.dtype)(x), codegen
+
+
+@njit(cache=True, nogil=True)
+def _gemm_call(part, a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
+               kc_max, a_pack, b_pack, add, a_mode):
+    # _gemm_part's arguments, passed to its C function at `part` (_part_address)
+    _function_at(part, c)(_data(a), _data(b), _data(c), _data(a_pack), _data(b_pack),
+                          a.size, b.size, c.size, a_pack.size, b_pack.size, a_rs, a_cs,
+                          b_rs, b_cs, M, K, N, i_lo, i_hi, j_lo, j_hi, kc_max, add, a_mode)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _gemm_parts(part, a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, kc, m_parts, n_parts,
+                workspace, part_size):
+    # c cut into m_parts x n_parts parts of whole micro-tiles (as even as whole tiles
+    # allow), one per thread of Numba's pool, the same pool as the elementwise kernels':
+    # its workers spin briefly after each parallel loop, so they are awake for the next
+    # one (a pool of its own had to wake a sleeping core for every product: 1.5-2x the
+    # MLP step's time). Part p packs into workspace[p*part_size:(p+1)*part_size].
+    nr = _nr(c)
+    m_slivers = (M + MR - 1) // MR
+    n_slivers = (N + nr - 1) // nr
     a_size = MC * kc
-    tasks = []
-    for part in range(m_parts * n_parts):
-        pm, pn = divmod(part, n_parts)
-        at = part * part_size
-        args = (a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
-                pm * m_slivers // m_parts * MR, (pm + 1) * m_slivers // m_parts * MR,
-                pn * n_slivers // n_parts * nr, (pn + 1) * n_slivers // n_parts * nr,
-                kc, workspace[at:at + a_size], workspace[at + a_size:at + part_size], False, 0)
-        tasks.append(lambda args=args: _gemm_part(*args))
-    return tasks
+    if m_parts * n_parts == 1:      # a small product: this thread alone, no pool wakes up
+        _gemm_call(part, a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, 0, m_slivers * MR,
+                   0, n_slivers * nr, kc, workspace[:a_size], workspace[a_size:part_size],
+                   False, 0)
+        return
+    for p in prange(m_parts * n_parts):
+        pm = p // n_parts
+        pn = p - pm * n_parts
+        at = p * part_size
+        _gemm_call(part, a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N,
+                   pm * m_slivers // m_parts * MR, (pm + 1) * m_slivers // m_parts * MR,
+                   pn * n_slivers // n_parts * nr, (pn + 1) * n_slivers // n_parts * nr,
+                   kc, workspace[at:at + a_size], workspace[at + a_size:at + part_size],
+                   False, 0)
 
 
 def _split(m_slivers, n_slivers, threads, nr):
@@ -593,7 +662,7 @@ _MAX_PLANS = 1024
 
 
 def _plan(M, K, N, itemsize, threads):
-    """(kc, serial, m_parts, n_parts, part_size) for an (M,K) @ (K,N) product."""
+    """(kc, m_parts, n_parts, part_size) for an (M,K) @ (K,N) product."""
     key = (M, K, N, itemsize, threads, _split, SERIAL_BELOW)
     plan = _plans.get(key)
     if plan is None:
@@ -602,7 +671,7 @@ def _plan(M, K, N, itemsize, threads):
         serial = threads == 1 or M * K * N < SERIAL_BELOW
         m_parts, n_parts = _split(-(-M // MR), -(-N // nr), 1 if serial else threads, nr)
         part_size = MC * kc + -(-N // (nr * n_parts)) * nr * kc    # a- and b-slivers
-        plan = (kc, serial, m_parts, n_parts, part_size)
+        plan = (kc, m_parts, n_parts, part_size)
         if len(_plans) >= _MAX_PLANS:
             _plans.clear()
         _plans[key] = plan
@@ -643,17 +712,10 @@ def matmul_packed(a, b, out=None):
     b_flat, b_rs, b_cs = _flat(b)
     c_flat = c.reshape(-1)
     threads = _threads()
-    kc, serial, m_parts, n_parts, part_size = _plan(M, K, N, a.itemsize, threads)
+    kc, m_parts, n_parts, part_size = _plan(M, K, N, a.itemsize, threads)
     workspace = _buffer(m_parts * n_parts * part_size, a.dtype)
-    if serial:      # one part, on this thread
-        nr = VECTOR_BYTES // a.itemsize
-        _gemm_part(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
-                   0, -(-M // MR) * MR, 0, -(-N // nr) * nr, kc,
-                   workspace[:MC * kc], workspace[MC * kc:part_size], False, 0)
-    else:           # one part per thread, on tinydeep's thread team
-        _threads_module.team.run(_parts(a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat,
-                                        M, K, N, kc, m_parts, n_parts, workspace, part_size),
-                                 threads)
+    _gemm_parts(_part_address(a.dtype), a_flat, a_rs, a_cs, b_flat, b_rs, b_cs, c_flat, M, K, N,
+                kc, m_parts, n_parts, workspace, part_size)
     return c
 
 
