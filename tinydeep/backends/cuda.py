@@ -106,17 +106,22 @@ def _row_factory(RT):
         cuda.syncthreads()                # everyone has read buf[0] before it is reused
         return total
 
+    @cuda.jit(device=True)
+    def row_sum(x, r, buf, tid):
+        # Σ_j x[r, j], the block's threads taking every RT-th j
+        acc = 0.0
+        for j in range(tid, x.shape[1], RT):
+            acc += x[r, j]
+        buf[tid] = acc
+        return tree(buf, tid, False)
+
     @cuda.jit
     def sum_rows(x, out, scale):
         # out[r] = scale · Σ_j x[r, j]
         buf = cuda.shared.array(RT, float64)
         tid = cuda.threadIdx.x
         for r in range(cuda.blockIdx.x, x.shape[0], cuda.gridDim.x):
-            acc = 0.0
-            for j in range(tid, x.shape[1], RT):
-                acc += x[r, j]
-            buf[tid] = acc
-            total = tree(buf, tid, False)
+            total = row_sum(x, r, buf, tid)
             if tid == 0:
                 out[r] = total * scale
 
@@ -163,11 +168,7 @@ def _row_factory(RT):
         buf = cuda.shared.array(RT, float64)
         tid = cuda.threadIdx.x
         for r in range(cuda.blockIdx.x, g.shape[0], cuda.gridDim.x):
-            acc = 0.0
-            for j in range(tid, g.shape[1], RT):
-                acc += g[r, j]
-            buf[tid] = acc
-            total = tree(buf, tid, False)
+            total = row_sum(g, r, buf, tid)
             for j in range(tid, g.shape[1], RT):
                 out[r, j] = g[r, j] - math.exp(logp[r, j]) * total
 
