@@ -59,6 +59,10 @@ CASES = {
     "pad value crop": (lambda x: FF(x).pad(x, (-1, 2), value=1.5), [(2, 3, 4)]),
     "avg_pool2d": (lambda x: FF(x).avg_pool2d(x, 2), [(1, 2, 4, 4)]),
     "avg_pool2d stride pad": (lambda x: FF(x).avg_pool2d(x, 3, 2, 1), [(1, 2, 5, 5)]),
+    "avg_pool2d no pad count": (lambda x: FF(x).avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+                                [(1, 2, 6, 5)]),
+    "avg_pool2d no pad count 2": (lambda x: FF(x).avg_pool2d(x, (2, 3), 1, (1, 1), False, False),
+                                  [(2, 1, 4, 5)]),
     "adaptive_avg_pool2d": (lambda x: FF(x).adaptive_avg_pool2d(x, (2, 3)), [(1, 2, 5, 4)]),
     "conv2d same": (lambda x, w: FF(x).conv2d(x, w, padding="same"), [(1, 2, 5, 5), (3, 2, 3, 2)]),
     "conv2d dilation": (lambda x, w: FF(x).conv2d(x, w, padding=1, dilation=2), [(1, 2, 6, 6), (3, 2, 3, 3)]),
@@ -133,6 +137,7 @@ def test_layers_match_torch(device):  # noqa: F811
     pairs = [(nn.Identity(), TNN.Identity()), (nn.Sigmoid(), TNN.Sigmoid()), (nn.Tanh(), TNN.Tanh()),
              (nn.AvgPool2d(2), TNN.AvgPool2d(2)), (nn.AdaptiveAvgPool2d(1), TNN.AdaptiveAvgPool2d(1)),
              (nn.AdaptiveAvgPool2d((3, 3)), TNN.AdaptiveAvgPool2d((3, 3))),
+             (nn.AvgPool2d(3, 2, 1, count_include_pad=False), TNN.AvgPool2d(3, 2, 1, count_include_pad=False)),
              (nn.LeakyReLU(0.1), TNN.LeakyReLU(0.1)), (nn.Softmax(dim=1), TNN.Softmax(dim=1)),
              (nn.GELU(), TNN.GELU()), (nn.LogSoftmax(dim=-1), TNN.LogSoftmax(dim=-1))]
     for a, b in pairs:

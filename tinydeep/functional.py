@@ -559,18 +559,22 @@ def _conv2d_general(input, weight, bias, stride, padding, dilation):
     return conv2d(input, weight, bias, stride, padding)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, count_include_pad=True):
-    """The mean of each window, as a convolution of each channel with 1/(kh·kw)
-    (zero padding counted in the mean, PyTorch's default)."""
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """The mean of each window, as a convolution of each channel with 1/(kh·kw) (zero
+    padding counted in the mean, PyTorch's default); with count_include_pad=False the
+    window sum over the same window's count of real pixels (ones pooled alike)."""
     _need_tensor("avg_pool2d", input)
     _need_ndim("avg_pool2d", "input", input, 4)
-    if not count_include_pad:
-        raise ValueError("avg_pool2d: only count_include_pad=True is implemented")
+    if ceil_mode:
+        raise ValueError("avg_pool2d: ceil_mode=True is not implemented")
     kh, kw = _pair("avg_pool2d", "kernel_size", kernel_size, 1)
     stride = (kh, kw) if stride is None else stride
     n, c, h, w = input.shape
     ones = Tensor(np.full((1, 1, kh, kw), 1.0 / (kh * kw)), device=input.device, dtype=input.dtype)
     y = conv2d(input.reshape(n * c, 1, h, w), ones, None, stride, padding)
+    if not count_include_pad and _pair("avg_pool2d", "padding", padding, 0) != (0, 0):
+        inside = Tensor(np.ones((1, 1, h, w)), device=input.device, dtype=input.dtype)
+        y = y / conv2d(inside, ones, None, stride, padding)   # (a constant: no gradient)
     return y.reshape(n, c, *y.shape[2:])
 
 

@@ -45,8 +45,9 @@ Softmax = _layer("Softmax", lambda m, x: x.softmax(m.dim), ("dim", None))
 LogSoftmax = _layer("LogSoftmax", lambda m, x: x.log_softmax(m.dim), ("dim", None))
 Dropout = _layer("Dropout", lambda m, x: F.dropout(x, m.p, m.training), ("p", 0.5),
                  doc="Zeroes elements with probability p in training (scaled by 1/(1-p)).")
-AvgPool2d = _layer("AvgPool2d", lambda m, x: F.avg_pool2d(x, m.kernel_size, m.stride, m.padding),
-                   ("kernel_size", None), ("stride", None), ("padding", 0))
+AvgPool2d = _layer("AvgPool2d", lambda m, x: F.avg_pool2d(
+    x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad), ("kernel_size", None),
+    ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True))
 AdaptiveAvgPool2d = _layer("AdaptiveAvgPool2d", lambda m, x: F.adaptive_avg_pool2d(x, m.output_size),
                            ("output_size", None))
 
