@@ -32,6 +32,7 @@ from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_sampling
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend
 from .reference import _pair  # (sh, sw) from an int or a pair
+from .scalar_ops import adam_constants, adam_element
 
 __all__ = list(KERNELS)
 
@@ -466,29 +467,23 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
         buf[...] = v
 
 
+_adam_element = njit(inline="always")(adam_element)
+
+
+# (Numba's cache watches this file only: after an edit of scalar_ops.adam_element, touch it.)
 @njit(parallel=True, cache=True)
 def _adam_kernel(param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
-    # g = grad + λ·p (Adam; λ = 0 for AdamW);  p = p·decay (AdamW: 1 - lr·λ; Adam: 1);
-    # m += (1-β₁)(g - m);  v = β₂·v + (1-β₂)·g²;  p -= step · m / (√v / √(1-β₂ᵗ) + ε)
-    for i in prange(param.size):
-        p = param[i]
-        g = grad[i] + wd * p
-        mi = m[i] + b1c * (g - m[i])
-        vi = b2 * v[i] + b2c * g * g
-        m[i] = mi
-        v[i] = vi
-        param[i] = p * decay - step * (mi / (math.sqrt(vi) / bc2s + eps))
+    for i in prange(param.size):        # scalar_ops.adam_element on each element, in place
+        param[i], m[i], v[i] = _adam_element(param[i], grad[i], m[i], v[i], decay, wd, b1c,
+                                             b2, b2c, step, bc2s, eps)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
                 decoupled):
-    t = param.dtype.type
     arrays = [np.asarray(a, order="C") for a in (param, exp_avg, exp_avg_sq)]
-    decay, wd = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
-    _adam_kernel(*(a.reshape(-1) for a in arrays[:1]), _flat(grad),
-                 *(a.reshape(-1) for a in arrays[1:]), t(decay), t(wd), t(1.0 - beta1), t(beta2),
-                 t(1.0 - beta2), t(lr / (1.0 - beta1 ** step)), t(math.sqrt(1.0 - beta2 ** step)),
-                 t(eps))
+    _adam_kernel(arrays[0].reshape(-1), _flat(grad), *(a.reshape(-1) for a in arrays[1:]),
+                 *adam_constants(param.dtype.type, step, lr, beta1, beta2, eps, weight_decay,
+                                 decoupled))
     for a, orig in zip(arrays, (param, exp_avg, exp_avg_sq)):
         if a is not orig:   # (another layout went through a C-ordered copy)
             orig[...] = a

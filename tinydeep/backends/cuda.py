@@ -27,6 +27,7 @@ from numba import cuda, float64
 from . import cuda_device, cuda_elementwise, cuda_matmul, cuda_sampling
 from .base import KERNELS, Backend, backend_class
 from .cuda_device import LAUNCH, empty, flat, full, grid, made, scatter_add, transpose, zeros
+from .scalar_ops import adam_constants, adam_element
 
 __all__ = list(KERNELS)
 
@@ -445,30 +446,23 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
                                       bool(nesterov), t(weight_decay))
 
 
+_adam_element = cuda.jit(device=True, inline="always")(adam_element)
+
+
 @cuda.jit
 def _adam_kernel(param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
-    # as the CPU's: g = grad + λp; m += (1-β₁)(g - m); v = β₂v + (1-β₂)g²;
-    # p = p·decay - step · m / (√v / √(1-β₂ᵗ) + ε)
-    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
-        p = param[i]
-        g = grad[i] + wd * p
-        mi = m[i] + b1c * (g - m[i])
-        vi = b2 * v[i] + b2c * g * g
-        m[i] = mi
-        v[i] = vi
-        param[i] = p * decay - step * (mi / (math.sqrt(vi) / bc2s + eps))
+    for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):   # as the CPU's
+        param[i], m[i], v[i] = _adam_element(param[i], grad[i], m[i], v[i], decay, wd, b1c,
+                                             b2, b2c, step, bc2s, eps)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
                 decoupled):
     """One Adam/AdamW step in place (PyTorch's rule; see base.Backend.adam_update)."""
-    t = param.dtype.type
-    decay, wd = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
     if param.size:
         _adam_kernel[grid(param.size)](flat(param), flat(grad), flat(exp_avg), flat(exp_avg_sq),
-                                       t(decay), t(wd), t(1.0 - beta1), t(beta2), t(1.0 - beta2),
-                                       t(lr / (1.0 - beta1 ** step)),
-                                       t(math.sqrt(1.0 - beta2 ** step)), t(eps))
+                                       *adam_constants(param.dtype.type, step, lr, beta1, beta2,
+                                                       eps, weight_decay, decoupled))
 
 # Defined here, or in the files named: the CudaBackend's table.
 CudaBackend = backend_class("cuda", Backend, {
