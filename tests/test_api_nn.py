@@ -101,13 +101,16 @@ def _twin(ours, theirs):
             p.copy_(torch.tensor(ours.state_dict()[n].astype(np.float64)))
 
 
-@pytest.mark.parametrize("cls, shape", [("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 5)),
-                                        ("BatchNorm2d", (4, 3, 2, 2))])
-def test_batchnorm_running_stats_train_eval(cls, shape, device):  # noqa: F811
-    ours, theirs = getattr(nn, cls)(3).double().to(device), getattr(TNN, cls)(3).double()
-    assert ours.momentum == theirs.momentum == 0.1 and ours.eps == theirs.eps == 1e-5
+@pytest.mark.parametrize("cls, shape, momentum", [
+    ("BatchNorm1d", (6, 3), 0.1), ("BatchNorm1d", (4, 3, 5), 0.1), ("BatchNorm2d", (4, 3, 2, 2), 0.1),
+    ("BatchNorm1d", (6, 3), None), ("BatchNorm2d", (4, 3, 2, 2), None)])   # None: cumulative
+def test_batchnorm_running_stats_train_eval(cls, shape, momentum, device):  # noqa: F811
+    ours = getattr(nn, cls)(3, momentum=momentum).double().to(device)
+    theirs = getattr(TNN, cls)(3, momentum=momentum).double()
+    assert ours.momentum == theirs.momentum and ours.eps == theirs.eps == 1e-5
+    assert getattr(nn, cls)(3).momentum == 0.1
     rng = np.random.default_rng(0)
-    for step in range(3):
+    for step in range(4):
         x = rng.standard_normal(shape) * 2 + 1
         a = ours(td.tensor(x, dtype=np.float64, device=device))
         b = theirs(torch.tensor(x))

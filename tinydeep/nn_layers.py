@@ -59,9 +59,6 @@ class _BatchNorm(Module):
                  track_running_stats=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        if momentum is None:
-            raise ValueError(f"{type(self).__name__}: momentum=None (a cumulative average) is "
-                             f"not implemented; give a number (PyTorch's default is 0.1)")
         self.weight = Parameter(np.ones(num_features, DEFAULT_DTYPE)) if affine else None
         self.bias = Parameter(np.zeros(num_features, DEFAULT_DTYPE)) if affine else None
         self.track_running_stats = track_running_stats
@@ -74,12 +71,14 @@ class _BatchNorm(Module):
         if x.ndim not in self.ndims or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}: expected {' or '.join(map(str, self.ndims))}"
                              f"-D input with {self.num_features} channels in dim 1, got shape {x.shape}")
-        batch_stats = self.training or not self.track_running_stats
+        batch_stats, momentum = self.training or not self.track_running_stats, self.momentum
         if self.training and self.track_running_stats:
             n = self.num_batches_tracked      # (a count: updated on the host, any device)
             n.data = Tensor(n.numpy() + 1, device=n.device, dtype=np.int64).data
+            if momentum is None:              # the cumulative average: the t-th batch weighs 1/t
+                momentum = 1.0 / int(n.numpy())
         run = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
-        return F.batch_norm(x, *run, self.weight, self.bias, batch_stats, self.momentum, self.eps)
+        return F.batch_norm(x, *run, self.weight, self.bias, batch_stats, momentum, self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
