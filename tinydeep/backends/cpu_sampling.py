@@ -74,26 +74,32 @@ def _affine_grid_kernel(theta, xs, ys, grid):
                 grid[n, h, w, i] = a * xs[w] + by
 
 
+def theta_row_grad(grad_grid, n, i, xs, ys):
+    """d theta[n, i] = Σ_{h,w} grad[n, h, w, i] · (x_w, y_h, 1), summed in float64; the
+    CPU's and (as a device function) the GPU's affine_grid backward, one (n, i) a call."""
+    dx = 0.0
+    dy = 0.0
+    d1 = 0.0
+    for h in range(grad_grid.shape[1]):
+        row = 0.0
+        for w in range(grad_grid.shape[2]):
+            g = grad_grid[n, h, w, i]
+            dx += g * xs[w]
+            row += g
+        dy += row * ys[h]
+        d1 += row
+    return dx, dy, d1
+
+
+_theta_row_grad = njit(inline="always")(theta_row_grad)
+
+
 @njit(parallel=True, cache=True)
 def _affine_grid_backward_kernel(grad_grid, xs, ys, d_theta):
-    # d theta[n, i] = sum over h, w of grad[n, h, w, i] * (x_w, y_h, 1)
-    N, H, W, _ = grad_grid.shape
-    for item in prange(N * 2):
+    for item in prange(grad_grid.shape[0] * 2):
         n, i = item // 2, item % 2
-        dx = 0.0
-        dy = 0.0
-        d1 = 0.0
-        for h in range(H):
-            row = 0.0
-            for w in range(W):
-                g = grad_grid[n, h, w, i]
-                dx += g * xs[w]
-                row += g
-            dy += row * ys[h]
-            d1 += row
-        d_theta[n, i, 0] = dx
-        d_theta[n, i, 1] = dy
-        d_theta[n, i, 2] = d1
+        d_theta[n, i, 0], d_theta[n, i, 1], d_theta[n, i, 2] = _theta_row_grad(grad_grid, n, i,
+                                                                                xs, ys)
 
 
 def affine_grid(theta, H, W, align_corners):

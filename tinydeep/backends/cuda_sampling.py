@@ -25,6 +25,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from .cpu_sampling import theta_row_grad
 from .cuda_device import empty, from_host, made, numba_type, zeros
 from .cuda_device import grid as grid_for
 from .reference_sampling import base_coords, check_padding_mode
@@ -50,26 +51,15 @@ def _affine_grid_kernel(theta, xs, ys, out):
             out[n, h, w, i] = theta[n, i, 0] * xs[w] + (theta[n, i, 1] * ys[h] + theta[n, i, 2])
 
 
+_theta_row_grad = cuda.jit(device=True, inline="always")(theta_row_grad)
+
+
 @cuda.jit
 def _affine_grid_backward_kernel(g, xs, ys, d_theta):
-    # d theta[n, i] = Σ_{h,w} g[n, h, w, i] · (x_w, y_h, 1), one thread per (n, i)
-    N, H, W, _ = g.shape
-    for item in range(cuda.grid(1), N * 2, cuda.gridsize(1)):
+    # one thread per (n, i), as the CPU's
+    for item in range(cuda.grid(1), g.shape[0] * 2, cuda.gridsize(1)):
         n, i = item // 2, item % 2
-        dx = 0.0
-        dy = 0.0
-        d1 = 0.0
-        for h in range(H):
-            row = 0.0
-            for w in range(W):
-                v = g[n, h, w, i]
-                dx += v * xs[w]
-                row += v
-            dy += row * ys[h]
-            d1 += row
-        d_theta[n, i, 0] = dx
-        d_theta[n, i, 1] = dy
-        d_theta[n, i, 2] = d1
+        d_theta[n, i, 0], d_theta[n, i, 1], d_theta[n, i, 2] = _theta_row_grad(g, n, i, xs, ys)
 
 
 def affine_grid(theta, H, W, align_corners):
