@@ -53,3 +53,53 @@ def test_trend_is_least_squares():
     assert t["intercept"] == pytest.approx(intercept)
     assert t["runs"] == 6 and t["grows"] and t["ci95"][0] < slope < t["ci95"][1]
     assert ttf.trend(runs[:2]) is None
+
+
+# --- --dataset ------------------------------------------------------------------------------
+
+def mlp_parameters(inputs, width=512, classes=10):
+    return inputs * width + width + width * classes + classes
+
+
+def test_glyphs_quick_run_flattens_28x28_images(tmp_path):
+    import time_to_fit as demo
+    rec = demo.main(["--quick", "--dataset", "glyphs", "--seeds", "1", "--out", str(tmp_path),
+                     "--threads", "1"])
+    assert rec["config"]["dataset"] == "glyphs"
+    assert json.loads((tmp_path / "time_to_fit.json").read_text())["config"]["dataset"] == "glyphs"
+    assert len(rec["runs"]) == 2 * len(rec["config"]["p"])
+    for r in rec["runs"]:
+        assert r["parameters"] == mlp_parameters(28 * 28)
+    # p = 0 keeps every label; the glyphs' 200 images are fitted at a constant rate
+    const = rec["schedules"]["constant"]["rows"]
+    assert const[0]["label_noise"] == 0.0 and const[0]["fitted"] == 1
+
+
+def test_a_real_set_from_its_files(tmp_path, monkeypatch):
+    from test_data_formats import mnist_set, write_mnist_gz
+    monkeypatch.setenv("TINYDEEP_DATA", str(tmp_path))
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        write_mnist_gz(tmp_path / "mnist", prefix, *mnist_set(rng, n))
+    rec = ttf.run(dataset="mnist", n_train=40, n_test=20, p_levels=(0.0, 1.0), seeds=(0,),
+                  schedules=("constant",), max_epochs=3)
+    assert rec["config"]["dataset"] == "mnist" and rec["config"]["n_test"] == 20
+    assert [r["parameters"] for r in rec["runs"]] == [mlp_parameters(784)] * 2
+    assert [r["epochs"] for r in rec["runs"]] == [3, 3]   # random pixels: not fitted in 3
+
+
+def test_mnist1d_model_takes_40_values(quick):
+    rec, _ = quick
+    assert rec["config"]["dataset"] == "mnist1d"
+    assert {r["parameters"] for r in rec["runs"]} == {mlp_parameters(40)}
+
+
+def test_missing_files_and_unknown_sets_stop_before_anything_runs(tmp_path, monkeypatch, capsys):
+    import time_to_fit as demo
+    monkeypatch.setenv("TINYDEEP_DATA", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit, match="--dataset fashion-mnist: its files are not there"):
+        demo.main(["--quick", "--dataset", "fashion-mnist", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--dataset", "svhn", "--out", str(tmp_path / "out")])
+    assert e.value.code == 2 and "invalid choice: 'svhn'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
