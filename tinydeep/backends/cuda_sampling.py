@@ -116,14 +116,26 @@ def _sampling_factory(dtype):
         if y >= 0 and y < H and x >= 0 and x < W:
             cuda.atomic.add(d_image, (n, c, y, x), value)
 
+    @cuda.jit(device=True)
+    def point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border):
+        # output point p -> (n, ho, wo) and its pixel coordinates with their derivatives
+        n, ho, wo = p // (Ho * Wo), (p // Wo) % Ho, p % Wo
+        ix, dix = unnormalize(grid_[n, ho, wo, 0], sx, ox, W, border)
+        iy, diy = unnormalize(grid_[n, ho, wo, 1], sy, oy, H, border)
+        return n, ho, wo, ix, dix, iy, diy
+
+    @cuda.jit(device=True)
+    def corners(image, n, c, y0, x0, H, W):
+        # (v00, v01, v10, v11): the taps at (y0 + a, x0 + b)
+        return (tap(image, n, c, y0, x0, H, W), tap(image, n, c, y0, x0 + 1, H, W),
+                tap(image, n, c, y0 + 1, x0, H, W), tap(image, n, c, y0 + 1, x0 + 1, H, W))
+
     @cuda.jit
     def forward(image, grid_, out, sx, ox, sy, oy, border):
         N, C, H, W = image.shape
         Ho, Wo = out.shape[2], out.shape[3]
         for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
-            n, ho, wo = p // (Ho * Wo), (p // Wo) % Ho, p % Wo
-            ix, _ = unnormalize(grid_[n, ho, wo, 0], sx, ox, W, border)
-            iy, _ = unnormalize(grid_[n, ho, wo, 1], sy, oy, H, border)
+            n, ho, wo, ix, _, iy, _ = point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border)
             if ix != ix or iy != iy:            # a NaN coordinate gives a NaN output
                 for c in range(C):
                     out[n, c, ho, wo] = ix + iy
@@ -131,10 +143,7 @@ def _sampling_factory(dtype):
             x0, y0 = int(math.floor(ix)), int(math.floor(iy))
             tx, ty = ix - T(x0), iy - T(y0)
             for c in range(C):
-                v00 = tap(image, n, c, y0, x0, H, W)
-                v01 = tap(image, n, c, y0, x0 + 1, H, W)
-                v10 = tap(image, n, c, y0 + 1, x0, H, W)
-                v11 = tap(image, n, c, y0 + 1, x0 + 1, H, W)
+                v00, v01, v10, v11 = corners(image, n, c, y0, x0, H, W)
                 out[n, c, ho, wo] = ((T(1) - ty) * ((T(1) - tx) * v00 + tx * v01)
                                      + ty * ((T(1) - tx) * v10 + tx * v11))
 
@@ -143,9 +152,7 @@ def _sampling_factory(dtype):
         N, C, H, W = image.shape
         Ho, Wo = grad.shape[2], grad.shape[3]
         for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
-            n, ho, wo = p // (Ho * Wo), (p // Wo) % Ho, p % Wo
-            ix, dix = unnormalize(grid_[n, ho, wo, 0], sx, ox, W, border)
-            iy, diy = unnormalize(grid_[n, ho, wo, 1], sy, oy, H, border)
+            n, ho, wo, ix, dix, iy, diy = point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border)
             if ix != ix or iy != iy:
                 d_grid[n, ho, wo, 0] = ix + iy
                 d_grid[n, ho, wo, 1] = ix + iy
@@ -156,10 +163,7 @@ def _sampling_factory(dtype):
             gy = T(0)
             for c in range(C):
                 g = grad[n, c, ho, wo]
-                v00 = tap(image, n, c, y0, x0, H, W)
-                v01 = tap(image, n, c, y0, x0 + 1, H, W)
-                v10 = tap(image, n, c, y0 + 1, x0, H, W)
-                v11 = tap(image, n, c, y0 + 1, x0 + 1, H, W)
+                v00, v01, v10, v11 = corners(image, n, c, y0, x0, H, W)
                 gx += g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
                 gy += g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
                 scatter(d_image, n, c, y0, x0, H, W, g * ((T(1) - tx) * (T(1) - ty)))
