@@ -7,7 +7,7 @@ the constructor's value. The schedulers live in lr_scheduler.py (optim.lr_schedu
 import math
 
 from . import backends
-from .tensor import Tensor, _check_grad
+from .tensor import Elementwise, Tensor, _check_grad, _wrap
 
 
 class Optimizer:
@@ -182,16 +182,15 @@ class Adam(Optimizer):
         g = ∇ + λ·p  (Adam)            p = p·(1 - lr·λ)  (AdamW)
         m = β₁·m + (1 - β₁)·g          v = β₂·v + (1 - β₂)·g²
         p = p - lr · (m / (1 - β₁ᵗ)) / (√(v / (1 - β₂ᵗ)) + ε)
+    amsgrad=True (Reddi et al. 2018) puts v̂ = max(v̂, v), the largest v so far, in place of v.
     """
     numbers = ("lr", "eps", "weight_decay")
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False):
-        if amsgrad:
-            raise ValueError(f"{type(self).__name__}: amsgrad=True is not implemented")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=False))
+                                      weight_decay=weight_decay, amsgrad=bool(amsgrad)))
 
     def _check_group(self, g, gi):
         super()._check_group(g, gi)
@@ -206,9 +205,25 @@ class Adam(Optimizer):
             state.update(step=0, exp_avg=arrays.full(p.shape, 0, p.dtype),
                          exp_avg_sq=arrays.full(p.shape, 0, p.dtype))
         state["step"] += 1
+        if group["amsgrad"]:
+            return self._amsgrad(group, p, state, k, arrays)
         k.adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
                       group["lr"], *group["betas"], group["eps"], group["weight_decay"],
                       self.decoupled)
+
+    def _amsgrad(self, group, p, state, k, arrays):
+        """The step above with v̂ (state 'max_exp_avg_sq'), composed of elementwise ops, then
+        applied in place by the SGD kernel: p -= u + λ'·p, λ' = lr·λ for AdamW's decay."""
+        (b1, b2), lr, wd, t = group["betas"], group["lr"], group["weight_decay"], state["step"]
+        vmax = state.setdefault("max_exp_avg_sq", arrays.full(p.shape, 0, p.dtype))
+        g, m, v, vmax, w = (_wrap(a, p.device) for a in (p.grad, state["exp_avg"],
+                                                         state["exp_avg_sq"], vmax, p.data))
+        g = g if self.decoupled or not wd else g + w * wd
+        m, v = m + (g - m) * (1 - b1), v * b2 + (g * g) * (1 - b2)
+        vmax = Elementwise.apply(vmax, v, op="maximum")
+        u = m * (lr / (1 - b1 ** t)) / (vmax.sqrt() / math.sqrt(1 - b2 ** t) + group["eps"])
+        state.update(exp_avg=m.data, exp_avg_sq=v.data, max_exp_avg_sq=vmax.data)
+        k.sgd_update(p.data, u.data, None, 1.0, 0.0, False, lr * wd if self.decoupled else 0.0)
 
 
 class AdamW(Adam):
