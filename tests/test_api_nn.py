@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinydeep as td
-from tinydeep import functional as F, nn
+from tinydeep import backends, functional as F, nn
 
 from test_api_tensor import agree, device  # noqa: F401  (the backends fixture)
 
@@ -162,6 +162,34 @@ def test_layers_match_torch(device):  # noqa: F811
                                    theirs(torch.tensor(y), torch.tensor(t)).numpy(), rtol=1e-10)
     np.testing.assert_allclose(nn.MSELoss()(yt, yt * 0.5).numpy(),
                                TNN.MSELoss()(torch.tensor(y), torch.tensor(y) * 0.5).numpy())
+
+
+def test_embedding_padding_idx_like_torch(device):  # noqa: F811
+    """The padding row: zero at construction, no gradient, a negative index normalized."""
+    ours, theirs = nn.Embedding(5, 3, padding_idx=-2).double(), TNN.Embedding(5, 3, padding_idx=-2).double()
+    assert ours.padding_idx == theirs.padding_idx == 3
+    np.testing.assert_array_equal(ours.weight.numpy()[3], theirs.weight.detach().numpy()[3])
+    assert not ours.weight.numpy()[3].any() and ours.weight.numpy()[[0, 1, 2, 4]].all()
+    ours.weight.data[3] = 2.0   # (a padding row given values still gets no gradient)
+    _twin(ours, theirs)
+    ours.to(device)
+    idx = np.array([[3, 1], [3, 3]])
+    y, yt = ours(td.tensor(idx, device=device)), theirs(torch.tensor(idx))
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    w = np.random.default_rng(0).standard_normal(yt.shape)
+    (y * td.tensor(w, dtype=np.float64, device=device)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(backends.arrays(device).to_host(ours.weight.grad),
+                               theirs.weight.grad.numpy(), rtol=1e-12)
+    assert theirs.weight.grad.numpy()[1].any() and not theirs.weight.grad.numpy()[3].any()
+    with pytest.raises(ValueError, match="padding_idx"):
+        nn.Embedding(5, 3, padding_idx=5)
+    # F.embedding alone (no finite-difference check: the padding row's zero gradient is a rule)
+    fn = lambda w: FF(w).embedding(tgt(w, [3, 0, 3, 2]), w, padding_idx=-1)  # noqa: E731
+    agree(fn, [(4, 2)], device, grad=False)
+    w = td.tensor(np.ones((4, 2)), dtype=np.float64, device=device, requires_grad=True)
+    fn(w).sum().backward()
+    np.testing.assert_array_equal(backends.arrays(device).to_host(w.grad), [[1, 1], [0, 0], [1, 1], [0, 0]])
 
 
 def test_init_distributions_match_torch():

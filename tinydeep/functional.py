@@ -632,11 +632,23 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y if bias is None else y + bias.reshape(shape)
 
 
-def embedding(input, weight):
-    """weight[input]: rows picked by integer indices; the gradient adds up per row."""
+def embedding(input, weight, padding_idx=None):
+    """weight[input]: rows picked by integer indices; the gradient adds up per row, except
+    at padding_idx (negative counts from the end), whose row gets none (PyTorch's)."""
     idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
         raise IndexError(f"embedding: index out of range [0, {weight.shape[0]})")
-    return weight[idx]
+    if padding_idx is None:
+        return weight[idx]
+    from .creation import where
+    at = _padding_idx(padding_idx, weight.shape[0])
+    pads = np.broadcast_to((idx == at)[..., None], idx.shape + weight.shape[1:])
+    return where(pads, weight.detach()[idx], weight[idx])   # (the padding rows: no gradient)
+
+
+def _padding_idx(i, n):
+    if not -n <= i < n:
+        raise ValueError(f"embedding: padding_idx must be within [-{n}, {n}), got {i}")
+    return int(i) % n

@@ -107,15 +107,19 @@ class LayerNorm(Module):
 
 
 class Embedding(Module):
-    """A table of num_embeddings vectors, initialized N(0, 1) as PyTorch's."""
+    """A table of num_embeddings vectors, initialized N(0, 1) as PyTorch's; the row at
+    padding_idx starts at zero and is never trained (F.embedding gives it no gradient)."""
 
-    def __init__(self, num_embeddings, embedding_dim):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
         super().__init__()
-        self.weight = Parameter(generator().standard_normal((num_embeddings, embedding_dim))
-                                .astype(DEFAULT_DTYPE))
+        w = generator().standard_normal((num_embeddings, embedding_dim)).astype(DEFAULT_DTYPE)
+        if padding_idx is not None:
+            padding_idx = F._padding_idx(padding_idx, num_embeddings)
+            w[padding_idx] = 0
+        self.padding_idx, self.weight = padding_idx, Parameter(w)
 
     def forward(self, idx):
-        return F.embedding(idx, self.weight)
+        return F.embedding(idx, self.weight, self.padding_idx)
 
 
 class ModuleList(Module):
