@@ -210,3 +210,74 @@ def test_r_distortion_is_the_papers_r_column():
     assert stx.PAPER_TABLE_1_COLUMNS["R"] == {"FCN": 2.1, "ST-FCN": 1.2, "CNN": 1.2, "ST-CNN": 0.7}
     with pytest.raises(ValueError, match="distortion"):
         stx.run(distortion="RT")
+
+
+# --- --dataset: MNIST-like images distorted the same way, and the sets that do not fit -------
+
+def test_rts_images_place_a_digit_where_the_renderer_draws_it():
+    """A clean glyph drawn on 28×28 at scale 1 (a 20-pixel digit, as MNIST's), then turned,
+    scaled and placed by rts_images, against the renderer drawing the recorded pose
+    directly on the canvas (stroke width kept in pixels): the same image up to resampling,
+    so the rotation sense, the scale and the shift all mean what glyph_pose reads."""
+    labels = np.arange(10)
+    z = np.zeros((10, 12))
+    z[:, 1], z[:, 2], z[:, 6] = 1.0, 1.0, 0.09
+    out = stx.rts_images(render_glyphs(labels, z, 28), labels, seed=3)
+    assert out.images.shape == (10, 1, 42, 42) and np.array_equal(out.labels, labels)
+    lat = out.latents
+    assert np.all(np.abs(lat[:, 0]) <= 45) and np.all(lat[:, 2] == 1.0) and np.all(lat[:, 3] == 0)
+    assert np.all((lat[:, 1] >= 0.7 * 28 / 42) & (lat[:, 1] <= 1.2 * 28 / 42))
+    assert np.all(np.abs(lat[:, 4:6]) <= 7 / 42)
+    drawn = render_glyphs(labels, np.column_stack([lat[:, :6], np.full(10, 0.09 * 28 / 42),
+                                                   lat[:, 7:]]), 42)
+    for a, b in zip(out.images, drawn):
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    assert np.abs(stx.ink_centroid(out.images) - stx.ink_centroid(drawn)).max() < 0.3
+    # the R column: ±90° on 28×28, no scale or shift
+    r = stx.rts_images(render_glyphs(labels, z, 28), labels, seed=1, **stx.DISTORTIONS["R"])
+    assert r.images.shape == (10, 1, 28, 28) and np.all(r.latents[:, 4:6] == 0)
+    assert np.allclose(r.latents[:, 1], 1.0)
+
+
+@pytest.fixture
+def fake_mnist(tmp_path, monkeypatch):
+    from test_data_formats import mnist_set, write_mnist_gz
+    monkeypatch.setenv("TINYDEEP_DATA", str(tmp_path))
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", demo.QUICK["n_test"])):
+        write_mnist_gz(tmp_path / "mnist", prefix, *mnist_set(rng, n))
+    return tmp_path
+
+
+def test_a_real_set_runs_distorted_on_the_canvas(fake_mnist, capsys):
+    rec = demo.main(["--quick", "--dataset", "mnist", "--n-train", "60", "--epochs", "1", "--seeds", "1",
+                     "--out", str(fake_mnist / "out")])
+    cfg = rec["config"]
+    assert cfg["dataset"] == "mnist" and cfg["canvas"] == 42 and cfg["n_train"] == 60
+    assert rec["examples"]["inputs"].shape[1:] == (1, 42, 42)
+    assert [r["model"] for r in rec["runs"]] == ["FCN", "ST-FCN"]
+    fcn = rec["runs"][0]
+    assert fcn["parameters"] == 42 * 42 * 256 + 256 + 256 * 256 + 256 + 2570
+    assert "RTS mnist: 60 training" in capsys.readouterr().out
+    saved = json.loads((fake_mnist / "out" / "spatial_transformer.json").read_text())
+    assert saved["config"]["dataset"] == "mnist"
+
+
+@pytest.mark.parametrize("name, why", [("mnist1d", "cannot be rotated in a plane"),
+                                       ("cifar10", "no digit on a blank background"),
+                                       ("svhn", "unknown dataset 'svhn'")])
+def test_sets_that_do_not_fit_are_refused_before_anything_runs(name, why, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--dataset", name, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --dataset" in err and why in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=why):
+        stx.run(dataset=name)
+
+
+def test_missing_files_stop_before_anything_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYDEEP_DATA", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit, match="--dataset fashion-mnist: its files are not there"):
+        demo.main(["--dataset", "fashion-mnist", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

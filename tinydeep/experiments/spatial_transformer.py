@@ -7,7 +7,10 @@ same classifier behind it makes fewer errors. Their Table 1 (% test error on
 MNIST distorted by Rotation ±45°, Scale 0.7–1.2 and Translation on a 42×42
 canvas, "RTS"): FCN 5.2 → ST-FCN 0.8, CNN 0.8 → ST-CNN 0.5.
 
-Reproduced on glyph digits drawn the same way (`rts_glyphs`):
+Reproduced on glyph digits drawn the same way (`rts_glyphs`), or on MNIST or
+Fashion-MNIST when their files are present (`rts_images`: each 28×28 image turned,
+scaled and placed on the canvas by bilinear resampling, with its pose recorded in
+glyphs' latent columns so that everything below reads it the same way):
 
     make_model       FCN or small CNN, optionally behind a SpatialTransformer
     train            SGD with its own learning rate for the localization net
@@ -31,10 +34,11 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import nn
-from ..data import glyphs
+from .. import functional as F, nn
+from ..data import LATENT_NAMES, Glyphs, glyphs
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
+from .random_labels import load_data
 from .sweep import paired, summary
 from .training import evaluate, fit
 
@@ -50,6 +54,12 @@ ARCHS = ("fcn", "cnn")
 GLYPH_SIDE = 28          # a digit is drawn as on a 28×28 glyph image, then placed on the canvas
 BASE_SCALE = 0.875       # the middle of glyphs' default scale range (0.75, 1.0)
 TEMPLATE_HEIGHT = 1.0    # glyph templates span y ∈ [-0.5, 0.5]
+DATASETS = ("glyphs", "mnist", "fashion-mnist")
+# the sets random_labels.load_data knows that this experiment cannot use, and why
+UNFIT = {"mnist1d": "its samples are 1-D signals of 40 values: they cannot be rotated in "
+                    "a plane or placed on a 42x42 canvas",
+         "cifar10": "its 32x32 colour photos fill their frame: there is no digit on a blank "
+                    "background to turn, scale and place on a canvas (the paper distorts MNIST)"}
 
 
 # --- data ------------------------------------------------------------------------------
@@ -68,6 +78,65 @@ def rts_glyphs(n, seed=0, canvas=42, rotation=45.0, scale=(0.7, 1.2)):
     return glyphs(n, seed=seed, size=int(canvas), rotation=rotation,
                   scale=(lo * BASE_SCALE * r, hi * BASE_SCALE * r),
                   shift=(canvas - GLYPH_SIDE) / 2 / canvas, width=(0.06 * r, 0.12 * r))
+
+
+def rts_images(images, labels, seed=0, canvas=42, rotation=45.0, scale=(0.7, 1.2)):
+    """28×28 images (MNIST, Fashion-MNIST) distorted as `rts_glyphs` distorts glyphs:
+    rotated uniformly within ±`rotation` degrees, scaled by a factor uniform in `scale` and
+    placed with the 28×28 box anywhere on the `canvas`×`canvas` image, by bilinear
+    resampling (zeros outside the source). An MNIST digit fills a 20×20 box, as a glyph
+    template of height 1 at scale 1 does on 28×28, so the pose is recorded in glyphs'
+    latent columns (rotation, scale = factor·28/canvas, aspect 1, shear 0, shifts as
+    fractions of the canvas side), and glyph_pose reads it; the other columns are 0.
+    Returns a Glyphs tuple (images (n, 1, canvas, canvas), labels, latents, names)."""
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or images.shape[1:] != (1, GLYPH_SIDE, GLYPH_SIDE):
+        raise ValueError(f"rts_images: images must be (n, 1, {GLYPH_SIDE}, {GLYPH_SIDE}), "
+                         f"got {images.shape}")
+    if int(canvas) != canvas or canvas < GLYPH_SIDE:
+        raise ValueError(f"rts_images: canvas must be an integer >= {GLYPH_SIDE}, got {canvas!r}")
+    n, canvas = len(images), int(canvas)
+    rng = np.random.default_rng(seed)
+    half_shift = (canvas - GLYPH_SIDE) / 2 / canvas
+    latents = np.zeros((n, len(LATENT_NAMES)))
+    latents[:, 0] = rng.uniform(-rotation, rotation, n)
+    factor = rng.uniform(scale[0], scale[1], n)
+    latents[:, 1], latents[:, 2] = factor * GLYPH_SIDE / canvas, 1.0
+    latents[:, 4:6] = rng.uniform(-half_shift, half_shift, (n, 2))
+    # canvas point o = B p + t for source point p (both in [-1, 1] coordinates, y down):
+    # B = (28/canvas)·factor·R, R = [[c, s], [-s, c]] (counter-clockwise on screen), t =
+    # 2·shift; affine_grid wants o -> p, i.e. θ = [B⁻¹ | -B⁻¹ t]
+    rot = np.radians(latents[:, 0])
+    c, s = np.cos(rot), np.sin(rot)
+    inv = np.empty((n, 2, 2))
+    inv[:, 0, 0], inv[:, 0, 1], inv[:, 1, 0], inv[:, 1, 1] = c, -s, s, c     # R⁻¹ = Rᵀ
+    inv /= (factor * GLYPH_SIDE / canvas)[:, None, None]
+    theta = np.concatenate([inv, -inv @ (2 * latents[:, 4:6])[:, :, None]], 2)
+    out = np.empty((n, 1, canvas, canvas), np.float32)
+    with no_grad():
+        for lo in range(0, n, 1000):
+            th = tensor(theta[lo:lo + 1000].astype(np.float32))
+            grid = F.affine_grid(th, (len(th), 1, canvas, canvas), align_corners=False)
+            out[lo:lo + 1000] = F.grid_sample(tensor(images[lo:lo + 1000]), grid,
+                                              padding_mode="zeros", align_corners=False).numpy()
+    return Glyphs(out, np.asarray(labels), latents, LATENT_NAMES)
+
+
+def rts_data(dataset, n_train, n_test, seed=0, **distortion):
+    """(train, test) Glyphs tuples of `dataset` distorted by `distortion` (canvas,
+    rotation, scale): glyphs drawn so (`rts_glyphs`), or a real set's images subsampled
+    with `seed` and resampled (`rts_images`). Missing files raise FileNotFoundError."""
+    if dataset in UNFIT:
+        raise ValueError(f"{dataset} does not fit the spatial-transformer experiment: "
+                         f"{UNFIT[dataset]}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if dataset == "glyphs":
+        return (rts_glyphs(n_train, seed=seed, **distortion),
+                rts_glyphs(n_test, seed=seed + 1, **distortion))
+    x, y, xt, yt = load_data(dataset, n_train, n_test, seed=seed)
+    return (rts_images(x, y, seed=seed, **distortion),
+            rts_images(xt, yt, seed=seed + 1, **distortion))
 
 
 # --- models ----------------------------------------------------------------------------
@@ -256,8 +325,9 @@ def train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=1.0, loc_width=32, se
 
 def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.92, loc_width=128,
         canvas=None, archs=("fcn",), n_examples=20, seed=0, seeds=(0,), distortion="RTS",
-        verbose=True):
-    """Plain vs ST for each architecture in `archs` on RTS glyphs. Returns a record:
+        dataset="glyphs", verbose=True):
+    """Plain vs ST for each architecture in `archs` on `dataset` (glyphs, or mnist or
+    fashion-mnist when their files are present) distorted so. Returns a record:
     config, runs (one per model: errors, curve, time), pose (per ST model: pose_report on
     the test set) and examples (test images and each ST's outputs, as arrays, two per
     class; the demo plots them and leaves them out of the JSON)."""
@@ -269,13 +339,12 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
                          f"{', '.join(DISTORTIONS)}")
     dist = dict(DISTORTIONS[distortion], **({} if canvas is None else {"canvas": canvas}))
     canvas = dist["canvas"]
-    train_set = rts_glyphs(n_train, seed=seed, **dist)
-    test_set = rts_glyphs(n_test, seed=seed + 1, **dist)
+    train_set, test_set = rts_data(dataset, n_train, n_test, seed=seed, **dist)
     data = (train_set.images, train_set.labels, test_set.images, test_set.labels)
     rng = np.random.default_rng(seed)
     show = np.concatenate([rng.choice(np.flatnonzero(test_set.labels == k), n_examples // 10,
                                       replace=False) for k in range(NUM_CLASSES)])
-    rec = {"config": dict(n_train=n_train, n_test=n_test, epochs=epochs, lr=lr, loc_lr=loc_lr,
+    rec = {"config": dict(dataset=dataset, n_train=n_train, n_test=n_test, epochs=epochs, lr=lr, loc_lr=loc_lr,
                           lr_decay=lr_decay, loc_width=loc_width, momentum=0.9, batch_size=128,
                           canvas=canvas, archs=list(archs), seed=seed, distortion=distortion,
                           rotation_deg=dist["rotation"], scale=list(dist["scale"])),
