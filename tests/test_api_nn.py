@@ -57,6 +57,14 @@ CASES = {
         x, y.sigmoid(), pos_weight=W(x, [1, 2, 3, 4]), reduction="sum"), [(3, 4), (3, 4)]),
     "pad": (lambda x: FF(x).pad(x, (1, 2, 0, 1)), [(1, 2, 3, 3)]),
     "pad value crop": (lambda x: FF(x).pad(x, (-1, 2), value=1.5), [(2, 3, 4)]),
+    "pad reflect": (lambda x: FF(x).pad(x, (2, 1), mode="reflect"), [(2, 3, 4)]),
+    "pad reflect 2 dims": (lambda x: FF(x).pad(x, (1, 2, 2, 0), mode="reflect"), [(1, 2, 3, 4)]),
+    "pad reflect crop": (lambda x: FF(x).pad(x, (-1, 3), mode="reflect"), [(3, 4)]),
+    "pad reflect 3 dims": (lambda x: FF(x).pad(x, (1, 1, 1, 0, 0, 1), mode="reflect"), [(1, 2, 2, 3)]),
+    "pad replicate": (lambda x: FF(x).pad(x, (3, 1, 0, 2), mode="replicate"), [(2, 3, 4)]),
+    "pad replicate crop": (lambda x: FF(x).pad(x, (-1, 5, 1, -2), mode="replicate"), [(1, 2, 3, 4)]),
+    "pad circular": (lambda x: FF(x).pad(x, (1, 2, 3, 1), mode="circular"), [(1, 2, 3, 4)]),
+    "pad circular crop": (lambda x: FF(x).pad(x, (-1, 3, 2, -1), mode="circular"), [(2, 3, 5)]),
     "avg_pool2d": (lambda x: FF(x).avg_pool2d(x, 2), [(1, 2, 4, 4)]),
     "avg_pool2d stride pad": (lambda x: FF(x).avg_pool2d(x, 3, 2, 1), [(1, 2, 5, 5)]),
     "avg_pool2d no pad count": (lambda x: FF(x).avg_pool2d(x, 3, 2, 1, count_include_pad=False),
@@ -78,6 +86,18 @@ CASES = {
 def test_functional_matches_torch(name, device):  # noqa: F811
     fn, shapes = CASES[name]
     agree(fn, shapes, device, seed=hash(name) % 1000)
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    (((2, 3), (4, 0)), dict(mode="reflect"), "does not fit"), (((2, 4), (0, 5)), dict(mode="circular"), "does not fit"),
+    (((2, 3), (1, 1)), dict(mode="reflect", value=1.0), "no value"), (((4,), (1, 1)), dict(mode="replicate"), "1-D"),
+    (((1, 1, 2, 3), (1, 1)), dict(mode="circular"), "4-D"), (((2, 3), (1, 1)), dict(mode="wrap"), "mode")])
+def test_pad_modes_refuse_like_torch(args, kwargs, match):
+    shape, amounts = args
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        TF.pad(torch.zeros(shape), amounts, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        F.pad(td.zeros(shape), amounts, **kwargs)
 
 
 def test_one_hot_and_dropout(device):  # noqa: F811

@@ -509,14 +509,15 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
                    reduction)
 
 
-def pad(input, pad, mode="constant", value=0.0):
+def pad(input, pad, mode="constant", value=None):
     """Pad the last len(pad)//2 dimensions: pad = (left, right, top, bottom, ...), from the
-    last dimension backwards as PyTorch's; negative amounts crop. Constant mode only."""
+    last dimension backwards as PyTorch's; negative amounts crop. Modes other than
+    'constant' (value, default 0): see _pad_by_index."""
     _need_tensor("pad", input)
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is implemented, got {mode!r}")
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: {pad} must hold a (before, after) pair per padded dimension")
+    if mode != "constant":
+        return _pad_by_index(input, pad, mode, value)
     crop, place, shape = [slice(None)] * input.ndim, [slice(None)] * input.ndim, list(input.shape)
     for i in range(len(pad) // 2):
         d, lo, hi = input.ndim - 1 - i, int(pad[2 * i]), int(pad[2 * i + 1])
@@ -525,11 +526,46 @@ def pad(input, pad, mode="constant", value=0.0):
         place[d] = slice(max(lo, 0), shape[d] - max(hi, 0))
     x = input[tuple(crop)] if any(s != slice(None) for s in crop) else input
     y = Place.apply(x, index=tuple(place), shape=tuple(shape))
-    if value:
+    if value:   # (None or 0: the zeros Place leaves)
         fill = np.full(shape, value, dtype=input.dtype)
         fill[tuple(place)] = 0
         y = y + Tensor(fill, device=input.device, dtype=input.dtype)
     return y
+
+
+def _pad_by_index(x, pad, mode, value):
+    """Each padded dim gathered at the positions j = -left .. n-1+right mapped into 0..n-1
+    (the gradient scatters back, adding up): 'reflect' mirrors about the edge without
+    repeating it (j -> n-1 - |n-1 - |j||), 'replicate' repeats it (j clipped), 'circular'
+    wraps (crops first, then j mod the cropped size). As PyTorch's: the last 1, 2 or 3 dims
+    of an input with 1 or 2 more (a batch and/or channels)."""
+    k = len(pad) // 2
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', "
+                         f"got {mode!r}")
+    if value is not None:
+        raise ValueError(f"pad: mode {mode!r} takes no value (got value={value!r})")
+    if not 1 <= k <= 3 or x.ndim not in (k + 1, k + 2):
+        raise ValueError(f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of an input with 1 "
+                         f"or 2 more; {len(pad)} amounts do not fit a {x.ndim}-D input")
+    for i in range(k):
+        d, lo, hi = x.ndim - 1 - i, int(pad[2 * i]), int(pad[2 * i + 1])
+        n, out = x.shape[d], x.shape[d] + lo + hi
+        m = n - max(-lo, 0) - max(-hi, 0)       # circular: the size after the crop
+        fits = {"reflect": max(lo, hi) < n and out >= 1, "replicate": out >= 1,
+                "circular": max(lo, hi) <= n and out >= 0 and (m >= 1 or out == 0)}[mode]
+        if not fits:
+            raise ValueError(f"pad: {mode} padding ({lo}, {hi}) does not fit dim {d} of size {n} "
+                             f"(reflect: each < {n}; circular: each <= {n}; a non-empty result)")
+        j = np.arange(-lo, n + hi)
+        if mode == "reflect":
+            idx = n - 1 - np.abs(n - 1 - np.abs(j))
+        elif mode == "replicate":
+            idx = np.clip(j, 0, n - 1)
+        else:
+            idx = max(-lo, 0) + np.arange(-max(lo, 0), m + max(hi, 0)) % max(m, 1)
+        x = x[(slice(None),) * d + (idx,)]
+    return x
 
 
 def _conv2d_general(input, weight, bias, stride, padding, dilation):
