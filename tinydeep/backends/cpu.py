@@ -355,6 +355,21 @@ def col2im(cols, x_shape, kh, kw, stride, padding):
 
 # --- max pooling ---------------------------------------------------------------------------
 
+@njit(inline="always")
+def _window_max(xf, x_at, W, h_lo, h_hi, w_lo, w_hi):
+    # (max, h·W + w of the first max) of the plane xf[x_at:] over rows [h_lo, h_hi) and
+    # columns [w_lo, w_hi), scanned in row-major order (a NaN wins)
+    best_at = _u(h_lo * W + w_lo)
+    best = xf[_u(x_at) + best_at]
+    for h in range(h_lo, h_hi):
+        for at in range(_u(h * W + w_lo), _u(h * W + w_hi)):
+            v = xf[_u(x_at) + at]
+            if v > best or (v != v and best == best):
+                best = v
+                best_at = at
+    return best, best_at
+
+
 @njit(parallel=True, cache=True)
 def _max_pool2d_kernel(x, kh, kw, sh, sw, ph, pw, out, argmax):
     # out = max over the kh×kw window at (ho·sh - ph, wo·sw - pw), argmax = h·W + w of the first
@@ -370,14 +385,8 @@ def _max_pool2d_kernel(x, kh, kw, sh, sw, ph, pw, out, argmax):
             h0, i_lo, i_hi = _inside(ho, sh, ph, kh, H)
             for wo in range(Wo):
                 w0, j_lo, j_hi = _inside(wo, sw, pw, kw, W)
-                best_at = _u((h0 + i_lo) * W + w0 + j_lo)    # h·W + w of the best so far
-                best = xf[_u(x_at) + best_at]
-                for h in range(h0 + i_lo, h0 + i_hi):
-                    for at in range(_u(h * W + w0 + j_lo), _u(h * W + w0 + j_hi)):
-                        v = xf[_u(x_at) + at]
-                        if v > best or (v != v and best == best):
-                            best = v
-                            best_at = at
+                best, best_at = _window_max(xf, x_at, W, h0 + i_lo, h0 + i_hi, w0 + j_lo,
+                                            w0 + j_hi)
                 of[_u(o_at + ho * Wo + wo)] = best
                 af[_u(o_at + ho * Wo + wo)] = best_at
 
@@ -394,15 +403,7 @@ def _max_pool2x2_kernel(x, out, argmax):
         x_at, o_at = plane * H * W, plane * Ho * Wo
         for ho in range(Ho):
             for wo in range(Wo):
-                best_at = _u(2 * ho * W + 2 * wo)
-                best = xf[_u(x_at) + best_at]
-                for i in range(2):
-                    for j in range(2):
-                        at = _u((2 * ho + i) * W + 2 * wo + j)
-                        v = xf[_u(x_at) + at]
-                        if v > best or (v != v and best == best):
-                            best = v
-                            best_at = at
+                best, best_at = _window_max(xf, x_at, W, 2 * ho, 2 * ho + 2, 2 * wo, 2 * wo + 2)
                 of[_u(o_at + ho * Wo + wo)] = best
                 af[_u(o_at + ho * Wo + wo)] = best_at
 
