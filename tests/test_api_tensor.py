@@ -62,6 +62,11 @@ DIFFERENTIABLE = {
     "sum dim keepdim": (lambda x: x.sum(dim=1, keepdim=True), [(2, 3, 2)]),
     "sum dims": (lambda x: x.sum((0, -1)), [(2, 3, 2)]),
     "mean dim": (lambda x: x.mean(dim=-2), [(2, 3, 2)]),
+    "prod": (lambda x: x.prod(), [(3, 5)]),
+    "prod dim": (lambda x: x.prod(1), [(2, 7, 3)]),
+    "prod dim keepdim": (lambda x: x.prod(dim=-1, keepdim=True), [(3, 6)]),
+    "prod 0-d": (lambda x: x.prod(0), [()]),
+    "prod empty": (lambda x: x.prod(1), [(2, 0)]),
     "max dim": (lambda x: x.max(dim=1), [(3, 4)]),
     "max keepdim": (lambda x: x.max(0, keepdim=True), [(3, 4)]),
     "min dim": (lambda x: x.min(dim=-1), [(3, 4)]),
@@ -138,6 +143,31 @@ def test_where_takes_no_nan_from_the_branch_not_taken(device):
     y.sum().backward()
     assert np.all(np.isfinite(y.numpy()))
     np.testing.assert_allclose(backends.arrays(device).to_host(x.grad), [1.0, 0.0, 0.5])
+
+
+def test_prod_gradient_with_zeros_matches_torch(device):
+    """One zero in a slice: its gradient is the product of the others, the rest get 0;
+    two zeros: all 0 (PyTorch's). Integer and bool products are int64."""
+    x = np.random.default_rng(4).standard_normal((4, 5))
+    x[0, 2] = x[1, 1] = x[1, 3] = x[3, 0] = 0.0        # rows with one, two, no and one zero
+    for a, kw in ((x, dict()), (x[0], dict()), (x, dict(dim=0, keepdim=True)), (x, dict(dim=1))):
+        t = td.tensor(a, dtype=np.float64, device=device, requires_grad=True)
+        tt = torch.tensor(a, requires_grad=True)
+        y, yt = t.prod(**kw), tt.prod(**kw)
+        np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12, atol=0)
+        w = np.random.default_rng(5).standard_normal(yt.shape)
+        (y * td.tensor(w, dtype=np.float64, device=device)).sum().backward()
+        (yt * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(backends.arrays(device).to_host(t.grad), tt.grad.numpy(),
+                                   rtol=1e-12, atol=0)
+    assert tt.grad[0, 2] != 0               # (the case the test is about happens)
+    i = np.array([[2, 3, 1], [0, 5, 4]])
+    for a, b in ((td.tensor(i, device=device), torch.tensor(i)),
+                 (td.tensor(i, device=device) > 0, torch.tensor(i) > 0)):
+        for kw in (dict(), dict(dim=1)):
+            p, q = a.prod(**kw), b.prod(**kw)
+            assert p.dtype == np.int64 and q.dtype == torch.int64
+            np.testing.assert_array_equal(p.numpy(), q.numpy())
 
 
 @pytest.mark.parametrize("name", ["argmax", "argmin"])

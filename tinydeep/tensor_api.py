@@ -40,6 +40,26 @@ def sum_(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
     return _astype(s, np.int64)   # (exact below 2^53 elements)
 
 
+def prod(self, dim=None, keepdim=False):
+    """∏ over dim (all elements when None) as a tree of pairwise products, so the gradient
+    is the chain rule through multiplications, ∂/∂x_i = ∏_{j≠i} x_j, exact with zeros (no
+    division by x). Integer and bool tensors give int64, as PyTorch's."""
+    if self.dtype not in FLOAT_DTYPES:
+        return _astype(prod(_astype(self, np.float64), dim, keepdim), np.int64)
+    (d,) = (0,) if dim is None else normalize_axes(dim, max(self.ndim, 1), "prod")
+    x, odd = self.reshape(-1) if dim is None or self.ndim == 0 else self, None
+    at = lambda s: (slice(None),) * d + (s,)  # noqa: E731
+    if x.shape[d] == 0:
+        x = x.sum(d, keepdims=True) * 0.0 + 1.0     # the empty product
+    while x.shape[d] > 1:
+        n = x.shape[d]
+        if n % 2:   # the odd one out joins at the end
+            odd = x[at(slice(n - 1, n))] if odd is None else odd * x[at(slice(n - 1, n))]
+        x = x[at(slice(0, n - 1, 2))] * x[at(slice(1, n, 2))]
+    x = x if odd is None else x * odd
+    return x.reshape(()) if dim is None or self.ndim == 0 else x if keepdim else x.squeeze(d)
+
+
 def _argext(self, dim, keepdim, sign, name):
     """int64 indices of the maxima (sign +1) or minima (-1) along dim (of the flattened
     tensor when None); the first one on ties, as NumPy's and PyTorch's CPU."""
@@ -201,7 +221,7 @@ def log_softmax(self, dim):
 
 
 METHODS = dict(
-    sum=sum_, argmax=argmax, argmin=argmin, max=max_, min=min_, var=var, std=std, clamp=clamp,
+    sum=sum_, prod=prod, argmax=argmax, argmin=argmin, max=max_, min=min_, var=var, std=std, clamp=clamp,
     clip=clamp, unsqueeze=unsqueeze, squeeze=squeeze, t=t, expand=expand,
     expand_as=expand_as, repeat=repeat, clone=clone, softmax=softmax, log_softmax=log_softmax,
     long=lambda self: _astype(self, np.int64), int=lambda self: _astype(self, np.int32),
