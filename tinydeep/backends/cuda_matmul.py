@@ -77,10 +77,54 @@ def _tiled_factory(T, ta, tb, dtype):
     return kernel
 
 
+# Indices known to be ≥ 0 are cast to unsigned: numba then skips the negative-index
+# wrap-around select on each access, and ptxas can address the shared tiles as one base
+# register plus constant offsets (without it, in rung 3: 16 more 64-bit address registers, spills).
+U = uint64
+
+
+def _tile_copier(BX, BK, THREADS, kmajor, nb_dtype):
+    """Rung 3's device function: the block's THREADS threads copy the step-k0 tile of one
+    operand X, sX[buf, k, x] = X(x0 + x, k0 + k) (0 outside), k-major in shared memory,
+    BX·BK / THREADS elements a thread. X is stored (K, X) when `kmajor` (a when ta, b
+    unless tb), else (X, K); either way consecutive threads read consecutive addresses.
+    (Rung 2 keeps its own loop: written this way it needs more registers, 94 not 80 in fp64.)"""
+    @cuda.jit(device=True, inline="always")
+    def copy(src, sX, buf, tid, x0, k0, X, K):
+        for l in range(BX * BK // THREADS):
+            e = tid + l * THREADS
+            if kmajor:
+                kk, xx = e // BX, e % BX
+            else:
+                xx, kk = e // BK, e % BK
+            gx, gk = x0 + xx, k0 + kk
+            v = nb_dtype(0)
+            if gx < X and gk < K:
+                v = src[U(gk), U(gx)] if kmajor else src[U(gx), U(gk)]
+            sX[buf, U(kk), U(xx)] = v
+    return copy
+
+
+def _tile_storer(TM, TN, ROWS, COLS):
+    """Device function: c[i, j] = acc[r, s] for the thread's rows i = row0 + trow + ROWS·r
+    and columns j = col0 + tcol + COLS·s inside C."""
+    @cuda.jit(device=True, inline="always")
+    def store(c, acc, row0, col0, trow, tcol, M, N):
+        for r in range(TM):
+            i = row0 + trow + r * ROWS
+            if i < M:
+                for s in range(TN):
+                    j = col0 + tcol + s * COLS
+                    if j < N:
+                        c[U(i), U(j)] = acc[r, s]
+    return store
+
+
 def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
     nb_dtype = numba_type(dtype)
     ROWS, COLS = BM // TM, BN // TN          # threads along i and along j
     THREADS = ROWS * COLS
+    store = _tile_storer(TM, TN, ROWS, COLS)
 
     @cuda.jit
     def kernel(a, b, c):
@@ -130,13 +174,7 @@ def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
                     for s in range(TN):
                         acc[r, s] += ra[r] * rb[s]
             cuda.syncthreads()
-        for r in range(TM):
-            i = row0 + trow + r * ROWS
-            if i < M:
-                for s in range(TN):
-                    j = col0 + tcol + s * COLS
-                    if j < N:
-                        c[i, j] = acc[r, s]
+        store(c, acc, row0, col0, trow, tcol, M, N)
     return kernel
 
 
@@ -147,38 +185,15 @@ def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
     if (BM * BK) % THREADS or (BN * BK) % THREADS:
         raise ValueError(f"block_tiled: BM·BK ({BM * BK}) and BN·BK ({BN * BK}) must be "
                          f"multiples of the block's {THREADS} threads")
-    LA, LB = BM * BK // THREADS, BN * BK // THREADS     # elements each thread fetches
-    # Indices known to be ≥ 0 are cast to unsigned: numba then skips the negative-index
-    # wrap-around select on each access, and ptxas can address the shared tiles as one base
-    # register plus constant offsets (without it: 16 more 64-bit address registers, spills).
-    U = uint64
+    copy_a = _tile_copier(BM, BK, THREADS, ta, nb_dtype)
+    copy_b = _tile_copier(BN, BK, THREADS, not tb, nb_dtype)
+    store = _tile_storer(TM, TN, ROWS, COLS)
 
     @cuda.jit(device=True, inline="always")
     def load_tiles(a, b, sA, sB, buf, tid, row0, col0, k0, M, N, K):
-        # the step-k0 tiles -> shared buffer `buf` (sA k-major, as in rung 2); consecutive
-        # threads read consecutive global addresses
-        for l in range(LA):
-            e = tid + l * THREADS
-            if ta:
-                kk, ii = e // BM, e % BM
-            else:
-                ii, kk = e // BK, e % BK
-            gi, gk = row0 + ii, k0 + kk
-            v = nb_dtype(0)
-            if gi < M and gk < K:
-                v = a[U(gk), U(gi)] if ta else a[U(gi), U(gk)]
-            sA[buf, U(kk), U(ii)] = v
-        for l in range(LB):
-            e = tid + l * THREADS
-            if tb:
-                jj, kk = e // BK, e % BK
-            else:
-                kk, jj = e // BN, e % BN
-            gj, gk = col0 + jj, k0 + kk
-            v = nb_dtype(0)
-            if gj < N and gk < K:
-                v = b[U(gj), U(gk)] if tb else b[U(gk), U(gj)]
-            sB[buf, U(kk), U(jj)] = v
+        # the step-k0 tiles -> shared buffer `buf`
+        copy_a(a, sA, buf, tid, row0, k0, M, K)
+        copy_b(b, sB, buf, tid, col0, k0, N, K)
 
     @cuda.jit(device=True, inline="always")
     def multiply(sA, sB, buf, acc, rb, trow, tcol):
@@ -222,13 +237,7 @@ def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
             multiply(sA, sB, buf, acc, rb, trow, tcol)
             cuda.syncthreads()
             buf = 1 - buf
-        for r in range(TM):
-            i = row0 + trow + r * ROWS
-            if i < M:
-                for s in range(TN):
-                    j = col0 + tcol + s * COLS
-                    if j < N:
-                        c[U(i), U(j)] = acc[r, s]
+        store(c, acc, row0, col0, trow, tcol, M, N)
     return kernel
 
 
