@@ -88,12 +88,14 @@ def test_functional_matches_torch(name, device):  # noqa: F811
     agree(fn, shapes, device, seed=hash(name) % 1000)
 
 
-@pytest.mark.parametrize("args, kwargs, match", [
-    (((2, 3), (4, 0)), dict(mode="reflect"), "does not fit"), (((2, 4), (0, 5)), dict(mode="circular"), "does not fit"),
-    (((2, 3), (1, 1)), dict(mode="reflect", value=1.0), "no value"), (((4,), (1, 1)), dict(mode="replicate"), "1-D"),
-    (((1, 1, 2, 3), (1, 1)), dict(mode="circular"), "4-D"), (((2, 3), (1, 1)), dict(mode="wrap"), "mode")])
-def test_pad_modes_refuse_like_torch(args, kwargs, match):
-    shape, amounts = args
+@pytest.mark.parametrize("shape, amounts, kwargs, match", [
+    ((2, 3), (4, 0), dict(mode="reflect"), "does not fit"),
+    ((2, 4), (0, 5), dict(mode="circular"), "does not fit"),
+    ((2, 3), (1, 1), dict(mode="reflect", value=1.0), "no value"),
+    ((4,), (1, 1), dict(mode="replicate"), "1-D"),
+    ((1, 1, 2, 3), (1, 1), dict(mode="circular"), "4-D"),
+    ((2, 3), (1, 1), dict(mode="wrap"), "mode")])
+def test_pad_modes_refuse_like_torch(shape, amounts, kwargs, match):
     with pytest.raises((RuntimeError, NotImplementedError)):
         TF.pad(torch.zeros(shape), amounts, **kwargs)
     with pytest.raises(ValueError, match=match):
@@ -160,7 +162,8 @@ def test_layers_match_torch(device):  # noqa: F811
     pairs = [(nn.Identity(), TNN.Identity()), (nn.Sigmoid(), TNN.Sigmoid()), (nn.Tanh(), TNN.Tanh()),
              (nn.AvgPool2d(2), TNN.AvgPool2d(2)), (nn.AdaptiveAvgPool2d(1), TNN.AdaptiveAvgPool2d(1)),
              (nn.AdaptiveAvgPool2d((3, 3)), TNN.AdaptiveAvgPool2d((3, 3))),
-             (nn.AvgPool2d(3, 2, 1, count_include_pad=False), TNN.AvgPool2d(3, 2, 1, count_include_pad=False)),
+             (nn.AvgPool2d(3, 2, 1, count_include_pad=False),
+              TNN.AvgPool2d(3, 2, 1, count_include_pad=False)),
              (nn.LeakyReLU(0.1), TNN.LeakyReLU(0.1)), (nn.Softmax(dim=1), TNN.Softmax(dim=1)),
              (nn.GELU(), TNN.GELU()), (nn.LogSoftmax(dim=-1), TNN.LogSoftmax(dim=-1))]
     for a, b in pairs:
@@ -186,7 +189,8 @@ def test_layers_match_torch(device):  # noqa: F811
 
 def test_embedding_padding_idx_like_torch(device):  # noqa: F811
     """The padding row: zero at construction, no gradient, a negative index normalized."""
-    ours, theirs = nn.Embedding(5, 3, padding_idx=-2).double(), TNN.Embedding(5, 3, padding_idx=-2).double()
+    ours = nn.Embedding(5, 3, padding_idx=-2).double()
+    theirs = TNN.Embedding(5, 3, padding_idx=-2).double()
     assert ours.padding_idx == theirs.padding_idx == 3
     np.testing.assert_array_equal(ours.weight.numpy()[3], theirs.weight.detach().numpy()[3])
     assert not ours.weight.numpy()[3].any() and ours.weight.numpy()[[0, 1, 2, 4]].all()
@@ -209,7 +213,8 @@ def test_embedding_padding_idx_like_torch(device):  # noqa: F811
     agree(fn, [(4, 2)], device, grad=False)
     w = td.tensor(np.ones((4, 2)), dtype=np.float64, device=device, requires_grad=True)
     fn(w).sum().backward()
-    np.testing.assert_array_equal(backends.arrays(device).to_host(w.grad), [[1, 1], [0, 0], [1, 1], [0, 0]])
+    np.testing.assert_array_equal(backends.arrays(device).to_host(w.grad),
+                                  [[1, 1], [0, 0], [1, 1], [0, 0]])
 
 
 def test_init_distributions_match_torch():
