@@ -32,7 +32,7 @@ from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_sampling
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend
 from .reference import _pair  # (sh, sw) from an int or a pair
-from .scalar_ops import adam_constants, adam_element
+from .scalar_ops import adam_at, adam_constants
 
 __all__ = list(KERNELS)
 
@@ -468,15 +468,14 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
         buf[...] = v
 
 
-_adam_element = njit(inline="always")(adam_element)
+_adam_at = njit(inline="always")(adam_at)
 
 
-# (Numba's cache watches this file only: after an edit of scalar_ops.adam_element, touch it.)
+# (Numba's cache watches this file only: after an edit of scalar_ops.adam_at, touch it.)
 @njit(parallel=True, cache=True)
 def _adam_kernel(param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
-    for i in prange(param.size):        # scalar_ops.adam_element on each element, in place
-        param[i], m[i], v[i] = _adam_element(param[i], grad[i], m[i], v[i], decay, wd, b1c,
-                                             b2, b2c, step, bc2s, eps)
+    for i in prange(param.size):
+        _adam_at(i, param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,

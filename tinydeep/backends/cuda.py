@@ -27,7 +27,7 @@ from numba import cuda, float64
 from . import cuda_device, cuda_elementwise, cuda_matmul, cuda_sampling
 from .base import KERNELS, Backend, backend_class
 from .cuda_device import LAUNCH, empty, flat, full, grid, made, scatter_add, transpose, zeros
-from .scalar_ops import adam_constants, adam_element
+from .scalar_ops import adam_at, adam_constants
 
 __all__ = list(KERNELS)
 
@@ -446,14 +446,13 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
                                       bool(nesterov), t(weight_decay))
 
 
-_adam_element = cuda.jit(device=True, inline="always")(adam_element)
+_adam_at = cuda.jit(device=True, inline="always")(adam_at)
 
 
 @cuda.jit
 def _adam_kernel(param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
     for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):   # as the CPU's
-        param[i], m[i], v[i] = _adam_element(param[i], grad[i], m[i], v[i], decay, wd, b1c,
-                                             b2, b2c, step, bc2s, eps)
+        _adam_at(i, param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,

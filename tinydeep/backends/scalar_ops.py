@@ -87,18 +87,21 @@ BINARY = {
                 lambda a, b, y, g: g * ((b < a) + 0.5 * (a == b))),
 }
 
-def adam_element(p, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
-    """One Adam/AdamW step of one element -> (p, m, v), the CPU's and the GPU's update loop:
+def adam_at(i, param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
+    """One Adam/AdamW step of element i, in place: the CPU's and the GPU's update loop.
     g = grad + λ·p (Adam; λ = 0 for AdamW);  p·decay (AdamW: 1 - lr·λ; Adam: 1);
     m += (1-β₁)(g - m);  v = β₂·v + (1-β₂)·g²;  p -= step · m / (√v / √(1-β₂ᵗ) + ε)."""
-    g = grad + wd * p
-    mi = m + b1c * (g - m)
-    vi = b2 * v + b2c * g * g
-    return p * decay - step * (mi / (math.sqrt(vi) / bc2s + eps)), mi, vi
+    p = param[i]
+    g = grad[i] + wd * p
+    mi = m[i] + b1c * (g - m[i])
+    vi = b2 * v[i] + b2c * g * g
+    m[i] = mi
+    v[i] = vi
+    param[i] = p * decay - step * (mi / (math.sqrt(vi) / bc2s + eps))
 
 
 def adam_constants(t, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """adam_element's (decay, wd, b1c, b2, b2c, step, bc2s, eps) in the parameter's dtype t."""
+    """adam_at's (decay, wd, b1c, b2, b2c, step, bc2s, eps) in the parameter's dtype t."""
     decay, wd = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
     return (t(decay), t(wd), t(1.0 - beta1), t(beta2), t(1.0 - beta2),
             t(lr / (1.0 - beta1 ** step)), t(math.sqrt(1.0 - beta2 ** step)), t(eps))
