@@ -305,7 +305,7 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
                 d_image[n] = d_framed[:, PAD:PAD + H, PAD:PAD + W]
 
 
-def _unnormalization(H, W, align_corners, dtype):
+def unnormalization(H, W, align_corners, dtype):
     """(sx, ox, sy, oy) of ix = (x + 1) sx + ox, iy = (y + 1) sy + oy, in `dtype`."""
     t = np.dtype(dtype).type
     if align_corners:
@@ -347,7 +347,7 @@ def bilinear_sample(image, grid, padding_mode, align_corners):
     out = np.empty((N, C, Ho, Wo), dtype=image.dtype)
     S, n_chunks = _work_split(N)
     with _dynamic_schedule():
-        _sample_kernel(image, grid, *_unnormalization(H, W, align_corners, grid.dtype),
+        _sample_kernel(image, grid, *unnormalization(H, W, align_corners, grid.dtype),
                        padding_mode == "border", S, _rows_per_block(Wo), n_chunks, out)
     return out
 
@@ -365,7 +365,7 @@ def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
     d_grid = np.empty(grid.shape, dtype=image.dtype)
     with _dynamic_schedule():
         _sample_backward_kernel(image, grid, grad,
-                                *_unnormalization(H, W, align_corners, grid.dtype),
+                                *unnormalization(H, W, align_corners, grid.dtype),
                                 padding_mode == "border", S, _rows_per_block(grid.shape[2]),
                                 n_chunks, parts, d_image, d_grid)
         if S > 1:

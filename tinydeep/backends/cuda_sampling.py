@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cpu_sampling import theta_row_grad
+from .cpu_sampling import theta_row_grad, unnormalization
 from .cuda_device import empty, from_host, made, numba_type, zeros
 from .cuda_device import grid as grid_for
 from .reference_sampling import base_coords, check_padding_mode
@@ -176,15 +176,6 @@ def _sampling_factory(dtype):
     return forward, backward
 
 
-def _scales(image, grid_, align_corners):
-    """(sx, ox, sy, oy) in the grid's dtype."""
-    _, _, H, W = image.shape
-    T = grid_.dtype.type
-    if align_corners:
-        return T((W - 1) / 2), T(0), T((H - 1) / 2), T(0)
-    return T(W / 2), T(-0.5), T(H / 2), T(-0.5)
-
-
 def bilinear_sample(image, grid, padding_mode, align_corners):
     """image (N,C,H,W), grid (N,Ho,Wo,2) of normalized (x, y) -> (N,C,Ho,Wo)."""
     check_padding_mode(padding_mode)
@@ -193,9 +184,9 @@ def bilinear_sample(image, grid, padding_mode, align_corners):
     out = empty((N, C, Ho, Wo), image.dtype)
     if out.size:
         forward, _ = made(_sampling_factory, image.dtype.str)
-        forward[grid_for(N * Ho * Wo)](image, grid, out,
-                                               *_scales(image, grid, align_corners),
-                                               padding_mode == "border")
+        forward[grid_for(N * Ho * Wo)](
+            image, grid, out, *unnormalization(*image.shape[2:], align_corners, grid.dtype),
+            padding_mode == "border")
     return out
 
 
@@ -207,8 +198,9 @@ def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
     d_grid = empty(grid.shape, grid.dtype)
     if N * Ho * Wo:
         _, backward = made(_sampling_factory, image.dtype.str)
-        backward[grid_for(N * Ho * Wo)](image, grid, grad, d_image, d_grid,
-                                                        *_scales(image, grid, align_corners),
-                                                        padding_mode == "border")
+        backward[grid_for(N * Ho * Wo)](
+            image, grid, grad, d_image, d_grid,
+            *unnormalization(*image.shape[2:], align_corners, grid.dtype),
+            padding_mode == "border")
     return d_image, d_grid
 
