@@ -27,6 +27,7 @@ from numba import cuda, float64
 from . import cuda_device, cuda_elementwise, cuda_matmul, cuda_sampling
 from .base import KERNELS, Backend, backend_class
 from .cuda_device import LAUNCH, empty, flat, full, grid, made, scatter_add, transpose, zeros
+from .reference import _pair  # (sh, sw) from an int or a pair (checked in functional)
 from .scalar_ops import adam_at, adam_constants
 
 __all__ = list(KERNELS)
@@ -286,15 +287,6 @@ def cross_entropy_backward(logp, targets, grad_loss):
 # --- convolution as a matrix product ------------------------------------------------------
 # Windows are rectangular: kernel (kh, kw), stride (sh, sw), padding (ph, pw).
 
-def _pair(v, name):
-    """(a, b) from a pair of ints (an int n means (n, n))."""
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
 @cuda.jit
 def _im2col_kernel(x, kh, kw, sh, sw, ph, pw, Ho, Wo, cols):
     # cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·sh - ph + i, wo·sw - pw + j], 0 outside
@@ -338,7 +330,7 @@ def _out_size(H, W, kh, kw, stride, padding):
 
 def im2col(x, kh, kw, stride, padding):
     """x (N,C,H,W) -> cols (N·Ho·Wo, C·kh·kw); stride (sh, sw), padding (ph, pw)."""
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = _pair(stride), _pair(padding)
     N, C, H, W = x.shape
     Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     cols = empty((N * Ho * Wo, C * kh * kw), x.dtype)
@@ -349,7 +341,7 @@ def im2col(x, kh, kw, stride, padding):
 
 def col2im(cols, x_shape, kh, kw, stride, padding):
     """The adjoint of im2col: cols (N·Ho·Wo, C·kh·kw) -> (N,C,H,W)."""
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = _pair(stride), _pair(padding)
     N, C, H, W = x_shape
     Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     x = empty(tuple(x_shape), cols.dtype)
@@ -397,8 +389,7 @@ def _max_pool_backward_kernel(grad, argmax, HW, dx):
 def max_pool2d(x, kernel, stride, padding):
     """x (N,C,H,W) -> (out (N,C,Ho,Wo), argmax int64 (N,C,Ho,Wo)); kernel (kh, kw),
     stride (sh, sw), padding (ph, pw)."""
-    (kh, kw), stride = _pair(kernel, "kernel"), _pair(stride, "stride")
-    padding = _pair(padding, "padding")
+    (kh, kw), stride, padding = _pair(kernel), _pair(stride), _pair(padding)
     N, C, H, W = x.shape
     Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     out = empty((N, C, Ho, Wo), x.dtype)
