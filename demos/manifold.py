@@ -1,10 +1,12 @@
 """The data manifold: test accuracy vs its sampling density (with and without
 augmentation), and latent-space vs pixel-space interpolation between glyphs.
 
-    python demos/manifold.py [--quick] [--out results/]
+    python demos/manifold.py [--quick] [--out results/] [--dataset glyphs|mnist1d]
 
 Prints the tables as Markdown, writes manifold_density.png, manifold_interpolation.png
-and manifold.json to --out.
+and manifold.json to --out. --dataset mnist1d runs the density part alone (a shift of
+the sequence as its augmentation; no interpolation: only glyphs has known latent
+factors); mnist, fashion-mnist and cifar10 are refused for that reason.
 """
 import argparse
 import os
@@ -16,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
-from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import dataset_name, out_dir, positive_int  # noqa: E402
 from tinydeep.experiments import manifold as mf  # noqa: E402
 
 
@@ -42,7 +44,7 @@ def lift_text(lp):
 def print_tables(rec):
     d, cfg = rec["density"], rec["config"]
     print(f"\n### Test accuracy vs training examples per class ({cfg['model']}, "
-          f"{cfg['steps']} SGD steps per run, {d['n_test']} test glyphs)\n")
+          f"{cfg['steps']} SGD steps per run, {d['n_test']} test samples)\n")
     rows = [[k, 10 * k, spread(p), spread(a), lift_text(lp), pct(tp), pct(ta)]
             for k, p, a, lp, tp, ta in zip(d["per_class"], d["plain"]["test_accuracy"],
                                             d["augmented"]["test_accuracy"], d["lift_paired"],
@@ -54,11 +56,14 @@ def print_tables(rec):
     for lp in d["lift_paired"]:
         print("- " + lp["sentence"])
     aug = ", ".join(f"{k} {v:g}" for k, v in d["augmentation"].items())
-    print(f"\n(augmentation: RandomAffine {aug}, through affine_grid + grid_sample; "
+    print(f"\n(augmentation: {d.get('augmentation_name', 'RandomAffine')} {aug}; "
           f"mean ± std over seeds, each seed its own training set and initial weights; "
           f"training accuracy is on the un-augmented images; chance {pct(cfg['chance'])})\n")
 
     it = rec["interpolation"]
+    if it is None:
+        print("(no interpolation: only glyphs has the latent factors to walk on)\n")
+        return
     m = it["model"]
     print(f"### Interpolation between two glyphs of the same digit ({it['n_pairs']} random "
           f"pairs; model: {m['per_class']}/class, augment={m['augment']}, test "
@@ -84,7 +89,8 @@ def plot_density(rec):
     k = np.array(d["per_class"])
     fig, (ax, ax_l) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     for name, color, label in (("plain", "tab:blue", "no augmentation"),
-                               ("augmented", "tab:red", "RandomAffine augmentation")):
+                               ("augmented", "tab:red",
+                                f"{d.get('augmentation_name', 'RandomAffine')} augmentation")):
         ax.errorbar(k, d[name]["mean"], yerr=d[name]["std"], fmt="o-", capsize=4,
                     color=color, label=f"{label} (mean ± std)")
         for ki, accs in zip(k, d[name]["test_accuracy"]):
@@ -95,7 +101,8 @@ def plot_density(rec):
     ax.set_xscale("log")
     ax.set_xticks(k, [str(v) for v in k])
     ax.set(xlabel="training examples per class (log scale)", ylabel="test accuracy",
-           ylim=(0, 1), title=f"Density of the glyph manifold ({cfg['model']})")
+           ylim=(0, 1), title=f"Density of the {cfg.get('dataset', 'glyphs')} manifold "
+                               f"({cfg['model']})")
     ax.grid(alpha=0.3)
     ax.legend(title="dots: single seeds", loc="lower right")
     lift_std = [0.0 if lp["std"] is None else 100 * lp["std"] for lp in d["lift_paired"]]
@@ -165,8 +172,14 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
     ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and JSON (default results/)")
     ap.add_argument("--seeds", type=positive_int, help="seeds at the small sizes (default 5, quick 2)")
+    ap.add_argument("--dataset", type=dataset_name(mf.DATASETS, mf.UNFIT), default="glyphs",
+                    metavar="{" + ",".join(mf.DATASETS) + "}",
+                    help="glyphs (default: both parts), or mnist1d (the density part alone; "
+                         "the interpolation needs glyphs' latent factors)")
     args = ap.parse_args(argv)
-    cfg = dict(mf.QUICK if args.quick else mf.DEFAULT)
+    cfg = dict(mf.QUICK if args.quick else mf.DEFAULT, dataset=args.dataset)
+    if args.dataset == "mnist1d" and not args.quick:
+        cfg["per_class"] = mf.PER_CLASS_MNIST1D
     if args.seeds is not None:
         if args.seeds < 1:
             ap.error("--seeds must be at least 1")
@@ -176,7 +189,9 @@ def main(argv=None):
     rec["wall_seconds"] = round(time.perf_counter() - t0, 1)
     print_tables(rec)
     stem = os.path.join(args.out, "manifold")
-    save_results(stem, (("_density", plot_density), ("_interpolation", plot_interpolation)), rec)
+    plots = (("_density", plot_density),) + ((("_interpolation", plot_interpolation),)
+                                              if rec["interpolation"] is not None else ())
+    save_results(stem, plots, rec)
     return rec
 
 

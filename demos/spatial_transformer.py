@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
-from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import dataset_name, out_dir, positive_int  # noqa: E402
 from tinydeep.experiments import spatial_transformer as stx  # noqa: E402
 
 DEFAULT = dict(n_train=10000, n_test=2000, epochs=20, seeds=(0, 1, 2))
@@ -176,18 +176,6 @@ def json_record(rec):
     return out
 
 
-def dataset_name(text):
-    """argparse type for --dataset: the sets this experiment can distort; a set that
-    cannot be is refused with the reason (argparse's one-line error, exit status 2)."""
-    if text in stx.UNFIT:
-        raise argparse.ArgumentTypeError(f"{text} does not fit this experiment: "
-                                         f"{stx.UNFIT[text]}")
-    if text not in stx.DATASETS:
-        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose one of "
-                                         f"{', '.join(stx.DATASETS)}")
-    return text
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
@@ -199,7 +187,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=positive_int, help="seeds per model (default 3)")
     ap.add_argument("--distortion", choices=tuple(stx.DISTORTIONS), default="RTS",
                     help="the paper's R (rotated ±90°, 28x28) or RTS column (default)")
-    ap.add_argument("--dataset", type=dataset_name, default="glyphs",
+    ap.add_argument("--dataset", type=dataset_name(stx.DATASETS, stx.UNFIT), default="glyphs",
                     metavar="{" + ",".join(stx.DATASETS) + "}",
                     help="glyphs (built in, default), or mnist / fashion-mnist when their "
                          "files are present (mnist1d and cifar10 do not fit: no digit to turn)")

@@ -127,3 +127,62 @@ def test_quick_interpolation(quick):
     # off the manifold the model is less sure of the digit than on it
     assert pix["mean_p_true"][mid] < lat["mean_p_true"][mid]
     assert it["n_pairs"] > 0.8 * mf.QUICK["n_pairs"] / 2
+
+
+# --- --dataset mnist1d: the density part alone; sets without latents refused -----------------
+
+def test_mnist1d_train_set_picks_k_of_each_class_from_its_training_set():
+    from tinydeep.data import mnist1d
+    x_all, y_all = mnist1d()
+    x, y = mf.train_set(3, seed=0, dataset="mnist1d")
+    assert x.shape == (30, 1, 1, 40) and np.array_equal(np.bincount(y, minlength=10), [3] * 10)
+    rows = [np.flatnonzero((x_all == xi).all(axis=(1, 2, 3))) for xi in x]
+    assert all(len(r) == 1 for r in rows)                         # each a training sequence,
+    idx = [r[0] for r in rows]
+    assert len(set(idx)) == 30 and np.array_equal(y_all[idx], y)  # distinct, with its label
+    assert not np.array_equal(x, mf.train_set(3, seed=1, dataset="mnist1d")[0])
+    most = np.bincount(y_all).min()
+    with pytest.raises(ValueError, match=f"holds {most}"):
+        mf.train_set(most + 1, dataset="mnist1d")
+    assert max(mf.PER_CLASS_MNIST1D) <= most
+
+
+def test_mnist1d_augmentation_shifts_the_sequence():
+    ramp = np.arange(1, 41, dtype=np.float32).reshape(1, 1, 1, 40).repeat(50, 0)
+    out = mf.augmentation("mnist1d")(ramp, np.random.default_rng(0))
+    shifts = set()
+    for row in out[:, 0, 0]:
+        s = int(row[row > 0][0]) - 1 - int(np.flatnonzero(row > 0)[0])   # value - position
+        np.testing.assert_array_equal(row[row > 0], np.arange(1, 41)[max(s, 0):40 + min(s, 0)])
+        shifts.add(s)
+    assert shifts <= set(range(-5, 6)) and len(shifts) > 5
+
+
+def test_mnist1d_quick_run_is_the_density_part_alone(tmp_path, monkeypatch):
+    # a smaller --quick (two sizes, one seed, 150 steps: ~15 s on a loaded machine)
+    monkeypatch.setattr(mf, "QUICK", dict(mf.QUICK, per_class=(1, 30), seeds=(0,), steps=150))
+    rec = demo.main(["--quick", "--dataset", "mnist1d", "--out", str(tmp_path)])
+    assert rec["interpolation"] is None and rec["config"]["dataset"] == "mnist1d"
+    assert (tmp_path / "manifold_density.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "manifold_interpolation.png").exists()
+    saved = json.loads((tmp_path / "manifold.json").read_text())
+    assert saved["interpolation"] is None and saved["density"]["augmentation"] == {"shift": 5}
+    d = rec["density"]
+    assert d["n_test"] == 1000 and d["augmentation_name"] == "Shift1d"
+    assert [r["n_train"] for r in d["runs"] if not r["augment"]][-1] == 10 * d["per_class"][-1]
+    plain = d["plain"]["mean"]
+    assert plain[-1] > plain[0] and plain[-1] > 0.2        # density helps, above chance
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10"])
+def test_sets_without_latent_factors_are_refused(name, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--dataset", name, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "argument --dataset" in err and "latent factors" in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="latent factors"):
+        mf.run(dataset=name)
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--dataset", "svhn"])
+    assert e.value.code == 2 and "unknown dataset 'svhn'" in capsys.readouterr().err

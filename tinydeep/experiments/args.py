@@ -22,3 +22,17 @@ def out_dir(text):
     if not text.strip():
         raise argparse.ArgumentTypeError("must name a folder, got an empty string")
     return text
+
+
+def dataset_name(known, unfit):
+    """argparse type for a demo's --dataset: a name in `known`; a name in `unfit` (a dict
+    name -> why) is refused with its reason, anything else as unknown."""
+    def parse(text):
+        if text in unfit:
+            raise argparse.ArgumentTypeError(f"{text} does not fit this experiment: "
+                                             f"{unfit[text]}")
+        if text not in known:
+            raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose one of "
+                                             f"{', '.join(known)}")
+        return text
+    return parse

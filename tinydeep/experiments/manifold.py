@@ -19,6 +19,15 @@ manifold is ten 12-dimensional sheets in pixel space and we can walk on them.
                    examples and averaged over many random pairs.
     run            both, one record, for demos/manifold.py
 
+The density part also runs on MNIST-1D (`dataset="mnist1d"`): its 4,000 training
+sequences give at most 394 of a class (PER_CLASS_MNIST1D stops at 300), the test set is
+its 1,000 sequences, and the augmentation is a random shift of up to ±5 of the 40
+positions (random_labels.Shift1d), one of the factors its generator draws: a 2-D affine
+map has no plane to act in on a 1-D signal. The interpolation needs the generator's
+latent factors, which only glyphs expose, so an MNIST-1D record has none. The other sets
+(mnist, fashion-mnist, cifar10) are refused (UNFIT): this experiment is about a manifold
+whose coordinates are known.
+
 Model: an MLP 1×512 on the flattened 28×28 image, SGD momentum 0.9, lr 0.01, batch
 min(128, n), for a fixed budget of SGD steps whatever the training-set size (rounded up
 to whole epochs), so that the small sets are not short-changed: without augmentation
@@ -30,14 +39,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import nn
-from ..data import LATENT_NAMES, RandomAffine, glyphs, render_glyphs
+from ..data import LATENT_NAMES, RandomAffine, glyphs, mnist1d, render_glyphs
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
+from .random_labels import Shift1d
 from .sweep import paired, summary
 from .training import evaluate, fit
 
 NUM_CLASSES = 10
 PER_CLASS = (1, 3, 10, 30, 100, 300, 1000)
+PER_CLASS_MNIST1D = (1, 3, 10, 30, 100, 300)     # its training set holds 394-411 per class
+DATASETS = ("glyphs", "mnist1d")
+_NO_LATENTS = ("its images come without the latent factors that drew them, so there is no "
+               "manifold to walk on (only glyphs has them; --dataset mnist1d runs the "
+               "density part alone)")
+SHIFT_MNIST1D = 40 // 8  # positions: 1/8 of the length, as random_labels shifts sequences
+UNFIT = {"mnist": _NO_LATENTS, "fashion-mnist": _NO_LATENTS, "cifar10": _NO_LATENTS}
 # the augmentation: comparable to the glyphs' own ranges (rotation ±20°, shear 0.3 ≈ 17°,
 # shift ±0.08 of the side, scale 0.75–1), applied on top of them
 AUGMENT = dict(rotation=20.0, scale=0.15, translate=0.08, shear=15.0)
@@ -52,36 +69,74 @@ STYLE_B = dict(rotation=15.0, scale=0.95, aspect=1.08, shear=0.2, shift_x=0.05,
 EXAMPLES = ((1, 1), (7, 7), (4, 4), (3, 8))   # (digit a, digit b) for the figure
 
 
-def augmentation():
-    """The RandomAffine used by every augmented run."""
-    return RandomAffine(**AUGMENT)
+def _check_dataset(dataset):
+    if dataset in UNFIT:
+        raise ValueError(f"{dataset} does not fit the manifold experiment: {UNFIT[dataset]}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
-def make_model(seed=0, width=512, size=28):
+def augmentation(dataset="glyphs"):
+    """The augmentation of every augmented run: RandomAffine on glyphs, a shift of up to
+    ±1/8 of the length on MNIST-1D."""
+    return Shift1d(SHIFT_MNIST1D) if dataset == "mnist1d" else RandomAffine(**AUGMENT)
+
+
+def augmentation_record(dataset="glyphs"):
+    return {"shift": SHIFT_MNIST1D} if dataset == "mnist1d" else dict(AUGMENT)
+
+
+def make_model(seed=0, width=512, size=28, inputs=None):
+    """MLP 1×`width` on the flattened input: `inputs` values, or a size×size image."""
     manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.MLP(size * size, width, 1, NUM_CLASSES))
+    return nn.Sequential(nn.Flatten(), nn.MLP(inputs or size * size, width, 1, NUM_CLASSES))
 
 
-def train_set(per_class, seed=0):
-    """Exactly `per_class` glyphs of each digit, drawn from seed 1 + seed (glyphs() balances
-    the classes, so 10·k samples hold k of each)."""
+def train_set(per_class, seed=0, dataset="glyphs"):
+    """Exactly `per_class` samples of each digit: glyphs drawn from seed 1 + seed (glyphs()
+    balances the classes, so 10·k samples hold k of each), or MNIST-1D training sequences
+    picked without replacement by seed 1 + seed."""
     if int(per_class) != per_class or per_class < 1:
         raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
-    g = glyphs(NUM_CLASSES * int(per_class), seed=1 + seed)
-    return g.images, g.labels
+    _check_dataset(dataset)
+    if dataset == "glyphs":
+        g = glyphs(NUM_CLASSES * int(per_class), seed=1 + seed)
+        return g.images, g.labels
+    x, y = mnist1d()
+    most = int(np.bincount(y, minlength=NUM_CLASSES).min())
+    if per_class > most:
+        raise ValueError(f"per_class: mnist1d's training set holds {most} of its rarest "
+                         f"class; asked for {per_class}")
+    rng = np.random.default_rng(1 + seed)
+    pick = np.concatenate([rng.choice(np.flatnonzero(y == k), int(per_class), replace=False)
+                           for k in range(NUM_CLASSES)])
+    pick = rng.permutation(pick)
+    return x[pick], y[pick]
 
 
-def train_one(per_class, augment, test, steps=2000, seed=0, lr=0.01, width=512):
-    """One model trained from scratch on `per_class` glyphs per digit for ≈ `steps` SGD
+def test_set(n_test, dataset="glyphs"):
+    """The test images: glyphs of seed TEST_SEED, or MNIST-1D's first `n_test` test
+    sequences (it has 1,000)."""
+    _check_dataset(dataset)
+    if dataset == "glyphs":
+        g = glyphs(n_test, seed=TEST_SEED)
+        return g.images, g.labels
+    x, y = mnist1d(train=False)
+    return x[:n_test], y[:n_test]
+
+
+def train_one(per_class, augment, test, steps=2000, seed=0, lr=0.01, width=512,
+              dataset="glyphs"):
+    """One model trained from scratch on `per_class` samples per digit for ≈ `steps` SGD
     steps. Returns (run record, model)."""
-    x, y = train_set(per_class, seed)
+    x, y = train_set(per_class, seed, dataset)
     batch = min(128, len(x))
     per_epoch = -(-len(x) // batch)
     epochs = max(1, -(-steps // per_epoch))
-    model = make_model(seed, width, x.shape[-1])
+    model = make_model(seed, width, inputs=int(np.prod(x.shape[1:])))
     t0 = time.perf_counter()
     hist = fit(model, x, y, epochs=epochs, lr=lr, batch_size=batch,
-               transform=augmentation() if augment else None, seed=seed,
+               transform=augmentation(dataset) if augment else None, seed=seed,
                desc=f"{per_class}/class{' aug' if augment else ''} seed {seed}")
     train_acc, _ = evaluate(model, x, y)
     test_acc, test_loss = evaluate(model, *test)
@@ -92,7 +147,7 @@ def train_one(per_class, augment, test, steps=2000, seed=0, lr=0.01, width=512):
 
 
 def density(per_class=PER_CLASS, seeds=(0, 1, 2, 3, 4), many_seeds_up_to=10, steps=1500,
-            n_test=2000, lr=0.01, width=512, keep=None, verbose=True):
+            n_test=2000, lr=0.01, width=512, keep=None, verbose=True, dataset="glyphs"):
     """Test accuracy vs examples per class, without and with augmentation. Sizes up to
     `many_seeds_up_to` per class run once per seed (each seed draws its own training set
     and initial weights); larger ones, whose spread is small, only with seeds[0].
@@ -100,13 +155,13 @@ def density(per_class=PER_CLASS, seeds=(0, 1, 2, 3, 4), many_seeds_up_to=10, ste
     Returns (record, kept model or None)."""
     if not per_class or min(per_class) < 1:
         raise ValueError(f"per_class must be positive integers, got {per_class!r}")
-    g = glyphs(n_test, seed=TEST_SEED)
-    test = (g.images, g.labels)
+    test = test_set(n_test, dataset)
+    n_test = len(test[0])
     runs, kept = [], None
     for k in per_class:
         for augment in (False, True):
             for seed in (seeds if k <= many_seeds_up_to else seeds[:1]):
-                r, model = train_one(k, augment, test, steps, seed, lr, width)
+                r, model = train_one(k, augment, test, steps, seed, lr, width, dataset)
                 runs.append(r)
                 if keep == (k, augment) and seed == seeds[0]:
                     kept = model
@@ -119,8 +174,9 @@ def density(per_class=PER_CLASS, seeds=(0, 1, 2, 3, 4), many_seeds_up_to=10, ste
         return [[r[key] for r in runs if r["per_class"] == k and r["augment"] == augment]
                 for k in per_class]
 
-    out = {"per_class": list(per_class), "n_test": n_test, "steps": steps, "runs": runs,
-           "augmentation": dict(AUGMENT)}
+    out = {"dataset": dataset, "per_class": list(per_class), "n_test": n_test, "steps": steps,
+           "runs": runs, "augmentation": augmentation_record(dataset),
+           "augmentation_name": type(augmentation(dataset)).__name__}
     for name, augment in (("plain", False), ("augmented", True)):
         acc = column(augment)
         out[name] = {"test_accuracy": acc, "mean": [summary(a)["mean"] for a in acc],
@@ -242,21 +298,26 @@ QUICK = dict(per_class=(1, 10, 100), seeds=(0, 1), many_seeds_up_to=10, steps=30
 
 
 def run(per_class=PER_CLASS, seeds=(0, 1, 2, 3, 4), many_seeds_up_to=10, steps=1500,
-        n_test=2000, n_pairs=300, lr=0.01, width=512, verbose=True):
+        n_test=2000, n_pairs=300, lr=0.01, width=512, verbose=True, dataset="glyphs"):
     """Density (both curves) and interpolation, the latter with the model trained on the
     largest set without augmentation (the paths' images need no augmentation to be
-    in-distribution: the latent ones are glyphs). One record."""
+    in-distribution: the latent ones are glyphs). One record. On mnist1d the density
+    part only ("interpolation": None)."""
+    _check_dataset(dataset)
     t0 = time.perf_counter()
     dens, model = density(per_class, seeds, many_seeds_up_to, steps, n_test, lr, width,
-                          keep=(max(per_class), False), verbose=verbose)
-    interp = interpolation(model, n_pairs=n_pairs, seed=seeds[0])
-    interp["model"] = {"per_class": max(per_class), "augment": False,
-                       "test_accuracy": next(r["test_accuracy"] for r in dens["runs"]
-                                             if r["per_class"] == max(per_class)
-                                             and not r["augment"])}
-    return {"config": {"model": f"MLP 1x{width} on flattened 28x28 glyphs", "lr": lr,
+                          keep=(max(per_class), False), verbose=verbose, dataset=dataset)
+    interp = None
+    if dataset == "glyphs":
+        interp = interpolation(model, n_pairs=n_pairs, seed=seeds[0])
+        interp["model"] = {"per_class": max(per_class), "augment": False,
+                           "test_accuracy": next(r["test_accuracy"] for r in dens["runs"]
+                                                 if r["per_class"] == max(per_class)
+                                                 and not r["augment"])}
+    shape = "the 40 values of MNIST-1D" if dataset == "mnist1d" else "flattened 28x28 glyphs"
+    return {"config": {"dataset": dataset, "model": f"MLP 1x{width} on {shape}", "lr": lr,
                        "momentum": 0.9, "batch": "min(128, n)", "steps": steps,
                        "seeds": list(seeds), "many_seeds_up_to": many_seeds_up_to,
-                       "n_test": n_test, "chance": 1 / NUM_CLASSES},
+                       "n_test": dens["n_test"], "chance": 1 / NUM_CLASSES},
             "density": dens, "interpolation": interp,
             "seconds": round(time.perf_counter() - t0, 1)}
