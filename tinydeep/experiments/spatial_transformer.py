@@ -362,7 +362,7 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
                                "train_error": r["train_error"]}]
             for s in seeds[1:]:
                 other, _ = train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=lr_decay,
-                                     loc_width=loc_width, seed=s)
+                                     loc_width=loc_width, seed=s, distortion=distortion)
                 r["seed_runs"].append({"seed": s, "test_error": other["test_error"],
                                        "train_error": other["train_error"]})
             r["test_error_over_seeds"] = summary([x["test_error"] for x in r["seed_runs"]])
