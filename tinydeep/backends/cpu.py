@@ -28,20 +28,15 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_sampling
+from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend
-from .reference import _pair  # (sh, sw) from an int or a pair
-from .scalar_ops import adam_at, adam_constants
+from .reference import _pair, _result  # (sh, sw) from an int or a pair; `out` or a new array
 
 __all__ = list(KERNELS)
 
 
 # --- wrapper helpers ------------------------------------------------------------------
-
-def _result(out, like):
-    return np.empty(like.shape, dtype=like.dtype) if out is None else out
-
 
 def _flat(a):
     """A 1-D C-contiguous view of `a` (a copy only when `a` is not contiguous)."""
@@ -438,59 +433,10 @@ def max_pool2d_backward(grad, argmax, x_shape):
     return dx.reshape(N, C, H, W)
 
 
-# --- optimizer ------------------------------------------------------------------------------
-
-@njit(parallel=True, cache=True)
-def _sgd_kernel(param, grad, buf, lr, momentum, nesterov, weight_decay):
-    # g = grad + λ·param;  buf = μ·buf + g;  g = g + μ·buf (nesterov) or buf;  param -= lr·g
-    # (the momentum lines only when μ ≠ 0), one element per iteration, in place.
-    for i in prange(param.size):
-        g = grad[i] + weight_decay * param[i]
-        if momentum != 0:
-            v = momentum * buf[i] + g
-            buf[i] = v
-            g = g + momentum * v if nesterov else v
-        param[i] -= lr * g
-
-
-def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
-    if buf is None and momentum != 0:
-        raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
-    # The kernel updates flat C-contiguous arrays in place; other layouts go through a copy.
-    p = np.asarray(param, order="C")
-    v = np.empty(0, dtype=param.dtype) if buf is None else np.asarray(buf, order="C")
-    t = param.dtype.type
-    _sgd_kernel(p.reshape(-1), _flat(grad), v.reshape(-1), t(lr), t(momentum),
-                bool(nesterov), t(weight_decay))
-    if p is not param:
-        param[...] = p
-    if buf is not None and v is not buf:
-        buf[...] = v
-
-
-_adam_at = njit(inline="always")(adam_at)
-
-
-# (Numba's cache watches this file only: after an edit of scalar_ops.adam_at, touch it.)
-@njit(parallel=True, cache=True)
-def _adam_kernel(param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
-    for i in prange(param.size):
-        _adam_at(i, param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps)
-
-
-def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
-                decoupled):
-    arrays = [np.asarray(a, order="C") for a in (param, exp_avg, exp_avg_sq)]
-    _adam_kernel(arrays[0].reshape(-1), _flat(grad), *(a.reshape(-1) for a in arrays[1:]),
-                 *adam_constants(param.dtype.type, step, lr, beta1, beta2, eps, weight_decay,
-                                 decoupled))
-    for a, orig in zip(arrays, (param, exp_avg, exp_avg_sq)):
-        if a is not orig:   # (another layout went through a C-ordered copy)
-            orig[...] = a
-
 # Defined here, or in the files named; the rest inherited from the reference.
 CpuBackend = backend_class("cpu", ReferenceBackend, {
-    **vars(cpu_elementwise), **vars(cpu_matmul), **vars(cpu_sampling), **globals()})
+    **vars(cpu_elementwise), **vars(cpu_matmul), **vars(cpu_optim), **vars(cpu_sampling),
+    **globals()})
 # The direct convolution rung (cpu_conv.py), beside the contract: functional.Conv2d uses it
 # where a backend has it and prefer_direct says so for the shape; elsewhere im2col + matmul.
 for _name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",

@@ -26,9 +26,9 @@ from numba import cuda, float64
 
 from . import cuda_device, cuda_elementwise, cuda_matmul, cuda_sampling
 from .base import KERNELS, Backend, backend_class
+from .cpu_optim import adam_at, adam_constants
 from .cuda_device import LAUNCH, empty, flat, full, grid, made, scatter_add, transpose, zeros
 from .reference import _pair  # (sh, sw) from an int or a pair (checked in functional)
-from .scalar_ops import adam_at, adam_constants
 
 __all__ = list(KERNELS)
 

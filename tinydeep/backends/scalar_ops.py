@@ -87,26 +87,6 @@ BINARY = {
                 lambda a, b, y, g: g * ((b < a) + 0.5 * (a == b))),
 }
 
-def adam_at(i, param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
-    """One Adam/AdamW step of element i, in place: the CPU's and the GPU's update loop.
-    g = grad + λ·p (Adam; λ = 0 for AdamW);  p·decay (AdamW: 1 - lr·λ; Adam: 1);
-    m += (1-β₁)(g - m);  v = β₂·v + (1-β₂)·g²;  p -= step · m / (√v / √(1-β₂ᵗ) + ε)."""
-    p = param[i]
-    g = grad[i] + wd * p
-    mi = m[i] + b1c * (g - m[i])
-    vi = b2 * v[i] + b2c * g * g
-    m[i] = mi
-    v[i] = vi
-    param[i] = p * decay - step * (mi / (math.sqrt(vi) / bc2s + eps))
-
-
-def adam_constants(t, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """adam_at's (decay, wd, b1c, b2, b2c, step, bc2s, eps) in the parameter's dtype t."""
-    decay, wd = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
-    return (t(decay), t(wd), t(1.0 - beta1), t(beta2), t(1.0 - beta2),
-            t(lr / (1.0 - beta1 ** step)), t(math.sqrt(1.0 - beta2 ** step)), t(eps))
-
-
 # Changes with this file: compiled loops are cached under "name/VERSION", so editing a
 # function here can never run a stale loop from Numba's on-disk cache.
 VERSION = f"{zlib.crc32(Path(__file__).read_bytes()):08x}"
