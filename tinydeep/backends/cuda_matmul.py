@@ -84,11 +84,10 @@ U = uint64
 
 
 def _tile_copier(BX, BK, THREADS, kmajor, nb_dtype):
-    """Rung 3's device function: the block's THREADS threads copy the step-k0 tile of one
-    operand X, sX[buf, k, x] = X(x0 + x, k0 + k) (0 outside), k-major in shared memory,
-    BX·BK / THREADS elements a thread. X is stored (K, X) when `kmajor` (a when ta, b
-    unless tb), else (X, K); either way consecutive threads read consecutive addresses.
-    (Rung 2 keeps its own loop: written this way it needs more registers, 94 not 80 in fp64.)"""
+    """Rung 3's copy of the step-k0 tile of operand X by the block's threads, k-major:
+    sX[buf, k, x] = X(x0 + x, k0 + k), 0 outside. X is stored (K, X) when `kmajor` (a when
+    ta, b unless tb), else (X, K); consecutive threads read consecutive addresses. (Rung 2
+    keeps its own strided loop: through this one it needs 94 registers, not 80, in fp64.)"""
     @cuda.jit(device=True, inline="always")
     def copy(src, sX, buf, tid, x0, k0, X, K):
         for l in range(BX * BK // THREADS):
@@ -106,8 +105,7 @@ def _tile_copier(BX, BK, THREADS, kmajor, nb_dtype):
 
 
 def _tile_storer(TM, TN, ROWS, COLS):
-    """Device function: c[i, j] = acc[r, s] for the thread's rows i = row0 + trow + ROWS·r
-    and columns j = col0 + tcol + COLS·s inside C."""
+    """c[i, j] = acc[r, s] for i = row0 + trow + ROWS·r, j = col0 + tcol + COLS·s inside C."""
     @cuda.jit(device=True, inline="always")
     def store(c, acc, row0, col0, trow, tcol, M, N):
         for r in range(TM):
@@ -190,12 +188,6 @@ def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
     store = _tile_storer(TM, TN, ROWS, COLS)
 
     @cuda.jit(device=True, inline="always")
-    def load_tiles(a, b, sA, sB, buf, tid, row0, col0, k0, M, N, K):
-        # the step-k0 tiles -> shared buffer `buf`
-        copy_a(a, sA, buf, tid, row0, k0, M, K)
-        copy_b(b, sB, buf, tid, col0, k0, N, K)
-
-    @cuda.jit(device=True, inline="always")
     def multiply(sA, sB, buf, acc, rb, trow, tcol):
         # acc += Σ_kk (column kk of the A tile) ⊗ (row kk of the B tile), from buffer `buf`
         for kk in range(BK):
@@ -226,14 +218,16 @@ def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
         for r in range(TM):
             for s in range(TN):
                 acc[r, s] = 0
-        load_tiles(a, b, sA, sB, 0, tid, row0, col0, 0, M, N, K)
+        copy_a(a, sA, 0, tid, row0, 0, M, K)              # the first tiles -> buffer 0
+        copy_b(b, sB, 0, tid, col0, 0, N, K)
         cuda.syncthreads()
         buf = 0
         for k0 in range(0, K, BK):
             if k0 + BK < K:
                 # fill the other buffer with the next tiles while this one is used: it was
                 # last read before the syncthreads that ended the previous step
-                load_tiles(a, b, sA, sB, 1 - buf, tid, row0, col0, k0 + BK, M, N, K)
+                copy_a(a, sA, 1 - buf, tid, row0, k0 + BK, M, K)
+                copy_b(b, sB, 1 - buf, tid, col0, k0 + BK, N, K)
             multiply(sA, sB, buf, acc, rb, trow, tcol)
             cuda.syncthreads()
             buf = 1 - buf
