@@ -30,8 +30,7 @@ from numba import njit, prange
 
 from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling
 from .base import KERNELS, backend_class
-from .reference import ReferenceBackend
-from .reference import _pair, _result  # (sh, sw) from an int or a pair; `out` or a new array
+from .reference import ReferenceBackend, _out_size, _pair, _result
 
 __all__ = list(KERNELS)
 
@@ -326,14 +325,10 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, dx):
                             df[dst + j] += cf[src + j]
 
 
-def _out_size(size, k, stride, padding):
-    return (size + 2 * padding - k) // stride + 1
-
-
 def im2col(x, kh, kw, stride, padding):
     N, C, H, W = x.shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     cols = cpu_matmul.empty((N * Ho * Wo, C * kh * kw), x.dtype)   # recycled when big
     _im2col_kernel(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, Ho, Wo, cols)
     return cols
@@ -342,7 +337,7 @@ def im2col(x, kh, kw, stride, padding):
 def col2im(cols, x_shape, kh, kw, stride, padding):
     N, C, H, W = x_shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     dx = np.zeros((N, C, H, W), dtype=cols.dtype)
     _col2im_kernel(np.ascontiguousarray(cols), kh, kw, sh, sw, ph, pw, Ho, Wo, dx)
     return dx
@@ -415,7 +410,7 @@ def _max_pool2d_backward_kernel(grad, argmax, dx):
 def max_pool2d(x, kernel, stride, padding):
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
-    Ho, Wo = _out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw)
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     argmax = np.empty((N, C, Ho, Wo), dtype=np.int64)
     if kh == kw == sh == sw == 2 and ph == pw == 0:

@@ -28,7 +28,7 @@ from . import cuda_device, cuda_elementwise, cuda_matmul, cuda_sampling
 from .base import KERNELS, Backend, backend_class
 from .cpu_optim import adam_at, adam_constants
 from .cuda_device import LAUNCH, empty, flat, full, grid, made, scatter_add, transpose, zeros
-from .reference import _pair  # (sh, sw) from an int or a pair (checked in functional)
+from .reference import _out_size, _pair  # window geometry (checked in functional)
 
 __all__ = list(KERNELS)
 
@@ -321,11 +321,6 @@ def _col2im_kernel(cols, kh, kw, sh, sw, ph, pw, Ho, Wo, x):
                     continue
                 acc += cols[(n * Ho + hs // sh) * Wo + ws // sw, (c * kh + i) * kw + j]
         x[n, c, h, w] = acc
-
-
-def _out_size(H, W, kh, kw, stride, padding):
-    (sh, sw), (ph, pw) = stride, padding
-    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
 
 
 def im2col(x, kh, kw, stride, padding):

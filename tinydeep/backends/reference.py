@@ -138,6 +138,12 @@ def _pair(v):
     return (v, v) if np.isscalar(v) else (v[0], v[1])
 
 
+def _out_size(H, W, kh, kw, stride, padding):
+    """(Ho, Wo): how many kh×kw windows fit an H×W image (every backend's geometry)."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
 def _windows(x, kh, kw, stride, padding, fill):
     """All kh×kw windows of x (N,C,H,W) padded with `fill`: a view (N,C,Ho,Wo,kh,kw)."""
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
