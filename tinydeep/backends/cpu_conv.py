@@ -19,21 +19,20 @@ packed matmul wants, with the image's patch matrix small enough to stay in L2:
 W is the weight viewed as (C_out, C·kh·kw) and g[n] the output gradient of image
 n viewed as (C_out, Ho·Wo); both are plain strided views, so no transposes are
 copied. The products run on the packed kernel's per-part body
-(cpu_matmul._gemm_part), which packs P into the micro-kernel's panels straight
-from the cached patch matrix. The batch is split into one run of images per
-thread (tinydeep.threads.team); each thread has its own patch buffer and, for
-dW, its own partial sum, added up at the end.
+(cpu_matmul._gemm_part, called through its address), which packs P into the
+micro-kernel's panels straight from the cached patch matrix. The batch is split
+into one run of images per thread of Numba's pool (a prange loop); each thread has
+its own patch buffer and, for dW, its own partial sum, added up at the end.
 
 prefer_direct(...) says, by shape, where this rung beats rung 1 (measured:
 benchmarks/bench_conv.py).
 """
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .. import threads as _threads_module
 from . import cpu_matmul as _mm
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
@@ -174,37 +173,84 @@ def _geometry(x_shape, w_shape, stride, padding):
     return N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo
 
 
-def _image_runs(N, threads):
-    """[(n0, n1), ...]: the batch cut into at most `threads` runs of whole images."""
-    parts = max(1, min(N, threads))
-    return [(t * N // parts, (t + 1) * N // parts) for t in range(parts)]
+def _workspace(dtype, *sizes):
+    """(work, offsets): one row of work per thread, holding segments of the given sizes
+    at offsets, each segment vector-aligned (the packs are read with aligned loads)."""
+    step = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
+    offsets, row = [], 0
+    for size in sizes:
+        offsets.append(row)
+        row += -(-size // step) * step
+    runs = _mm._threads()
+    return _mm._buffer(runs * row, dtype)[:runs * row].reshape(runs, row), offsets
 
 
-class _Product:
-    """The packed kernel's per-part call for c (M,N) (+)= a (M,K) @ b (K,N), over the whole
-    of c, on this thread (its own workspace). keep_a: a is the same in every call (the
-    weights): its packed slivers are made in the first call and reused after."""
+def _tiles(M, N, dtype):
+    """M and N rounded up to whole micro-tiles (MR rows, NR columns)."""
+    nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
+    return -(-M // _mm.MR) * _mm.MR, -(-N // nr) * nr
 
-    def __init__(self, M, K, N, dtype, keep_a=False):
-        self.M, self.K, self.N = M, K, N
-        nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
-        self.kc = -(-K // -(-K // _mm.KC))
-        self.i_hi, self.j_hi = -(-M // _mm.MR) * _mm.MR, -(-N // nr) * nr
-        a_size = self.i_hi * K if keep_a else _mm.MC * self.kc
-        work = np.empty(a_size + self.j_hi * self.kc + _mm.VECTOR_BYTES, dtype=dtype)
-        skip = (-work.ctypes.data % _mm.VECTOR_BYTES) // work.itemsize    # vector-aligned
-        self.a_pack = work[skip:skip + a_size]
-        self.b_pack = work[skip + a_size:skip + a_size + self.j_hi * self.kc]
-        self.a_mode = 1 if keep_a else 0
 
-    def __call__(self, a, b, c, add=False):
-        a_flat, a_rs, a_cs = _mm._flat(a)
-        b_flat, b_rs, b_cs = _mm._flat(b)
-        _mm._gemm_call(_mm._part_address(c.dtype), a_flat, a_rs, a_cs, b_flat, b_rs, b_cs,
-                       c.reshape(-1), self.M, self.K, self.N, 0, self.i_hi, 0, self.j_hi,
-                       self.kc, self.a_pack, self.b_pack, add, self.a_mode)
-        if self.a_mode == 1:
-            self.a_mode = 2
+def _kc(K):
+    return -(-K // -(-K // _mm.KC))      # K cut into equal blocks of <= KC
+
+
+# The three drivers below cut the batch into one run of images per thread of Numba's
+# pool (the matmul's and the elementwise kernels' pool, awake between kernels), and
+# call the packed kernel's per-part body (_mm._gemm_call, the whole of c as one part)
+# image by image. Operand views are flat arrays with (row, column) strides.
+
+@njit(parallel=True, cache=True, nogil=True)
+def _forward_runs(part, x, w2, bias, y, kh, kw, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc,
+                  work, at):
+    # y[n] (C_out, P) = w2 (C_out, K) @ unfold(x[n]) (K, P), + bias[c_out] if bias has C_out
+    N, C_out, K, P = x.shape[0], w2.shape[0], w2.shape[1], Ho * Wo
+    runs = work.shape[0]
+    wf = w2.reshape(-1)
+    for t in prange(runs):
+        p, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
+        n0 = t * N // runs
+        for n in range(n0, (t + 1) * N // runs):
+            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
+            yn = y[n].reshape(-1)
+            _mm._gemm_call(part, wf, K, 1, p, P, 1, yn, C_out, K, P, 0, i_hi, 0, j_hi, kc,
+                           a_pack, b_pack, False, 1 if n == n0 else 2)
+            if bias.size == C_out:
+                for c in range(C_out):
+                    yn[c * P:(c + 1) * P] += bias[c]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_input_runs(part, g, w2, dx, kh, kw, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc,
+                         work, at):
+    # dP (K, P) = w2.T (K, C_out) @ g[n] (C_out, P); dx[n] = fold(dP)
+    N, C_out, K, P = g.shape[0], w2.shape[0], w2.shape[1], Ho * Wo
+    runs = work.shape[0]
+    wf = w2.reshape(-1)
+    for t in prange(runs):
+        dp, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
+        n0 = t * N // runs
+        for n in range(n0, (t + 1) * N // runs):
+            _mm._gemm_call(part, wf, 1, K, g[n].reshape(-1), P, 1, dp, K, C_out, P,
+                           0, i_hi, 0, j_hi, kc, a_pack, b_pack, False, 1 if n == n0 else 2)
+            _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_weight_runs(part, g, x, kh, kw, sh, sw, ph, pw, i_hi, j_hi, kc, work, at,
+                          partial):
+    # partial[t] (C_out, K) = sum over run t's images of g[n] (C_out, P) @ unfold(x[n]).T (P, K)
+    N, C_out, Ho, Wo = g.shape
+    K, P = partial.shape[2], Ho * Wo
+    runs = work.shape[0]
+    for t in prange(runs):
+        p, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
+        out = partial[t].reshape(-1)
+        n0 = t * N // runs
+        for n in range(n0, (t + 1) * N // runs):
+            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
+            _mm._gemm_call(part, g[n].reshape(-1), P, 1, p, 1, P, out, C_out, P, K,
+                           0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
 
 
 def conv2d_forward(x, w, stride, padding, bias=None):
@@ -215,17 +261,11 @@ def conv2d_forward(x, w, stride, padding, bias=None):
     w2 = np.ascontiguousarray(w).reshape(C_out, C * kh * kw)
     y = _mm.empty((N, C_out, Ho, Wo), x.dtype)
     K, P = C * kh * kw, Ho * Wo
-
-    def run(n0, n1):
-        p = np.empty((K, P), dtype=x.dtype)
-        product = _Product(C_out, K, P, x.dtype, keep_a=True)
-        for n in range(n0, n1):
-            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
-            product(w2, p, y[n].reshape(C_out, P))
-            if bias is not None:
-                y[n] += bias[:, None, None]
-
-    _run(run, N)
+    i_hi, j_hi = _tiles(C_out, P, x.dtype)
+    work, at = _workspace(x.dtype, K * P, i_hi * K, j_hi * _kc(K))
+    bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+    _forward_runs(_mm._part_address(x.dtype), x, w2, bias, y, kh, kw, sh, sw, ph, pw, Ho, Wo,
+                  i_hi, j_hi, _kc(K), work, np.array(at))
     return y
 
 
@@ -233,38 +273,26 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
     """d loss / d x (N,C,H,W) from g = d loss / d y (N,C_out,Ho,Wo)."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
     g = np.ascontiguousarray(g)
-    w2t = np.ascontiguousarray(w).reshape(C_out, C * kh * kw).T      # (K, C_out) view
+    w2 = np.ascontiguousarray(w, g.dtype).reshape(C_out, C * kh * kw)
     dx = np.zeros(x_shape, dtype=g.dtype)
     K, P = C * kh * kw, Ho * Wo
-
-    def run(n0, n1):
-        dp = np.empty((K, P), dtype=g.dtype)
-        product = _Product(K, C_out, P, g.dtype, keep_a=True)
-        for n in range(n0, n1):
-            product(w2t, g[n].reshape(C_out, P), dp)
-            _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx)
-
-    _run(run, N)
+    i_hi, j_hi = _tiles(K, P, g.dtype)
+    work, at = _workspace(g.dtype, K * P, i_hi * C_out, j_hi * _kc(C_out))
+    _backward_input_runs(_mm._part_address(g.dtype), g, w2, dx, kh, kw, sh, sw, ph, pw, Ho, Wo,
+                         i_hi, j_hi, _kc(C_out), work, np.array(at))
     return dx
 
 
 def conv2d_backward_weight(g, x, w_shape, stride, padding):
     """d loss / d w (C_out,C,kh,kw) from g (N,C_out,Ho,Wo) and the input x (N,C,H,W)."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
-    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x)
+    g, x = np.ascontiguousarray(g), np.ascontiguousarray(x, g.dtype)
     K, P = C * kh * kw, Ho * Wo
-    runs = _image_runs(N, _mm._threads())
-    partial = np.zeros((len(runs), C_out, K), dtype=g.dtype)
-
-    def run(n0, n1, out):
-        p = np.empty((K, P), dtype=x.dtype)
-        product = _Product(C_out, P, K, g.dtype)
-        for n in range(n0, n1):
-            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
-            product(g[n].reshape(C_out, P), p.T, out, add=n > n0)
-
-    _threads_module.team.run([lambda r=r, out=out: run(r[0], r[1], out)
-                              for r, out in zip(runs, partial)], len(runs))
+    i_hi, j_hi = _tiles(C_out, K, g.dtype)
+    work, at = _workspace(g.dtype, K * P, _mm.MC * _kc(P), j_hi * _kc(P))
+    partial = np.zeros((work.shape[0], C_out, K), dtype=g.dtype)
+    _backward_weight_runs(_mm._part_address(g.dtype), g, x, kh, kw, sh, sw, ph, pw, i_hi, j_hi,
+                          _kc(P), work, np.array(at), partial)
     dw = partial[0]
     for more in partial[1:]:
         dw += more
@@ -296,11 +324,6 @@ def conv2d_backward_bias(g):
     db = np.empty(C_out, dtype=g.dtype)
     _bias_grad_kernel(np.ascontiguousarray(g).reshape(N, C_out, -1), db)
     return db
-
-
-def _run(run, N):
-    runs = _image_runs(N, _mm._threads())
-    _threads_module.team.run([lambda r=r: run(*r) for r in runs], len(runs))
 
 
 def prefer_direct(x_shape, w_shape, stride, padding, itemsize=4):
