@@ -71,6 +71,18 @@ CASES = {
                                 [(1, 2, 6, 5)]),
     "avg_pool2d no pad count 2": (lambda x: FF(x).avg_pool2d(x, (2, 3), 1, (1, 1), False, False),
                                   [(2, 1, 4, 5)]),
+    "avg_pool2d ceil": (lambda x: FF(x).avg_pool2d(x, 3, 2, 1, ceil_mode=True), [(1, 2, 6, 5)]),
+    "avg_pool2d ceil no pad count": (lambda x: FF(x).avg_pool2d(
+        x, (2, 3), 2, (1, 1), ceil_mode=True, count_include_pad=False), [(2, 1, 5, 6)]),
+    "avg_pool2d ceil drops a window": (lambda x: FF(x).avg_pool2d(x, 2, 2, 1, True), [(1, 2, 5, 5)]),
+    "avg_pool2d ceil stride > kernel": (lambda x: FF(x).avg_pool2d(x, 2, 3, ceil_mode=True,
+                                                                   count_include_pad=False), [(1, 1, 7, 8)]),
+    "avg_pool2d divisor_override": (lambda x: FF(x).avg_pool2d(x, 3, 2, 1, True, divisor_override=4),
+                                    [(1, 2, 6, 5)]),
+    "max_pool2d ceil indices": (lambda x: FF(x).max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True),
+                                [(1, 2, 6, 5)]),
+    "max_pool2d ceil drops a window": (lambda x: FF(x).max_pool2d(x, 2, 2, 1, 1, True), [(1, 2, 5, 5)]),
+    "max_pool2d ceil stride > kernel": (lambda x: FF(x).max_pool2d(x, 2, 3, 0, 1, True, True), [(2, 1, 7, 8)]),
     "adaptive_avg_pool2d": (lambda x: FF(x).adaptive_avg_pool2d(x, (2, 3)), [(1, 2, 5, 4)]),
     "conv2d same": (lambda x, w: FF(x).conv2d(x, w, padding="same"), [(1, 2, 5, 5), (3, 2, 3, 2)]),
     "conv2d dilation": (lambda x, w: FF(x).conv2d(x, w, padding=1, dilation=2), [(1, 2, 6, 6), (3, 2, 3, 3)]),
@@ -100,6 +112,105 @@ def test_pad_modes_refuse_like_torch(shape, amounts, kwargs, match):
         TF.pad(torch.zeros(shape), amounts, **kwargs)
     with pytest.raises(ValueError, match=match):
         F.pad(td.zeros(shape), amounts, **kwargs)
+
+
+def test_pooling_ceil_mode_sweep_matches_torch():
+    """Every small geometry (padding up to half the kernel), ceil_mode on: shapes, values and
+    max_pool2d's indices as torch's, the windows PyTorch's rule drops among them."""
+    rng, dropped = np.random.default_rng(0), 0
+    for h, w, k, s, p in np.ndindex(9, 7, 4, 5, 2):
+        if k < 1 or s < 1 or p > k // 2 or min(h, w) < 1 or min(h, w) + 2 * p < k:
+            continue
+        dropped += (-(-(h + 2 * p - k) // s)) * s >= h + p
+        x = rng.standard_normal((1, 2, h, w))
+        for cip in (True, False):
+            want = TF.avg_pool2d(torch.tensor(x), k, s, p, True, cip).numpy()
+            got = F.avg_pool2d(td.tensor(x, dtype=np.float64), k, s, p, True, cip).numpy()
+            assert got.shape == want.shape, (h, w, k, s, p, cip)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+        want, at = TF.max_pool2d(torch.tensor(x), k, s, p, 1, True, True)
+        got, ours = F.max_pool2d(td.tensor(x, dtype=np.float64), k, s, p, 1, True, True)
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+        np.testing.assert_array_equal(ours.numpy(), at.numpy())
+    assert dropped > 20
+
+
+def test_pooling_layers_ceil_mode(device):  # noqa: F811
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 6))
+    X, XT = td.tensor(x, dtype=np.float64, device=device), torch.tensor(x)
+    for args, kw in [((3, 2, 1), dict(ceil_mode=True)), ((2,), dict(ceil_mode=True, count_include_pad=False)),
+                     ((3, 2, 1), dict(ceil_mode=True, divisor_override=5))]:
+        np.testing.assert_allclose(nn.AvgPool2d(*args, **kw)(X).numpy(),
+                                   TNN.AvgPool2d(*args, **kw)(XT).numpy(), rtol=1e-12)
+    (a, i), (b, j) = nn.MaxPool2d(3, 2, 1, return_indices=True, ceil_mode=True)(X), \
+        TNN.MaxPool2d(3, 2, 1, return_indices=True, ceil_mode=True)(XT)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(i.numpy(), j.numpy())
+    assert repr(nn.MaxPool2d(2, ceil_mode=True)).replace("(2, 2)", "2").replace("(0, 0)", "0") == \
+        repr(TNN.MaxPool2d(2, ceil_mode=True))
+
+
+@pytest.mark.parametrize("op, kwargs, match", [
+    ("max_pool2d", dict(dilation=2), "dilation"), ("avg_pool2d", dict(padding=2), "at most half"),
+    ("max_pool2d", dict(padding=2), "at most half"), ("avg_pool2d", dict(divisor_override=0), "zero")])
+def test_pooling_refusals(op, kwargs, match):
+    if "dilation" not in kwargs:   # (torch pools with dilation; tinydeep refuses it clearly)
+        with pytest.raises(RuntimeError):
+            getattr(TF, op)(torch.zeros(1, 1, 4, 4), 2, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        getattr(F, op)(td.zeros(1, 1, 4, 4), 2, **kwargs)
+
+
+PADS = {1: ((2, 3, 5), (2, 1)), 2: ((1, 2, 4, 5), (2, 1, 1, 2)), 3: ((1, 2, 3, 4, 5), (1, 2, 2, 1, 1, 0))}
+
+
+@pytest.mark.parametrize("kind", ["Zero", "Constant", "Reflection", "Replication", "Circular"])
+def test_padding_layers_match_torch(kind, device):  # noqa: F811
+    """Each torch.nn padding layer, 1-D to 3-D, an int and a tuple: values and gradients
+    (gradcheck on the CPU), its .padding and its repr, as torch's."""
+    for d, (shape, amounts) in PADS.items():
+        for padding in (1, amounts):
+            args = (padding, 0.5) if kind == "Constant" else (padding,)
+            ours, theirs = getattr(nn, f"{kind}Pad{d}d")(*args), getattr(TNN, f"{kind}Pad{d}d")(*args)
+            assert ours.padding == theirs.padding and repr(ours) == repr(theirs)
+            agree(lambda x: (ours if isinstance(x, td.Tensor) else theirs)(x), [shape], device,
+                  grad=padding == 1, seed=d)
+    with pytest.raises(TypeError, match="needs value"):
+        nn.ConstantPad2d(1)
+    with pytest.raises(ValueError, match="4 ints"):
+        getattr(nn, f"{kind}Pad2d")(*((1, 2), 0.5)[:1 + (kind == "Constant")])
+
+
+def test_embedding_max_norm_and_scale_grad_by_freq_like_torch(device):  # noqa: F811
+    """max_norm renormalizes the picked rows in place (p = 2, 1, 3.5, inf), scale_grad_by_freq
+    divides each row's gradient by its count, padding_idx still gets none: all as torch's."""
+    idx = np.array([[0, 2, 2], [5, 2, 1]])
+    for norm_type, freq, pad in [(2.0, False, None), (1.0, True, None), (3.5, True, 1), (np.inf, False, 2)]:
+        kw = dict(padding_idx=pad, max_norm=1.5, norm_type=norm_type, scale_grad_by_freq=freq)
+        ours, theirs = nn.Embedding(6, 3, **kw).double(), TNN.Embedding(6, 3, **kw).double()
+        ours.weight.data = ours.weight.data * 2
+        _twin(ours, theirs)
+        before = ours.weight.numpy().copy()
+        ours.to(device)
+        y, yt = ours(td.tensor(idx, device=device)), theirs(torch.tensor(idx))
+        np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12)
+        after = ours.weight.numpy()
+        np.testing.assert_allclose(after, theirs.weight.detach().numpy(), rtol=1e-12)
+        assert (after[[3, 4]] == before[[3, 4]]).all() and (after[[0, 2, 5]] != before[[0, 2, 5]]).any()
+        assert np.linalg.norm(after[[0, 1, 2, 5]], norm_type, axis=1).max() <= 1.5
+        g = np.random.default_rng(1).standard_normal(yt.shape)
+        (y * td.tensor(g, dtype=np.float64, device=device)).sum().backward()
+        (yt * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(backends.arrays(device).to_host(ours.weight.grad),
+                                   theirs.weight.grad.numpy(), rtol=1e-12, atol=1e-15)
+    # neither is a derivative (no finite differences): the closed form of a sum's gradient
+    w = td.tensor(np.ones((4, 2)), dtype=np.float64, device=device, requires_grad=True)
+    F.embedding(td.tensor(np.array([1, 1, 3, 1]), device=device), w, scale_grad_by_freq=True).sum().backward()
+    np.testing.assert_allclose(backends.arrays(device).to_host(w.grad), [[0, 0], [1, 1], [0, 0], [1, 1]])
+    for make in (lambda: nn.Embedding(3, 2, sparse=True),
+                 lambda: F.embedding(td.tensor(np.array([0])), nn.Embedding(3, 2).weight, sparse=True)):
+        with pytest.raises(ValueError, match="sparse"):
+            make()
 
 
 def test_one_hot_and_dropout(device):  # noqa: F811

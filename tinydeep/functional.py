@@ -265,16 +265,39 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
 
 
 class MaxPool2d(Function):
-    def forward(self, x, kernel_size, stride, padding):
+    def forward(self, x, kernel_size, stride, padding, indices=None):
         self.x_shape = x.shape
         y, self.argmax = self.backend.max_pool2d(x, kernel_size, stride, padding)
+        if indices is not None:     # (return_indices: the caller's list receives them)
+            indices.append(self.argmax)
         return y
 
     def backward(self, g):  # the gradient goes to the element that won each window
         return (self.backend.max_pool2d_backward(g, self.argmax, self.x_shape),)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0):
+def _pool_extra(name, input, kernel, stride, padding, ceil_mode):
+    """Check a pooling's geometry; return the rows and columns it must add on the bottom and
+    right for ceil_mode, PyTorch's rule: ⌈(n + 2p - k)/s⌉ + 1 windows, less the last if it
+    would start in the right padding (⌊·⌋ + 1 windows without ceil_mode: nothing to add)."""
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{name}: padding {padding} must be at most half the kernel "
+                         f"size {kernel} in each dimension")
+    if any(n + 2 * p < k for n, p, k in zip(input.shape[2:], padding, kernel)):
+        raise ValueError(f"{name}: window {kernel} is larger than the input "
+                         f"{tuple(input.shape)} with padding {padding}")
+    extra = []
+    for n, k, s, p in zip(input.shape[2:], kernel, stride, padding):
+        out = -(-(n + 2 * p - k) // s) + 1 if ceil_mode else (n + 2 * p - k) // s + 1
+        out -= bool(ceil_mode and (out - 1) * s >= n + p)
+        extra.append(max((out - 1) * s + k - n - 2 * p, 0))
+    return extra
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """The maximum of each window (padding: -inf). ceil_mode: a last partial window (see
+    _pool_extra). return_indices: also each maximum's h·W + w in its input plane."""
     _need_tensor("max_pool2d", input)
     check_float("max_pool2d", input.data)
     _need_ndim("max_pool2d", "input", input, 4)
@@ -283,13 +306,17 @@ def max_pool2d(input, kernel_size, stride=None, padding=0):
     # stride=None (or PyTorch's empty list) means stride = kernel_size
     stride = kernel if stride is None or (isinstance(stride, list) and not stride) else _pair("max_pool2d", "stride", stride, 1)
     padding = _pair("max_pool2d", "padding", padding, 0)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel "
-                         f"size {kernel} in each dimension")
-    if any(n + 2 * p < k for n, p, k in zip(input.shape[2:], padding, kernel)):
-        raise ValueError(f"max_pool2d: window {kernel} is larger than the input "
-                         f"{tuple(input.shape)} with padding {padding}")
-    return MaxPool2d.apply(input, kernel_size=kernel, stride=stride, padding=padding)
+    if _pair("max_pool2d", "dilation", dilation, 1) != (1, 1):
+        raise ValueError(f"max_pool2d: dilation {dilation!r} is not implemented (only 1)")
+    eh, ew = _pool_extra("max_pool2d", input, kernel, stride, padding, ceil_mode)
+    x = pad(input, (0, ew, 0, eh), value=-np.inf) if eh or ew else input
+    found = [] if return_indices else None
+    y = MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, indices=found)
+    if not return_indices:
+        return y
+    at = backends.arrays(input.device).to_host(found[0])   # h·(W + ew) + w: to h·W + w
+    w = input.shape[3]
+    return y, Tensor(at // (w + ew) * w + at % (w + ew), device=input.device, dtype=np.int64)
 
 
 # --- spatial transformer: affine grids and bilinear sampling ----------------------
@@ -595,22 +622,34 @@ def _conv2d_general(input, weight, bias, stride, padding, dilation):
     return conv2d(input, weight, bias, stride, padding)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    """The mean of each window, as a convolution of each channel with 1/(kh·kw) (zero
-    padding counted in the mean, PyTorch's default); with count_include_pad=False the
-    window sum over the same window's count of real pixels (ones pooled alike)."""
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """The mean of each window, as a convolution of each channel with 1/(kh·kw). The divisor
+    counts the window's positions inside the input and its padding (count_include_pad,
+    PyTorch's default) or inside the input alone, or is divisor_override. ceil_mode: a last
+    partial window (see _pool_extra) over zeros that no divisor counts."""
     _need_tensor("avg_pool2d", input)
     _need_ndim("avg_pool2d", "input", input, 4)
-    if ceil_mode:
-        raise ValueError("avg_pool2d: ceil_mode=True is not implemented")
     kh, kw = _pair("avg_pool2d", "kernel_size", kernel_size, 1)
-    stride = (kh, kw) if stride is None else stride
+    stride = (kh, kw) if stride is None else _pair("avg_pool2d", "stride", stride, 1)
+    padding = _pair("avg_pool2d", "padding", padding, 0)
+    if divisor_override is not None and not divisor_override:
+        raise ValueError("avg_pool2d: divisor_override must not be zero")
+    eh, ew = _pool_extra("avg_pool2d", input, (kh, kw), stride, padding, ceil_mode)
     n, c, h, w = input.shape
+    x = input.reshape(n * c, 1, h, w)
     ones = Tensor(np.full((1, 1, kh, kw), 1.0 / (kh * kw)), device=input.device, dtype=input.dtype)
-    y = conv2d(input.reshape(n * c, 1, h, w), ones, None, stride, padding)
-    if not count_include_pad and _pair("avg_pool2d", "padding", padding, 0) != (0, 0):
-        inside = Tensor(np.ones((1, 1, h, w)), device=input.device, dtype=input.dtype)
-        y = y / conv2d(inside, ones, None, stride, padding)   # (a constant: no gradient)
+    y = conv2d(pad(x, (0, ew, 0, eh)) if eh or ew else x, ones, None, stride, padding)
+
+    def count(size, k, s, p, out):   # per output position, along one dim
+        start = np.arange(out) * s - p
+        return (np.minimum(start + k, size + p) - start if count_include_pad
+                else np.minimum(start + k, size) - np.maximum(start, 0))
+    div = (np.outer(count(h, kh, stride[0], padding[0], y.shape[2]),
+                    count(w, kw, stride[1], padding[1], y.shape[3]))
+           if divisor_override is None else np.full(y.shape[2:], divisor_override))
+    if (div != kh * kw).any():   # (a constant: no gradient)
+        y = y * Tensor(kh * kw / div, device=input.device, dtype=input.dtype)
     return y.reshape(n, c, *y.shape[2:])
 
 
@@ -668,20 +707,38 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y if bias is None else y + bias.reshape(shape)
 
 
-def embedding(input, weight, padding_idx=None):
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
     """weight[input]: rows picked by integer indices; the gradient adds up per row, except
-    at padding_idx (negative counts from the end), whose row gets none (PyTorch's)."""
+    at padding_idx (negative counts from the end), whose row gets none (PyTorch's).
+    max_norm: first, each picked row whose norm_type-norm exceeds max_norm is scaled in place
+    by max_norm / (norm + 1e-7) (no gradient). scale_grad_by_freq: each row's gradient is
+    divided by how many times the input picks it."""
     idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
         raise IndexError(f"embedding: index out of range [0, {weight.shape[0]})")
+    if sparse:
+        raise ValueError("embedding: sparse=True is not supported (tinydeep has no sparse gradients)")
+    if max_norm is not None or scale_grad_by_freq:
+        rows, inverse, counts = np.unique(idx, return_inverse=True, return_counts=True)
+    if max_norm is not None and rows.size:
+        norm = np.linalg.norm(weight.detach()[rows].numpy().astype(np.float64), norm_type, axis=1)
+        scale = np.ones((weight.shape[0], 1))
+        scale[rows[norm > max_norm], 0] = max_norm / (norm[norm > max_norm] + 1e-7)
+        weight.data = (weight.detach() * Tensor(scale, device=weight.device, dtype=weight.dtype)).data
+    out = weight[idx]
+    if scale_grad_by_freq:   # (out - out) is exactly 0: the value stays, the gradient scales
+        freq = Tensor((1.0 / counts)[inverse].reshape(idx.shape + (1,)), device=weight.device,
+                      dtype=weight.dtype)
+        out = out.detach() + (out - out.detach()) * freq
     if padding_idx is None:
-        return weight[idx]
+        return out
     from .creation import where
     at = _padding_idx(padding_idx, weight.shape[0])
     pads = np.broadcast_to((idx == at)[..., None], idx.shape + weight.shape[1:])
-    return where(pads, weight.detach()[idx], weight[idx])   # (the padding rows: no gradient)
+    return where(pads, out.detach(), out)   # (the padding rows: no gradient)
 
 
 def _padding_idx(i, n):

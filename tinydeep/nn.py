@@ -329,14 +329,21 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__()
         self.kernel_size = F._pair("MaxPool2d", "kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else F._pair("MaxPool2d", "stride", stride, 1)
         self.padding = F._pair("MaxPool2d", "padding", padding, 0)
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 IDENTITY_THETA = np.array([1, 0, 0, 0, 1, 0], dtype=DEFAULT_DTYPE)

@@ -13,7 +13,9 @@ from .tensor import DEFAULT_DTYPE, Tensor
 __all__ = ["Identity", "Sigmoid", "Tanh", "LeakyReLU", "GELU", "Softmax", "LogSoftmax",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "AvgPool2d",
            "AdaptiveAvgPool2d", "ModuleList", "ModuleDict", "CrossEntropyLoss", "MSELoss",
-           "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]
+           "NLLLoss", "BCELoss", "BCEWithLogitsLoss"] + [
+               f"{kind}Pad{d}d" for kind in ("Zero", "Constant", "Reflection", "Replication",
+                                             "Circular") for d in (1, 2, 3)]
 
 
 def _init(fields):
@@ -46,10 +48,47 @@ LogSoftmax = _layer("LogSoftmax", lambda m, x: x.log_softmax(m.dim), ("dim", Non
 Dropout = _layer("Dropout", lambda m, x: F.dropout(x, m.p, m.training), ("p", 0.5),
                  doc="Zeroes elements with probability p in training (scaled by 1/(1-p)).")
 AvgPool2d = _layer("AvgPool2d", lambda m, x: F.avg_pool2d(
-    x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad), ("kernel_size", None),
-    ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True))
+    x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override),
+    ("kernel_size", None), ("stride", None), ("padding", 0), ("ceil_mode", False),
+    ("count_include_pad", True), ("divisor_override", None))
 AdaptiveAvgPool2d = _layer("AdaptiveAvgPool2d", lambda m, x: F.adaptive_avg_pool2d(x, m.output_size),
                            ("output_size", None))
+
+
+class _Pad(Module):
+    """torch.nn's padding layers: F.pad by `padding`, an int for every side or PyTorch's
+    (left, right, top, bottom, front, back) for the last `dims` dims; ConstantPad's `value`."""
+    kind, mode, dims = "Zero", "constant", 2
+
+    def __init__(self, padding, value=None):
+        super().__init__()
+        name, n, constant = type(self).__name__, 2 * self.dims, self.kind == "Constant"
+        if constant == (value is None):
+            raise TypeError(f"{name}: {'needs' if constant else 'takes no'} value")
+        self.padding = (padding,) * n if isinstance(padding, int) else tuple(padding)
+        if len(self.padding) != n or not all(isinstance(a, int) for a in self.padding):
+            raise ValueError(f"{name}: padding must be an int or {n} ints, got {padding!r}")
+        self.value = value if constant else 0.0 if self.mode == "constant" else None
+
+    def forward(self, x):
+        return F.pad(x, self.padding, self.mode, self.value)
+
+    def extra_repr(self):
+        return (f"padding={self.padding}, value={self.value}" if self.kind == "Constant"
+                else f"{self.padding}")
+
+
+def _pad(kind, mode):
+    return [type(f"{kind}Pad{d}d", (_Pad,), {"kind": kind, "mode": mode, "dims": d,
+                                              "__module__": __name__})
+            for d in (1, 2, 3)]
+
+
+ZeroPad1d, ZeroPad2d, ZeroPad3d = _pad("Zero", "constant")
+ConstantPad1d, ConstantPad2d, ConstantPad3d = _pad("Constant", "constant")
+ReflectionPad1d, ReflectionPad2d, ReflectionPad3d = _pad("Reflection", "reflect")
+ReplicationPad1d, ReplicationPad2d, ReplicationPad3d = _pad("Replication", "replicate")
+CircularPad1d, CircularPad2d, CircularPad3d = _pad("Circular", "circular")
 
 
 class _BatchNorm(Module):
@@ -108,18 +147,24 @@ class LayerNorm(Module):
 
 class Embedding(Module):
     """A table of num_embeddings vectors, initialized N(0, 1) as PyTorch's; the row at
-    padding_idx starts at zero and is never trained (F.embedding gives it no gradient)."""
+    padding_idx starts at zero and is never trained (F.embedding gives it no gradient);
+    max_norm, norm_type, scale_grad_by_freq: see F.embedding."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False):
         super().__init__()
+        if sparse:
+            raise ValueError("Embedding: sparse=True is not supported (no sparse gradients)")
         w = generator().standard_normal((num_embeddings, embedding_dim)).astype(DEFAULT_DTYPE)
         if padding_idx is not None:
             padding_idx = F._padding_idx(padding_idx, num_embeddings)
             w[padding_idx] = 0
         self.padding_idx, self.weight = padding_idx, Parameter(w)
+        self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
 
     def forward(self, idx):
-        return F.embedding(idx, self.weight, self.padding_idx)
+        return F.embedding(idx, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq)
 
 
 class ModuleList(Module):
