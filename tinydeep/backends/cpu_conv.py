@@ -101,69 +101,66 @@ def _short_lanes(typingctx, x):
     return types.intp(x), lambda context, builder, sig, args: context.get_constant(types.intp, n)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _rows(src, src_at, src_step, dst, dst_at, dst_step, rows, n, add):
+    # dst[dst_at + r*dst_step + t] (+)= src[src_at + r*src_step + t], r < rows, t < n: a
+    # block copied (or added) row by row in short vector runs (one masked load and store
+    # per 64 bytes: rows of small images are too short for LLVM's vectorized loops)
+    L = _short_lanes(src)
+    for r in range(rows):
+        for t in range(0, n, L):
+            if add:
+                _add_short(src, src_at + r * src_step + t, dst, dst_at + r * dst_step + t,
+                           min(L, n - t))
+            else:
+                _copy_short(src, src_at + r * src_step + t, dst, dst_at + r * dst_step + t,
+                            min(L, n - t))
+
+
 @njit(cache=True, nogil=True)
-def _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p):
+def _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame):
     # p[(c, i, j), ho*Wo + wo] = x[n, c, ho*sh - ph + i, wo*sw - pw + j], 0 outside the image.
-    # For each tap (c, i, j) the output columns wo whose input column lies inside the
-    # image form one range [lo, hi): zeros, a strided (stride 1: contiguous) copy, zeros.
-    # Flat unsigned indices: no slices and no wrap-around checks in the inner loops.
+    # Each channel is first copied into `frame`, a zero-bordered (H + 2ph) x (W + 2pw)
+    # canvas (its border is zeroed once by the caller and never written), so that every
+    # tap (i, j) reads frame[ho*sh + i, wo*sw + j]: whole rows, no bounds, no zero runs.
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    xf, pf = x.reshape(-1), p.reshape(-1)
-    P, L = Ho * Wo, _short_lanes(x)
+    Wf, P = W + 2 * pw, Ho * Wo
+    xf = x.reshape(-1)
     for c in range(C):
+        _rows(xf, (n * C + c) * H * W, W, frame, ph * Wf + pw, Wf, H, W, False)
         for i in range(kh):
             for j in range(kw):
                 row = ((c * kh + i) * kw + j) * P
-                lo = max(0, (pw - j + sw - 1) // sw)            # first wo with wo*sw - pw + j >= 0
-                hi = max(lo, min(Wo, (W - 1 + pw - j) // sw + 1))   # past the last with it < W
-                for ho in range(Ho):
-                    h = ho * sh - ph + i
-                    dst = np.uint64(row + ho * Wo)
-                    if h < 0 or h >= H:
-                        for wo in range(np.uint64(Wo)):
-                            pf[dst + wo] = 0
-                        continue
-                    at = ((n * C + c) * H + h) * W + lo * sw - pw + j
-                    src = np.uint64(at)
-                    for wo in range(np.uint64(lo)):
-                        pf[dst + wo] = 0
-                    if sw == 1:
-                        for t in range(0, hi - lo, L):
-                            _copy_short(xf, at + t, pf, row + ho * Wo + lo + t,
-                                        min(L, hi - lo - t))
-                    else:
-                        for wo in range(np.uint64(hi - lo)):
-                            pf[dst + lo + wo] = xf[src + wo * sw]
-                    for wo in range(np.uint64(hi), np.uint64(Wo)):
-                        pf[dst + wo] = 0
+                if sw == 1:
+                    _rows(frame, i * Wf + j, sh * Wf, p, row, Wo, Ho, Wo, False)
+                else:
+                    for ho in range(Ho):
+                        at = (ho * sh + i) * Wf + j
+                        for wo in range(Wo):
+                            p[row + ho * Wo + wo] = frame[at + wo * sw]
 
 
 @njit(cache=True, nogil=True)
-def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx):
+def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx, frame):
     # dx[n, c, h, w] += dp[(c, i, j), ho*Wo + wo] wherever h = ho*sh - ph + i, w = wo*sw - pw + j:
-    # the adjoint of _unfold (same ranges, add instead of copy).
+    # the adjoint of _unfold. Each channel's taps are summed on the framed canvas, whose
+    # interior is then added to dx (the border collects what fell on the padding).
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
-    df, pf = dx.reshape(-1), dp.reshape(-1)
-    P, L = Ho * Wo, _short_lanes(dx)
+    Wf, P = W + 2 * pw, Ho * Wo
+    df = dx.reshape(-1)
     for c in range(C):
+        frame[:] = 0
         for i in range(kh):
             for j in range(kw):
                 row = ((c * kh + i) * kw + j) * P
-                lo = max(0, (pw - j + sw - 1) // sw)
-                hi = max(lo, min(Wo, (W - 1 + pw - j) // sw + 1))
-                for ho in range(Ho):
-                    h = ho * sh - ph + i
-                    if h < 0 or h >= H:
-                        continue
-                    at_p = row + ho * Wo + lo
-                    at_x = ((n * C + c) * H + h) * W + lo * sw - pw + j
-                    src, dst = np.uint64(at_p), np.uint64(at_x)
-                    if sw == 1:
-                        for t in range(0, hi - lo, L):
-                            _add_short(pf, at_p + t, df, at_x + t, min(L, hi - lo - t))
-                    else:
-                        for wo in range(np.uint64(hi - lo)):
-                            df[dst + wo * sw] += pf[src + wo]
+                if sw == 1:
+                    _rows(dp, row, Wo, frame, i * Wf + j, sh * Wf, Ho, Wo, True)
+                else:
+                    for ho in range(Ho):
+                        at = (ho * sh + i) * Wf + j
+                        for wo in range(Wo):
+                            frame[at + wo * sw] += dp[row + ho * Wo + wo]
+        _rows(frame, ph * Wf + pw, Wf, df, (n * C + c) * H * W, W, H, W, True)
 
 
 def _geometry(x_shape, w_shape, stride, padding):
@@ -174,13 +171,15 @@ def _geometry(x_shape, w_shape, stride, padding):
 
 
 def _workspace(dtype, *sizes):
-    """(work, offsets): one row of work per thread, holding segments of the given sizes
-    at offsets, each segment vector-aligned (the packs are read with aligned loads)."""
+    """(work, offsets): one row of work per thread, holding segments of the given sizes,
+    segment s at offsets[s]:offsets[s + 1], each vector-aligned (the packs are read with
+    aligned loads)."""
     step = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
     offsets, row = [], 0
     for size in sizes:
         offsets.append(row)
         row += -(-size // step) * step
+    offsets.append(row)
     runs = _mm._threads()
     return _mm._buffer(runs * row, dtype)[:runs * row].reshape(runs, row), offsets
 
@@ -189,6 +188,10 @@ def _tiles(M, N, dtype):
     """M and N rounded up to whole micro-tiles (MR rows, NR columns)."""
     nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
     return -(-M // _mm.MR) * _mm.MR, -(-N // nr) * nr
+
+
+def _frame_size(x_shape, ph, pw):
+    return (x_shape[2] + 2 * ph) * (x_shape[3] + 2 * pw)     # the zero-bordered canvas
 
 
 def _kc(K):
@@ -209,9 +212,11 @@ def _forward_runs(part, x, w2, bias, y, kh, kw, sh, sw, ph, pw, Ho, Wo, i_hi, j_
     wf = w2.reshape(-1)
     for t in prange(runs):
         p, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
+        frame = work[t, at[3]:at[4]]
+        frame[:] = 0
         n0 = t * N // runs
         for n in range(n0, (t + 1) * N // runs):
-            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
+            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame)
             yn = y[n].reshape(-1)
             _mm._gemm_call(part, wf, K, 1, p, P, 1, yn, C_out, K, P, 0, i_hi, 0, j_hi, kc,
                            a_pack, b_pack, False, 1 if n == n0 else 2)
@@ -229,11 +234,12 @@ def _backward_input_runs(part, g, w2, dx, kh, kw, sh, sw, ph, pw, Ho, Wo, i_hi, 
     wf = w2.reshape(-1)
     for t in prange(runs):
         dp, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
+        frame = work[t, at[3]:at[4]]
         n0 = t * N // runs
         for n in range(n0, (t + 1) * N // runs):
             _mm._gemm_call(part, wf, 1, K, g[n].reshape(-1), P, 1, dp, K, C_out, P,
                            0, i_hi, 0, j_hi, kc, a_pack, b_pack, False, 1 if n == n0 else 2)
-            _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx)
+            _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx, frame)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -245,10 +251,12 @@ def _backward_weight_runs(part, g, x, kh, kw, sh, sw, ph, pw, i_hi, j_hi, kc, wo
     runs = work.shape[0]
     for t in prange(runs):
         p, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
+        frame = work[t, at[3]:at[4]]
+        frame[:] = 0
         out = partial[t].reshape(-1)
         n0 = t * N // runs
         for n in range(n0, (t + 1) * N // runs):
-            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p)
+            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame)
             _mm._gemm_call(part, g[n].reshape(-1), P, 1, p, 1, P, out, C_out, P, K,
                            0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
 
@@ -262,7 +270,7 @@ def conv2d_forward(x, w, stride, padding, bias=None):
     y = _mm.empty((N, C_out, Ho, Wo), x.dtype)
     K, P = C * kh * kw, Ho * Wo
     i_hi, j_hi = _tiles(C_out, P, x.dtype)
-    work, at = _workspace(x.dtype, K * P, i_hi * K, j_hi * _kc(K))
+    work, at = _workspace(x.dtype, K * P, i_hi * K, j_hi * _kc(K), _frame_size(x.shape, ph, pw))
     bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     _forward_runs(_mm._part_address(x.dtype), x, w2, bias, y, kh, kw, sh, sw, ph, pw, Ho, Wo,
                   i_hi, j_hi, _kc(K), work, np.array(at))
@@ -277,7 +285,8 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
     dx = np.zeros(x_shape, dtype=g.dtype)
     K, P = C * kh * kw, Ho * Wo
     i_hi, j_hi = _tiles(K, P, g.dtype)
-    work, at = _workspace(g.dtype, K * P, i_hi * C_out, j_hi * _kc(C_out))
+    work, at = _workspace(g.dtype, K * P, i_hi * C_out, j_hi * _kc(C_out),
+                          _frame_size(x_shape, ph, pw))
     _backward_input_runs(_mm._part_address(g.dtype), g, w2, dx, kh, kw, sh, sw, ph, pw, Ho, Wo,
                          i_hi, j_hi, _kc(C_out), work, np.array(at))
     return dx
@@ -289,7 +298,8 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x, g.dtype)
     K, P = C * kh * kw, Ho * Wo
     i_hi, j_hi = _tiles(C_out, K, g.dtype)
-    work, at = _workspace(g.dtype, K * P, _mm.MC * _kc(P), j_hi * _kc(P))
+    work, at = _workspace(g.dtype, K * P, _mm.MC * _kc(P), j_hi * _kc(P),
+                          _frame_size(x.shape, ph, pw))
     partial = np.zeros((work.shape[0], C_out, K), dtype=g.dtype)
     _backward_weight_runs(_mm._part_address(g.dtype), g, x, kh, kw, sh, sw, ph, pw, i_hi, j_hi,
                           _kc(P), work, np.array(at), partial)
