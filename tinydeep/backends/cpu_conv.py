@@ -29,7 +29,7 @@ benchmarks/bench_conv.py).
 """
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import literally, njit, prange, typeof, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -198,67 +198,73 @@ def _kc(K):
     return -(-K // -(-K // _mm.KC))      # K cut into equal blocks of <= KC
 
 
-# The three drivers below cut the batch into one run of images per thread of Numba's
-# pool (the matmul's and the elementwise kernels' pool, awake between kernels), and
-# call the packed kernel's per-part body (_mm._gemm_call, the whole of c as one part)
-# image by image. Operand views are flat arrays with (row, column) strides.
+FORWARD, INPUT_GRAD, WEIGHT_GRAD = 0, 1, 2
+
 
 @njit(parallel=True, cache=True, nogil=True)
-def _forward_runs(part, x, w2, bias, y, kh, kw, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc,
-                  work, at):
-    # y[n] (C_out, P) = w2 (C_out, K) @ unfold(x[n]) (K, P), + bias[c_out] if bias has C_out
-    N, C_out, K, P = x.shape[0], w2.shape[0], w2.shape[1], Ho * Wo
-    runs = work.shape[0]
-    wf = w2.reshape(-1)
+def _image_runs(version, part, step, image, grad, w2, bias, out, kh, kw, sh, sw, ph, pw, Ho, Wo,
+                i_hi, j_hi, kc, work, at):
+    # The batch cut into one run of images per thread of Numba's pool (the matmul's and
+    # the elementwise kernels' pool, awake between kernels); image by image, one call of
+    # the packed kernel's per-part body (_mm._gemm_call: the whole of c as one part), its
+    # operands flat arrays with (row, column) strides. W = w2 (C_out, K), P = unfold(x[n]):
+    #   FORWARD      out = y (flat):  y[n] (C_out, HoWo) = W @ P (+ bias[c_out])    image = x
+    #   INPUT_GRAD   image = dx:      dP = W.T @ g[n],  dx[n] = fold(dP)
+    #   WEIGHT_GRAD  out = one (C_out, K) partial sum per run: += g[n] @ P.T       image = x
+    # (One function for the three steps: Numba compiles a parallel loop and what it calls
+    # once per function, seconds each.) version: cpu_matmul.VERSION, as a literal type.
+    literally(version)
+    N, C_out, K, P = image.shape[0], w2.shape[0], w2.shape[1], Ho * Wo
+    runs, wf = work.shape[0], w2.reshape(-1)
     for t in prange(runs):
         p, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
         frame = work[t, at[3]:at[4]]
-        frame[:] = 0
+        for i in range(frame.size):         # (loops, not array expressions: each of those
+            frame[i] = 0                    # would be a parallel loop of its own to compile)
         n0 = t * N // runs
         for n in range(n0, (t + 1) * N // runs):
-            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame)
-            yn = y[n].reshape(-1)
-            _mm._gemm_call(part, wf, K, 1, p, P, 1, yn, C_out, K, P, 0, i_hi, 0, j_hi, kc,
-                           a_pack, b_pack, False, 1 if n == n0 else 2)
-            if bias.size == C_out:
-                for c in range(C_out):
-                    yn[c * P:(c + 1) * P] += bias[c]
+            keep = 1 if n == n0 else 2          # W's packed slivers: made once, then reused
+            if step == INPUT_GRAD:
+                _mm._gemm_call(part, wf, 1, K, grad[n].reshape(-1), P, 1, p, K, C_out, P,
+                               0, i_hi, 0, j_hi, kc, a_pack, b_pack, False, keep)
+                _fold(p, n, kh, kw, sh, sw, ph, pw, Ho, Wo, image, frame)
+                continue
+            _unfold(image, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame)
+            if step == FORWARD:
+                yn = out[n * C_out * P:(n + 1) * C_out * P]
+                _mm._gemm_call(part, wf, K, 1, p, P, 1, yn, C_out, K, P, 0, i_hi, 0, j_hi, kc,
+                               a_pack, b_pack, False, keep)
+                if bias.size == C_out:
+                    for i in range(C_out * P):
+                        yn[i] += bias[i // P]
+            else:
+                _mm._gemm_call(part, grad[n].reshape(-1), P, 1, p, 1, P,
+                               out[t * C_out * K:(t + 1) * C_out * K], C_out, P, K,
+                               0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_input_runs(part, g, w2, dx, kh, kw, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc,
-                         work, at):
-    # dP (K, P) = w2.T (K, C_out) @ g[n] (C_out, P); dx[n] = fold(dP)
-    N, C_out, K, P = g.shape[0], w2.shape[0], w2.shape[1], Ho * Wo
-    runs = work.shape[0]
-    wf = w2.reshape(-1)
-    for t in prange(runs):
-        dp, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
-        frame = work[t, at[3]:at[4]]
-        n0 = t * N // runs
-        for n in range(n0, (t + 1) * N // runs):
-            _mm._gemm_call(part, wf, 1, K, g[n].reshape(-1), P, 1, dp, K, C_out, P,
-                           0, i_hi, 0, j_hi, kc, a_pack, b_pack, False, 1 if n == n0 else 2)
-            _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx, frame)
+def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None):
+    """_image_runs with its workspace: per thread the patch matrix P (K x Ho·Wo), the two
+    packs (their sizes follow the step's product) and the zero-bordered canvas."""
+    C_out, K = w2.shape
+    (sh, sw), (ph, pw), P = stride, padding, Ho * Wo
+    M, inner, cols = {FORWARD: (C_out, K, P), INPUT_GRAD: (K, C_out, P),
+                      WEIGHT_GRAD: (C_out, P, K)}[step]
+    i_hi, j_hi = _tiles(M, cols, image.dtype)
+    a_size = _mm.MC * _kc(inner) if step == WEIGHT_GRAD else i_hi * inner   # W's kept whole
+    work, at = _workspace(image.dtype, K * P, a_size, j_hi * _kc(inner),
+                          _frame_size(image.shape, ph, pw))
+    bias = np.zeros(0, image.dtype) if bias is None else np.ascontiguousarray(bias, image.dtype)
+    args = (_mm._part_address(image.dtype), step, image, grad, w2, bias, out.reshape(-1),
+            *window, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, _kc(inner), work, np.array(at))
+    sig = (types.literal(_mm.VERSION),) + tuple(typeof(a) for a in args)
+    loop = _compiled.get(sig)
+    if loop is None:       # compiled (or loaded from the cache) once per signature
+        loop = _compiled[sig] = _image_runs.compile(sig)
+    loop(_mm.VERSION, *args)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_weight_runs(part, g, x, kh, kw, sh, sw, ph, pw, i_hi, j_hi, kc, work, at,
-                          partial):
-    # partial[t] (C_out, K) = sum over run t's images of g[n] (C_out, P) @ unfold(x[n]).T (P, K)
-    N, C_out, Ho, Wo = g.shape
-    K, P = partial.shape[2], Ho * Wo
-    runs = work.shape[0]
-    for t in prange(runs):
-        p, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
-        frame = work[t, at[3]:at[4]]
-        frame[:] = 0
-        out = partial[t].reshape(-1)
-        n0 = t * N // runs
-        for n in range(n0, (t + 1) * N // runs):
-            _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame)
-            _mm._gemm_call(part, g[n].reshape(-1), P, 1, p, 1, P, out, C_out, P, K,
-                           0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
+_compiled = {}
 
 
 def conv2d_forward(x, w, stride, padding, bias=None):
@@ -266,14 +272,8 @@ def conv2d_forward(x, w, stride, padding, bias=None):
     padding as (h, w) pairs."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding)
     x = np.ascontiguousarray(x)
-    w2 = np.ascontiguousarray(w).reshape(C_out, C * kh * kw)
     y = _mm.empty((N, C_out, Ho, Wo), x.dtype)
-    K, P = C * kh * kw, Ho * Wo
-    i_hi, j_hi = _tiles(C_out, P, x.dtype)
-    work, at = _workspace(x.dtype, K * P, i_hi * K, j_hi * _kc(K), _frame_size(x.shape, ph, pw))
-    bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
-    _forward_runs(_mm._part_address(x.dtype), x, w2, bias, y, kh, kw, sh, sw, ph, pw, Ho, Wo,
-                  i_hi, j_hi, _kc(K), work, np.array(at))
+    _run(FORWARD, x, x[:0], _weights(w, x.dtype), y, (kh, kw), stride, padding, Ho, Wo, bias)
     return y
 
 
@@ -281,14 +281,8 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
     """d loss / d x (N,C,H,W) from g = d loss / d y (N,C_out,Ho,Wo)."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
     g = np.ascontiguousarray(g)
-    w2 = np.ascontiguousarray(w, g.dtype).reshape(C_out, C * kh * kw)
     dx = np.zeros(x_shape, dtype=g.dtype)
-    K, P = C * kh * kw, Ho * Wo
-    i_hi, j_hi = _tiles(K, P, g.dtype)
-    work, at = _workspace(g.dtype, K * P, i_hi * C_out, j_hi * _kc(C_out),
-                          _frame_size(x_shape, ph, pw))
-    _backward_input_runs(_mm._part_address(g.dtype), g, w2, dx, kh, kw, sh, sw, ph, pw, Ho, Wo,
-                         i_hi, j_hi, _kc(C_out), work, np.array(at))
+    _run(INPUT_GRAD, dx, g, _weights(w, g.dtype), dx[:0], (kh, kw), stride, padding, Ho, Wo)
     return dx
 
 
@@ -296,17 +290,14 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     """d loss / d w (C_out,C,kh,kw) from g (N,C_out,Ho,Wo) and the input x (N,C,H,W)."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x, g.dtype)
-    K, P = C * kh * kw, Ho * Wo
-    i_hi, j_hi = _tiles(C_out, K, g.dtype)
-    work, at = _workspace(g.dtype, K * P, _mm.MC * _kc(P), j_hi * _kc(P),
-                          _frame_size(x.shape, ph, pw))
-    partial = np.zeros((work.shape[0], C_out, K), dtype=g.dtype)
-    _backward_weight_runs(_mm._part_address(g.dtype), g, x, kh, kw, sh, sw, ph, pw, i_hi, j_hi,
-                          _kc(P), work, np.array(at), partial)
-    dw = partial[0]
-    for more in partial[1:]:
-        dw += more
-    return dw.reshape(w_shape)
+    partial = np.zeros((_mm._threads(), C_out, C * kh * kw), dtype=g.dtype)   # one per run
+    _run(WEIGHT_GRAD, x, g, np.empty((C_out, C * kh * kw), g.dtype), partial, (kh, kw),
+         stride, padding, Ho, Wo)
+    return partial.sum(axis=0).reshape(w_shape)
+
+
+def _weights(w, dtype):
+    return np.ascontiguousarray(w, dtype).reshape(w.shape[0], -1)     # (C_out, C·kh·kw)
 
 
 @njit(cache=True, nogil=True, fastmath=True)

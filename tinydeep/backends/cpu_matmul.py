@@ -28,6 +28,8 @@ on the calling thread alone.
 import os
 import sys
 import threading
+import zlib
+from pathlib import Path
 
 import llvmlite.binding as llvm
 import numba
@@ -575,6 +577,12 @@ def _gemm_call(part, a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo,
     _function_at(part, c)(_data(a), _data(b), _data(c), _data(a_pack), _data(b_pack),
                           a.size, b.size, c.size, a_pack.size, b_pack.size, a_rs, a_cs,
                           b_rs, b_cs, M, K, N, i_lo, i_hi, j_lo, j_hi, kc_max, add, a_mode)
+
+
+# Numba's on-disk cache notices edits to a function's own file only. A jitted caller of
+# _gemm_call in another file (the direct convolution's loop) carries this in its type
+# signature, so that an edit here never meets a stale copy of _gemm_call compiled there.
+VERSION = f"{zlib.crc32(Path(__file__).read_bytes()):08x}"
 
 
 @njit(parallel=True, cache=True, nogil=True)
