@@ -241,3 +241,29 @@ def test_cuda_benchmark_runs_its_code_paths(tmp_path):
     assert set(res) >= {"matmul", "relu", "grid_sample", "mlp"}
     assert res["mlp"]["last_loss_gpu"] == pytest.approx(res["mlp"]["last_loss_cpu"], rel=1e-4)
     assert (tmp_path / "bench.json").exists()
+
+
+@needs_cuda
+def test_cross_entropy_with_targets_on_the_gpu_honours_ignore_index():
+    """Targets already on the GPU are not read back: ignore_index that is a class takes the
+    unfused path (the ignored rows get no loss and no gradient, as on the CPU and in
+    PyTorch); a target outside [0, C) makes the loss and that row's gradient NaN, never a
+    finite wrong gradient."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4))
+    t = np.array([0, 2, 0, 3, 1])
+    got, want = [], []
+    for device, out in (("cuda", got), ("cpu", want)):
+        logits = td.tensor(x, device=device, requires_grad=True)
+        target = td.tensor(t, device=device) if device == "cuda" else t
+        loss = F.cross_entropy(logits, target, ignore_index=0)
+        loss.backward()
+        out += [float(loss.numpy()), backends.arrays(device).to_host(logits.grad)]
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-7)
+    assert np.all(got[1][[0, 2]] == 0)                   # the ignored rows
+    logits = td.tensor(x, device="cuda", requires_grad=True)
+    loss = F.cross_entropy(logits, td.tensor(np.array([0, -100, 2, 3, 1]), device="cuda"))
+    loss.backward()
+    g = backends.arrays("cuda").to_host(logits.grad)
+    assert np.isnan(float(loss.numpy())) and np.isnan(g[1]).all() and np.isfinite(g[[0, 2, 3, 4]]).all()

@@ -486,10 +486,15 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     weights, an ignored class and label smoothing ε (the target mixed with ε/C uniform).
     Plain mean over (M, C) logits runs the fused kernel."""
     # Targets already on a GPU are not read back to look for ignore_index (a step would wait
-    # for the GPU): there the fused kernel runs, and a target outside [0, C) gives a NaN loss.
+    # for the GPU): there the fused kernel runs unless ignore_index is a class, and a target
+    # outside [0, C) (-100 included) makes the loss and that row's gradient NaN.
     on_gpu = isinstance(target, Tensor) and target.device != "cpu"
+    if on_gpu and isinstance(input, Tensor) and input.ndim == 2:
+        fusable = not 0 <= ignore_index < input.shape[1]
+    else:
+        fusable = not (np.asarray(target) == ignore_index).any()
     if (weight is None and reduction == "mean" and label_smoothing == 0 and isinstance(input, Tensor)
-            and input.ndim == 2 and (on_gpu or not (np.asarray(target) == ignore_index).any())):
+            and input.ndim == 2 and fusable):
         return _cross_entropy_fused(input, target)
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")

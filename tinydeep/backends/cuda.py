@@ -256,7 +256,8 @@ def cross_entropy(logits, targets):
 
 @cuda.jit
 def _cross_entropy_backward_kernel(logp, t, gl, use_gl, scale, out):
-    # d logits = (softmax - onehot(t)) · grad_loss / M, grad_loss = gl[0] or 1 (in scale)
+    # d logits = (softmax - onehot(t)) · grad_loss / M, grad_loss = gl[0] or 1 (in scale);
+    # NaN for a row whose target is outside [0, N), as its loss (targets are not read back)
     N = logp.shape[1]
     s = scale * gl[0] if use_gl else scale
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
@@ -264,6 +265,8 @@ def _cross_entropy_backward_kernel(logp, t, gl, use_gl, scale, out):
         d = math.exp(logp[m, n])
         if n == t[m]:
             d -= 1
+        if t[m] < 0 or t[m] >= N:
+            d = math.nan
         out[m, n] = d * s
 
 
