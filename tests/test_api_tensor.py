@@ -170,6 +170,23 @@ def test_prod_gradient_with_zeros_matches_torch(device):
             np.testing.assert_array_equal(p.numpy(), q.numpy())
 
 
+def test_prod_returns_new_memory_and_exact_int64(device):
+    """Over a dimension of size 1 no multiplication happens, yet the result is new memory
+    (writing into it leaves the input alone), as PyTorch's; int64 products are exact past
+    2^53 (not through float64) and wrap as PyTorch's."""
+    t = td.tensor(np.arange(3.0).reshape(1, 3), device=device)
+    for p in (t.prod(dim=0, keepdim=True), t.prod(dim=0), t[0, :1].prod()):
+        assert p is not t
+        p.data[...] = 7                                 # an optimizer writing in place
+        np.testing.assert_array_equal(t.numpy(), [[0.0, 1.0, 2.0]])
+    big = np.array([2 ** 31 + 1, 2 ** 31 + 1, 3 ** 30], dtype=np.int64)
+    for kw in (dict(), dict(dim=0)):
+        assert td.tensor(big[:2], device=device).prod(**kw).item() == torch.tensor(big[:2]).prod(**kw).item()
+        assert td.tensor(big, device=device).prod(**kw).item() == torch.tensor(big).prod(**kw).item()
+    with pytest.raises(TypeError, match="dim must be one int"):
+        t.prod(dim=(0, 1))
+
+
 @pytest.mark.parametrize("name", ["argmax", "argmin"])
 def test_arg_extrema(name, device):
     x = np.random.default_rng(3).standard_normal((3, 4, 2))

@@ -44,13 +44,19 @@ def prod(self, dim=None, keepdim=False):
     """∏ over dim (all elements when None) as a tree of pairwise products, so the gradient
     is the chain rule through multiplications, ∂/∂x_i = ∏_{j≠i} x_j, exact with zeros (no
     division by x). Integer and bool tensors give int64, as PyTorch's."""
-    if self.dtype not in FLOAT_DTYPES:
-        return _astype(prod(_astype(self, np.float64), dim, keepdim), np.int64)
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer))):
+        raise TypeError(f"prod: dim must be one int (or None for all elements), got {dim!r}")
+    if self.dtype not in FLOAT_DTYPES:      # no gradient: NumPy's int64 product (wraps as PyTorch's)
+        return Tensor(np.prod(self.numpy(), axis=None if self.ndim == 0 else dim, keepdims=keepdim,
+                              dtype=np.int64),
+                      device=self.device)
     (d,) = (0,) if dim is None else normalize_axes(dim, max(self.ndim, 1), "prod")
     x, odd = self.reshape(-1) if dim is None or self.ndim == 0 else self, None
     at = lambda s: (slice(None),) * d + (s,)  # noqa: E731
     if x.shape[d] == 0:
         x = x.sum(d, keepdims=True) * 0.0 + 1.0     # the empty product
+    elif x.shape[d] == 1:
+        x = x * 1.0                                 # a new tensor, never self or a view of it
     while x.shape[d] > 1:
         n = x.shape[d]
         if n % 2:   # the odd one out joins at the end
