@@ -4,8 +4,9 @@ The claim: a network that first predicts an affine transform of its input and
 resamples the input there (a spatial transformer, ST) learns to undo rotation,
 scale and translation by itself, from the classification loss alone, and the
 same classifier behind it makes fewer errors. Their Table 1 (% test error on
-MNIST distorted by Rotation ±45°, Scale 0.7–1.2 and Translation on a 42×42
-canvas, "RTS"): FCN 5.2 → ST-FCN 0.8, CNN 0.8 → ST-CNN 0.5.
+MNIST rotated ±90° on 28×28, "R", and rotated ±45°, scaled 0.7–1.2 and translated
+on a 42×42 canvas, "RTS"): FCN 2.1 / 5.2, CNN 1.2 / 0.8, ST-FCN 1.2 / 0.8,
+ST-CNN 0.7 / 0.5.
 
 Reproduced on glyph digits drawn the same way (`rts_glyphs`), or on MNIST or
 Fashion-MNIST when their files are present (`rts_images`: each 28×28 image turned,
@@ -17,7 +18,9 @@ glyphs' latent columns so that everything below reads it the same way):
     pose_report      how upright, centred and equally sized the digits are, before
                      and after the ST: from the known latents (through θ) and
                      from the pixels (ink centroid)
-    run              plain vs ST for each architecture, as one record
+    run              plain vs ST for each architecture on one column, over seeds
+    run_table        `run` per column (R, RTS): the table, beside the paper's numbers,
+                     with the paired differences ST-X − X
 
 What the ST does is read off its θ. A glyph is drawn at normalized input
 coordinates z = A p + t (p in the digit's template box, A = (40/28)·M with M =
@@ -141,16 +144,24 @@ def rts_data(dataset, n_train, n_test, seed=0, **distortion):
 
 # --- models ----------------------------------------------------------------------------
 
-def classifier(arch, in_shape, width=256):
-    """The plain model. fcn: two hidden ReLU layers of `width`. cnn: 5×5 conv (16) → ReLU
-    → 2×2 max-pool → 5×5 conv (32) → ReLU → 2×2 max-pool → Linear."""
+# The CNN's channels. 16 and 32 reached its plateau on RTS (2.7–2.95 % test error, seed 0)
+# after 6 epochs of 10,000 digits, but a step took 42× an FCN step (131 ms vs 3.1 ms, batch
+# 128, one process, 2 cores), too slow for 4 models × 2 columns × 3 seeds in 10 minutes;
+# 8 and 16 took 90 ms.
+CNN_CHANNELS = (8, 16)
+
+
+def classifier(arch, in_shape, width=256, channels=CNN_CHANNELS):
+    """The plain model. fcn: two hidden ReLU layers of `width`. cnn: 5×5 conv (channels[0])
+    → ReLU → 2×2 max-pool → 5×5 conv (channels[1]) → ReLU → 2×2 max-pool → Linear."""
     c, h, w = in_shape
     if arch == "fcn":
         return nn.Sequential(nn.Flatten(), nn.MLP(c * h * w, width, 2, NUM_CLASSES))
     if arch == "cnn":
-        return nn.Sequential(nn.Conv2d(c, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), NUM_CLASSES))
+        c1, c2 = channels
+        return nn.Sequential(nn.Conv2d(c, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(c2 * (h // 4) * (w // 4), NUM_CLASSES))
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
@@ -323,20 +334,33 @@ def train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=1.0, loc_width=32, se
     return rec, model
 
 
+def epochs_of(epochs, arch):
+    """Epochs for `arch`: `epochs` itself, or its entry when it is a dict per architecture."""
+    return int(epochs[arch]) if isinstance(epochs, dict) else int(epochs)
+
+
+def _check_choices(archs, columns):
+    for a in archs:
+        if a not in ARCHS:
+            raise ValueError(f"unknown architecture {a!r}; choose from {', '.join(ARCHS)}")
+    for c in columns:
+        if c not in DISTORTIONS:
+            raise ValueError(f"unknown distortion {c!r}; choose one of {', '.join(DISTORTIONS)}")
+
+
 def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.92, loc_width=128,
         canvas=None, archs=("fcn",), n_examples=20, seed=0, seeds=(0,), distortion="RTS",
         dataset="glyphs", verbose=True):
     """Plain vs ST for each architecture in `archs` on `dataset` (glyphs, or mnist or
-    fashion-mnist when their files are present) distorted so. Returns a record:
-    config, runs (one per model: errors, curve, time), pose (per ST model: pose_report on
-    the test set) and examples (test images and each ST's outputs, as arrays, two per
-    class; the demo plots them and leaves them out of the JSON)."""
-    for a in archs:
-        if a not in ARCHS:
-            raise ValueError(f"unknown architecture {a!r}; choose from {', '.join(ARCHS)}")
-    if distortion not in DISTORTIONS:
-        raise ValueError(f"unknown distortion {distortion!r}; choose one of "
-                         f"{', '.join(DISTORTIONS)}")
+    fashion-mnist when their files are present) distorted so (one column of Table 1).
+    `epochs`: one number, or a dict per architecture ({"fcn": 20, "cnn": 6}).
+    Returns a record: config, runs (one per model: errors, curve, time), pose (per ST
+    model: pose_report on the test set) and examples (test images and each ST's outputs,
+    as arrays, `n_examples` // 10 per class; the demo plots them and leaves them out of
+    the JSON)."""
+    _check_choices(archs, (distortion,))
+    if isinstance(epochs, dict) and any(a not in epochs for a in archs):
+        raise ValueError(f"epochs {epochs!r} names no count for every architecture in {archs}")
     dist = dict(DISTORTIONS[distortion], **({} if canvas is None else {"canvas": canvas}))
     canvas = dist["canvas"]
     train_set, test_set = rts_data(dataset, n_train, n_test, seed=seed, **dist)
@@ -355,16 +379,18 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
     rec["config"]["seeds"] = list(seeds)
     for arch in archs:
         for st in (False, True):
-            r, model = train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=lr_decay,
+            ep = epochs_of(epochs, arch)
+            r, model = train_run(arch, st, data, ep, lr, loc_lr, lr_decay=lr_decay,
                                  loc_width=loc_width, seed=seeds[0], distortion=distortion)
             # more seeds (initial weights and batch order; the same data): errors only
             r["seed_runs"] = [{"seed": seeds[0], "test_error": r["test_error"],
-                               "train_error": r["train_error"]}]
+                               "train_error": r["train_error"], "seconds": r["seconds"]}]
             for s in seeds[1:]:
-                other, _ = train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=lr_decay,
+                other, _ = train_run(arch, st, data, ep, lr, loc_lr, lr_decay=lr_decay,
                                      loc_width=loc_width, seed=s, distortion=distortion)
                 r["seed_runs"].append({"seed": s, "test_error": other["test_error"],
-                                       "train_error": other["train_error"]})
+                                       "train_error": other["train_error"],
+                                       "seconds": other["seconds"]})
             r["test_error_over_seeds"] = summary([x["test_error"] for x in r["seed_runs"]])
             rec["runs"].append(r)
             if st:
@@ -382,5 +408,42 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
         rec["st_minus_plain"][arch] = paired(
             [x["test_error"] for x in st_run["seed_runs"]],
             [x["test_error"] for x in plain["seed_runs"]], st_run["model"], plain["model"],
-            what="test error", scale=100, unit=" points")
+            what=f"test error, {distortion}", scale=100, unit=" points")
+        paper = PAPER_TABLE_1_COLUMNS[distortion]
+        rec["st_minus_plain"][arch]["paper_pct"] = round(paper[st_run["model"]]
+                                                         - paper[plain["model"]], 2)
+    return rec
+
+
+def run_table(columns=tuple(DISTORTIONS), archs=ARCHS, verbose=True, **kw):
+    """The paper's Table 1 as far as `columns` (R, RTS) and `archs` (fcn, cnn) reach: `run`
+    once per column with the same settings `kw`. Returns {config (the shared settings,
+    columns, archs), columns: {column: run's record}, table: one row per model and column
+    (test error over seeds as `summary` gives it, beside the paper's %), st_minus_plain:
+    {column: {arch: the paired difference}}, paper_table_1_columns}."""
+    _check_choices(archs, columns)
+    if not columns or not archs:
+        raise ValueError("run_table needs at least one column and one architecture")
+    rec = {"columns": {}, "paper_table_1_columns": PAPER_TABLE_1_COLUMNS, "table": [],
+           "st_minus_plain": {}}
+    for c in columns:
+        if verbose:
+            d = DISTORTIONS[c]
+            tqdm.write(f"column {c}: rotated ±{d['rotation']:g}°, scaled "
+                       f"{d['scale'][0]}–{d['scale'][1]}, on {d['canvas']}×{d['canvas']}")
+        rec["columns"][c] = col = run(archs=archs, distortion=c, verbose=verbose, **kw)
+        rec["st_minus_plain"][c] = col["st_minus_plain"]
+    per_column = ("canvas", "distortion", "rotation_deg", "scale")
+    first = rec["columns"][columns[0]]["config"]
+    rec["config"] = dict({k: v for k, v in first.items() if k not in per_column},
+                         columns=list(columns), archs=list(archs))
+    for arch in archs:
+        for st in (False, True):
+            for c in columns:
+                r = next(x for x in rec["columns"][c]["runs"] if x["model"] == name_of(arch, st))
+                rec["table"].append({"model": r["model"], "column": c,
+                                     "test_error": r["test_error_over_seeds"],
+                                     "paper_error_pct": r["paper_error_pct"],
+                                     "parameters": r["parameters"],
+                                     "seconds": [x["seconds"] for x in r["seed_runs"]]})
     return rec
