@@ -207,6 +207,10 @@ def test_embedding_max_norm_and_scale_grad_by_freq_like_torch(device):  # noqa: 
     w = td.tensor(np.ones((4, 2)), dtype=np.float64, device=device, requires_grad=True)
     F.embedding(td.tensor(np.array([1, 1, 3, 1]), device=device), w, scale_grad_by_freq=True).sum().backward()
     np.testing.assert_allclose(backends.arrays(device).to_host(w.grad), [[0, 0], [1, 1], [0, 0], [1, 1]])
+    w = td.tensor([[np.inf, 1.0], [2.0, -np.inf]], dtype=np.float64, device=device)   # the value
+    got = F.embedding(td.tensor(np.array([0, 1, 0]), device=device), w, scale_grad_by_freq=True)
+    np.testing.assert_array_equal(got.numpy(), torch.nn.functional.embedding(        # stays: no NaN
+        torch.tensor([0, 1, 0]), torch.tensor(w.numpy()), scale_grad_by_freq=True).numpy())
     for make in (lambda: nn.Embedding(3, 2, sparse=True),
                  lambda: F.embedding(td.tensor(np.array([0])), nn.Embedding(3, 2).weight, sparse=True)):
         with pytest.raises(ValueError, match="sparse"):

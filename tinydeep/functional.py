@@ -712,6 +712,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y if bias is None else y + bias.reshape(shape)
 
 
+class _ScaleGrad(Function):
+    """x unchanged; its gradient g·s (s an array of x's shape)."""
+    def forward(self, x, s):
+        self.s = s
+        return x
+
+    def backward(self, g):
+        return self.backend.mul(g, self.s), None
+
+
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """weight[input]: rows picked by integer indices; the gradient adds up per row, except
@@ -734,10 +744,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         scale[rows[norm > max_norm], 0] = max_norm / (norm[norm > max_norm] + 1e-7)
         weight.data = (weight.detach() * Tensor(scale, device=weight.device, dtype=weight.dtype)).data
     out = weight[idx]
-    if scale_grad_by_freq:   # (out - out) is exactly 0: the value stays, the gradient scales
-        freq = Tensor((1.0 / counts)[inverse].reshape(idx.shape + (1,)), device=weight.device,
-                      dtype=weight.dtype)
-        out = out.detach() + (out - out.detach()) * freq
+    if scale_grad_by_freq:
+        freq = np.broadcast_to((1.0 / counts)[inverse].reshape(idx.shape + (1,)), out.shape)
+        out = _ScaleGrad.apply(out, Tensor(np.ascontiguousarray(freq), device=weight.device,
+                                           dtype=weight.dtype))
     if padding_idx is None:
         return out
     from .creation import where
