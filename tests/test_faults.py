@@ -750,3 +750,16 @@ def test_same_seed_gives_bit_identical_losses():
     first, second = _seeded_losses(), _seeded_losses()
     assert len(first) == 12 and len(set(first)) > 1  # twelve steps, and the losses moved
     assert [v.hex() for v in first] == [v.hex() for v in second]
+
+
+def test_a_signal_held_when_the_block_fails_is_sent_again_not_lost():
+    """A Ctrl-C held during a step that then fails with an error: after the block the
+    interrupt still reaches the program (chained to the error), so a caller that catches
+    the error does not go on training."""
+    from tinydeep.signals import signals_at_checkpoints
+    with pytest.raises(KeyboardInterrupt) as caught:
+        with signals_at_checkpoints():
+            signal.raise_signal(signal.SIGINT)            # held: only noted
+            raise ValueError("the step failed")
+    assert isinstance(caught.value.__context__, ValueError)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -71,7 +71,9 @@ def signals_at_checkpoints():
 
     def note(signum, frame):
         pending.append(signum)
-    before = {s: signal.signal(s, note) for s in (signal.SIGINT,) + CATCH_SIGNALS}
+    # (a handler installed from C reads as None and could not be put back: left alone)
+    before = {s: signal.signal(s, note) for s in (signal.SIGINT,) + CATCH_SIGNALS
+              if signal.getsignal(s) is not None}
 
     def deliver():
         while pending:
@@ -90,6 +92,8 @@ def signals_at_checkpoints():
         yield deliver
     except BaseException:
         restore()
-        raise
+        for signum in pending:        # not lost with the error: sent again, to the handlers
+            signal.raise_signal(signum)   # put back (a caller that catches the error still
+        raise                             # gets its KeyboardInterrupt or Terminated)
     restore()
     deliver()
