@@ -114,6 +114,34 @@ def test_pad_modes_refuse_like_torch(shape, amounts, kwargs, match):
         F.pad(td.zeros(shape), amounts, **kwargs)
 
 
+def test_pad_modes_sweep_matches_torch():
+    """Every (left, right) in -6..6 on a dim of 5, each mode: where PyTorch refuses, so does
+    tinydeep; where tinydeep pads, the values are torch's. (Circular pads wider than the dim
+    left after cropping would wrap more than once; PyTorch takes some of them, depending on
+    the number of channels; tinydeep refuses them all.)
+    value=0 is accepted by every mode, as torch does; amounts must be integers."""
+    x = np.arange(10.0).reshape(1, 2, 5)        # (N, C, W): torch's batched path
+    for mode in ("reflect", "replicate", "circular"):
+        for lo, hi in np.ndindex(13, 13):
+            lo, hi = int(lo) - 6, int(hi) - 6
+            try:
+                want = TF.pad(torch.tensor(x), (lo, hi), mode=mode).numpy()
+            except (RuntimeError, NotImplementedError):
+                want = None
+            try:
+                got = F.pad(td.tensor(x, dtype=np.float64), (lo, hi), mode=mode).numpy()
+            except ValueError:
+                wraps_twice = max(lo, hi) > 5 - max(-lo, 0) - max(-hi, 0)
+                assert want is None or mode == "circular" and wraps_twice, (mode, lo, hi)
+                continue
+            assert want is not None, (mode, lo, hi)
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(F.pad(td.tensor(x), (1, 2), mode=mode, value=0).numpy(),
+                                      TF.pad(torch.tensor(x), (1, 2), mode=mode, value=0).numpy())
+    with pytest.raises(TypeError, match="integers"):
+        F.pad(td.tensor(x), (1.5, 1))
+
+
 def test_pooling_ceil_mode_sweep_matches_torch():
     """Every small geometry (padding up to half the kernel), ceil_mode on: shapes, values and
     max_pool2d's indices as torch's, the windows PyTorch's rule drops among them."""
@@ -379,3 +407,15 @@ def test_load_state_dict_strict():
     keys = m.load_state_dict(sd, strict=False)
     assert keys.missing_keys == ["1.running_var"] and keys.unexpected_keys == ["extra"]
     assert (m[0].weight.numpy() == 3).all()
+
+
+def test_pooling_and_padding_arguments_as_torch_takes_them():
+    """avg_pool2d names itself when refusing an integer input; stride=[] means the kernel
+    (as max_pool2d and torch); a padding layer takes a NumPy integer."""
+    with pytest.raises(TypeError, match="avg_pool2d"):
+        F.avg_pool2d(td.tensor(np.ones((1, 1, 4, 4), dtype=np.int64)), 2)
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 6))
+    np.testing.assert_allclose(F.avg_pool2d(td.tensor(x, dtype=np.float64), 2, []).numpy(),
+                               TF.avg_pool2d(torch.tensor(x), 2, []).numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(nn.ZeroPad2d(np.int64(1))(td.tensor(x)).numpy(),
+                                  torch.nn.ZeroPad2d(1)(torch.tensor(x, dtype=torch.float32)).numpy())

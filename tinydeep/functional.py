@@ -276,6 +276,19 @@ class MaxPool2d(Function):
         return (self.backend.max_pool2d_backward(g, self.argmax, self.x_shape),)
 
 
+def _pool_args(name, input, kernel_size, stride, padding):
+    """Check a pooling's input (a float NCHW tensor); return kernel, stride and padding as
+    (h, w) pairs. stride=None (or PyTorch's empty list) means stride = kernel_size."""
+    _need_tensor(name, input)
+    check_float(name, input.data)
+    _need_ndim(name, "input", input, 4)
+    _need_sizes(name, "input", input)
+    kernel = _pair(name, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None or (isinstance(stride, list) and not stride) \
+        else _pair(name, "stride", stride, 1)
+    return kernel, stride, _pair(name, "padding", padding, 0)
+
+
 def _pool_extra(name, input, kernel, stride, padding, ceil_mode):
     """Check a pooling's geometry; return the rows and columns it must add on the bottom and
     right for ceil_mode, PyTorch's rule: ⌈(n + 2p - k)/s⌉ + 1 windows, less the last if it
@@ -298,14 +311,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                return_indices=False):
     """The maximum of each window (padding: -inf). ceil_mode: a last partial window (see
     _pool_extra). return_indices: also each maximum's h·W + w in its input plane."""
-    _need_tensor("max_pool2d", input)
-    check_float("max_pool2d", input.data)
-    _need_ndim("max_pool2d", "input", input, 4)
-    _need_sizes("max_pool2d", "input", input)
-    kernel = _pair("max_pool2d", "kernel_size", kernel_size, 1)
-    # stride=None (or PyTorch's empty list) means stride = kernel_size
-    stride = kernel if stride is None or (isinstance(stride, list) and not stride) else _pair("max_pool2d", "stride", stride, 1)
-    padding = _pair("max_pool2d", "padding", padding, 0)
+    kernel, stride, padding = _pool_args("max_pool2d", input, kernel_size, stride, padding)
     if _pair("max_pool2d", "dilation", dilation, 1) != (1, 1):
         raise ValueError(f"max_pool2d: dilation {dilation!r} is not implemented (only 1)")
     eh, ew = _pool_extra("max_pool2d", input, kernel, stride, padding, ceil_mode)
@@ -548,6 +554,8 @@ def pad(input, pad, mode="constant", value=None):
     _need_tensor("pad", input)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: {pad} must hold a (before, after) pair per padded dimension")
+    if any(isinstance(p, bool) or not isinstance(p, (int, np.integer)) for p in pad):
+        raise TypeError(f"pad: amounts must be integers, got {pad}")
     if mode != "constant":
         return _pad_by_index(input, pad, mode, value)
     crop, place, shape = [slice(None)] * input.ndim, [slice(None)] * input.ndim, list(input.shape)
@@ -575,7 +583,7 @@ def _pad_by_index(x, pad, mode, value):
     if mode not in ("reflect", "replicate", "circular"):
         raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', "
                          f"got {mode!r}")
-    if value is not None:
+    if value is not None and value != 0:
         raise ValueError(f"pad: mode {mode!r} takes no value (got value={value!r})")
     if not 1 <= k <= 3 or x.ndim not in (k + 1, k + 2):
         raise ValueError(f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of an input with 1 "
@@ -585,10 +593,11 @@ def _pad_by_index(x, pad, mode, value):
         n, out = x.shape[d], x.shape[d] + lo + hi
         m = n - max(-lo, 0) - max(-hi, 0)       # circular: the size after the crop
         fits = {"reflect": max(lo, hi) < n and out >= 1, "replicate": out >= 1,
-                "circular": max(lo, hi) <= n and out >= 0 and (m >= 1 or out == 0)}[mode]
+                "circular": max(lo, hi) <= m and out >= 0 and (m >= 1 or out == 0)}[mode]
         if not fits:
             raise ValueError(f"pad: {mode} padding ({lo}, {hi}) does not fit dim {d} of size {n} "
-                             f"(reflect: each < {n}; circular: each <= {n}; a non-empty result)")
+                             f"(reflect: each < {n}; circular: each <= the size after cropping, "
+                             f"{m}; a non-empty result)")
         j = np.arange(-lo, n + hi)
         if mode == "reflect":
             idx = n - 1 - np.abs(n - 1 - np.abs(j))
@@ -633,11 +642,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     counts the window's positions inside the input and its padding (count_include_pad,
     PyTorch's default) or inside the input alone, or is divisor_override. ceil_mode: a last
     partial window (see _pool_extra) over zeros that no divisor counts."""
-    _need_tensor("avg_pool2d", input)
-    _need_ndim("avg_pool2d", "input", input, 4)
-    kh, kw = _pair("avg_pool2d", "kernel_size", kernel_size, 1)
-    stride = (kh, kw) if stride is None else _pair("avg_pool2d", "stride", stride, 1)
-    padding = _pair("avg_pool2d", "padding", padding, 0)
+    (kh, kw), stride, padding = _pool_args("avg_pool2d", input, kernel_size, stride, padding)
     if divisor_override is not None and not divisor_override:
         raise ValueError("avg_pool2d: divisor_override must not be zero")
     eh, ew = _pool_extra("avg_pool2d", input, (kh, kw), stride, padding, ceil_mode)

@@ -65,7 +65,8 @@ class _Pad(Module):
         name, n, constant = type(self).__name__, 2 * self.dims, self.kind == "Constant"
         if constant == (value is None):
             raise TypeError(f"{name}: {'needs' if constant else 'takes no'} value")
-        self.padding = (padding,) * n if isinstance(padding, int) else tuple(padding)
+        one = isinstance(padding, (int, np.integer)) and not isinstance(padding, bool)
+        self.padding = (int(padding),) * n if one else tuple(padding)
         if len(self.padding) != n or not all(isinstance(a, int) for a in self.padding):
             raise ValueError(f"{name}: padding must be an int or {n} ints, got {padding!r}")
         self.value = value if constant else 0.0 if self.mode == "constant" else None
