@@ -1,8 +1,9 @@
 """Living beside NumPy's BLAS threads.
 
 tinydeep's parallel kernels (the packed matmul's parts, the direct convolution's runs
-of images, the elementwise families) all run in Numba's one OpenMP pool, whose workers
-spin briefly after each parallel loop so that they are awake for the next one. (A pool
+of images, the elementwise families) all run in Numba's one pool of its threading layer
+(OpenMP here; Numba takes TBB first where it is installed). OpenMP's workers spin
+briefly after each parallel loop, so that they are awake for the next one. (A pool
 of parked Python threads for the matmul and the convolution had to wake a sleeping core
 for every call and fought the spinning OpenMP workers for the cores: the MLP step ran
 1.5-2x slower, the LeNet-style CNN step 1.4x.)

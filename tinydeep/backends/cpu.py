@@ -1,8 +1,9 @@
 """CpuBackend: the kernels as Numba CPU code, `@njit(parallel=True)` loops split
 over cores. It inherits ReferenceBackend and overrides what Numba makes faster:
 the kernels here, the elementwise families (cpu_elementwise.py), matmul
-(cpu_matmul.py) and sampling (cpu_sampling.py); the rest (index_backward, the
-array helpers) is the reference's NumPy.
+(cpu_matmul.py), the direct convolution (cpu_conv.py), sampling (cpu_sampling.py)
+and the optimizer updates (cpu_optim.py); the rest (index_backward, the array
+helpers) is the reference's NumPy.
 
 Every kernel computes what `reference.py` says it means (the parity tests
 hold the two together); read the reference first for the math, then here for

@@ -34,13 +34,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import cpu_matmul as _mm
+from .reference import _out_size
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-           "conv2d_backward_bias", "prefer_direct", "output_size"]
-
-
-def output_size(size, k, stride, padding):
-    return (size + 2 * padding - k) // stride + 1
+           "conv2d_backward_bias", "prefer_direct"]
 
 
 SHORT_BYTES = 64     # one short run: 16 float32 / 8 float64, one AVX-512 register (two AVX2)
@@ -166,7 +163,7 @@ def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx, frame):
 def _geometry(x_shape, w_shape, stride, padding):
     (N, C, H, W), (C_out, _, kh, kw) = x_shape, w_shape
     (sh, sw), (ph, pw) = stride, padding
-    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     return N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo
 
 
@@ -184,18 +181,8 @@ def _workspace(dtype, *sizes):
     return _mm._buffer(runs * row, dtype)[:runs * row].reshape(runs, row), offsets
 
 
-def _tiles(M, N, dtype):
-    """M and N rounded up to whole micro-tiles (MR rows, NR columns)."""
-    nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
-    return -(-M // _mm.MR) * _mm.MR, -(-N // nr) * nr
-
-
 def _frame_size(x_shape, ph, pw):
     return (x_shape[2] + 2 * ph) * (x_shape[3] + 2 * pw)     # the zero-bordered canvas
-
-
-def _kc(K):
-    return -(-K // -(-K // _mm.KC))      # K cut into equal blocks of <= KC
 
 
 FORWARD, INPUT_GRAD, WEIGHT_GRAD = 0, 1, 2
@@ -250,13 +237,14 @@ def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None)
     (sh, sw), (ph, pw), P = stride, padding, Ho * Wo
     M, inner, cols = {FORWARD: (C_out, K, P), INPUT_GRAD: (K, C_out, P),
                       WEIGHT_GRAD: (C_out, P, K)}[step]
-    i_hi, j_hi = _tiles(M, cols, image.dtype)
-    a_size = _mm.MC * _kc(inner) if step == WEIGHT_GRAD else i_hi * inner   # W's kept whole
-    work, at = _workspace(image.dtype, K * P, a_size, j_hi * _kc(inner),
+    i_hi, j_hi = _mm.tiles(M, cols, image.dtype)
+    kc = _mm.kc_for(inner)
+    a_size = _mm.MC * kc if step == WEIGHT_GRAD else i_hi * inner      # W's slivers kept whole
+    work, at = _workspace(image.dtype, K * P, a_size, j_hi * kc,
                           _frame_size(image.shape, ph, pw))
     bias = np.zeros(0, image.dtype) if bias is None else np.ascontiguousarray(bias, image.dtype)
     args = (_mm._part_address(image.dtype), step, image, grad, w2, bias, out.reshape(-1),
-            *window, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, _kc(inner), work, np.array(at))
+            *window, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc, work, np.array(at))
     sig = (types.literal(_mm.VERSION),) + tuple(typeof(a) for a in args)
     loop = _compiled.get(sig)
     if loop is None:       # compiled (or loaded from the cache) once per signature
@@ -338,7 +326,6 @@ def prefer_direct(x_shape, w_shape, stride, padding, itemsize=4):
     conv: 627 KiB). Elsewhere, e.g. batch 1 or large images, rung 1 runs."""
     N, C, H, W = x_shape
     _, _, kh, kw = w_shape
-    Ho = output_size(H, kh, stride[0], padding[0])
-    Wo = output_size(W, kw, stride[1], padding[1])
+    Ho, Wo = _out_size(H, W, kh, kw, stride, padding)
     patch_bytes = C * kh * kw * Ho * Wo * itemsize
     return N >= _mm._threads() and patch_bytes <= 4 * _mm.L2_BYTES

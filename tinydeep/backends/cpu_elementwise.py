@@ -14,6 +14,7 @@ import numpy as np
 from numba import literally, njit, prange, typeof, types
 from numba.extending import overload
 
+from .reference import _result
 from .scalar_ops import BINARY, UNARY, VERSION, check_op
 
 _jitted = {}
@@ -83,10 +84,6 @@ def _run(kernel, op, *arrays):
         sig = (types.literal(f"{op}/{VERSION}"),) + tuple(typeof(a) for a in flat)
         loop = _compiled[key] = kernel.compile(sig)
     loop(f"{op}/{VERSION}", *flat)
-
-
-def _result(out, like):
-    return np.empty(like.shape, like.dtype) if out is None else out
 
 
 def unary(op, x, out=None):

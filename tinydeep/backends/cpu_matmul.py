@@ -669,13 +669,24 @@ _plans = {}
 _MAX_PLANS = 1024
 
 
+def kc_for(K):
+    """The depth of one block of K: K cut into equal blocks of <= KC."""
+    return -(-K // -(-K // KC))
+
+
+def tiles(M, N, dtype):
+    """M and N rounded up to whole micro-tiles (MR rows, NR columns)."""
+    nr = VECTOR_BYTES // np.dtype(dtype).itemsize
+    return -(-M // MR) * MR, -(-N // nr) * nr
+
+
 def _plan(M, K, N, itemsize, threads):
     """(kc, m_parts, n_parts, part_size) for an (M,K) @ (K,N) product."""
     key = (M, K, N, itemsize, threads, _split, SERIAL_BELOW)
     plan = _plans.get(key)
     if plan is None:
         nr = VECTOR_BYTES // itemsize
-        kc = -(-K // -(-K // KC))                    # K cut into equal blocks of <= KC
+        kc = kc_for(K)
         serial = threads == 1 or M * K * N < SERIAL_BELOW
         m_parts, n_parts = _split(-(-M // MR), -(-N // nr), 1 if serial else threads, nr)
         part_size = MC * kc + -(-N // (nr * n_parts)) * nr * kc    # a- and b-slivers
