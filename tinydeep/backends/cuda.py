@@ -427,9 +427,11 @@ def _sgd_kernel(param, grad, buf, has_buf, lr, mu, nesterov, wd):
 
 def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
     """One SGD step in place (PyTorch's rule, dampening 0); `buf` is None when momentum is 0."""
+    if buf is None and momentum != 0:
+        raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
     t = param.dtype.type
     if param.size:
-        has_buf = momentum != 0 and buf is not None
+        has_buf = momentum != 0
         _sgd_kernel[grid(param.size)](flat(param), flat(grad), flat(buf if has_buf else param),
                                       has_buf, t(lr), t(momentum),
                                       bool(nesterov), t(weight_decay))
