@@ -461,20 +461,10 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
     for r0 in range(full_hi, r_hi, R):         # the general case, and slivers past the edge
         at = (r0 - r_lo) * kc
         n = max(0, min(R, rows - r0))
-        if rs < cs:     # walk x's memory in order: a sliver row x[r0:r0+n, k] is (nearly) contiguous
-            for p in range(kc):
-                src = r0 * rs + (k0 + p) * cs
-                for r in range(R):
-                    dst[np.uint64(at + p * R + r)] = x[np.uint64(src + r * rs)] if r < n else 0.0
-        else:           # rows of x run along k: read each row in order
+        for p in range(kc):     # dst in order (x's n rows are n streams read in order)
+            src = r0 * rs + (k0 + p) * cs
             for r in range(R):
-                if r < n:
-                    src = (r0 + r) * rs + k0 * cs
-                    for p in range(kc):
-                        dst[np.uint64(at + p * R + r)] = x[np.uint64(src + p * cs)]
-                else:
-                    for p in range(kc):
-                        dst[np.uint64(at + p * R + r)] = 0.0
+                dst[np.uint64(at + p * R + r)] = x[np.uint64(src + r * rs)] if r < n else 0.0
 
 
 @njit(cache=True, nogil=True)
