@@ -34,14 +34,18 @@ sys.path.insert(0, ROOT)  # the checkout's tinydeep, even when it is not install
 KEY_FIGURES = {
     "quickstart": ["quickstart.png"],
     "random_labels": ["random_labels_fig1a.png", "random_labels_fig1bc.png",
-                      "random_labels_theorem1.png"],
+                      "random_labels_theorem1.png", "random_labels_batchnorm.png"],
+    "random_labels_mnist1d": ["random_labels_mnist1d_fig1a.png"],
 }
-ORDER = ["quickstart", "mnist_1d", "random_labels", "time_to_fit", "fat_vs_deep",
-         "spatial_transformer", "manifold", "primes"]   # the rest follow in alphabetical order
+# Runs of a demo with other arguments, as name: (demo, its extra arguments).
+VARIANTS = {"random_labels_mnist1d": ("random_labels", ["--dataset", "mnist1d"])}
+ORDER = ["quickstart", "mnist_1d", "random_labels", "random_labels_mnist1d", "time_to_fit",
+         "fat_vs_deep", "spatial_transformer", "manifold", "primes"]   # the rest follow in alphabetical order
 
 
 def demos():
     names = [f[:-3] for f in os.listdir(DEMOS) if f.endswith(".py") and not f.startswith("_")]
+    names += [v for v, (demo, _) in VARIANTS.items() if demo in names]
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
@@ -91,7 +95,8 @@ def run_demo(name, quick):
     """Run one demo into a temporary folder; returns {png name: source path} and the
     temporary folder (the caller removes it), or raises CalledProcessError."""
     out = tempfile.mkdtemp(prefix=f"tinydeep-{name}-")
-    cmd = [sys.executable, os.path.join(DEMOS, f"{name}.py"), "--out", out]
+    demo, extra = VARIANTS.get(name, (name, []))
+    cmd = [sys.executable, os.path.join(DEMOS, f"{demo}.py"), "--out", out, *extra]
     if quick:
         cmd.append("--quick")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -214,7 +219,9 @@ def main(argv=None):
                 finally:
                     if tmp:
                         shutil.rmtree(tmp, ignore_errors=True)
-                cmd = f"python demos/{name}.py" + (" --quick" if args.quick else "")
+                demo, extra = VARIANTS.get(name, (name, []))
+                cmd = " ".join([f"python demos/{demo}.py", *extra]) + (" --quick" if args.quick
+                                                                        else "")
                 made = dict.fromkeys(pngs, cmd)
                 quick = args.quick
         except (subprocess.CalledProcessError, FileNotFoundError) as e:

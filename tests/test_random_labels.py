@@ -154,11 +154,12 @@ def quick(tmp_path_factory):
 def test_quick_writes_plots_and_a_json_record(quick):
     rec, out = quick
     for name in ("random_labels_fig1a.png", "random_labels_fig1bc.png",
-                 "random_labels_theorem1.png"):
+                 "random_labels_theorem1.png", "random_labels_batchnorm.png"):
         with open(out / name, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((out / "random_labels.json").read_text())
-    assert set(saved) >= {"config", "figure_1a", "figure_1bc", "table_1", "theorem_1"}
+    assert set(saved) >= {"config", "figure_1a", "figure_1bc", "table_1", "table_1_batchnorm",
+                          "theorem_1"}
     assert saved["figure_1a"]["runs"]["random_labels"]["steps_to_fit"] == \
         rec["figure_1a"]["runs"]["random_labels"]["steps_to_fit"]
 
@@ -262,3 +263,150 @@ def test_mnist1d_as_a_random_labels_set():
     # each row is its sequence moved by at most 5 positions, zeros filling in
     for a, b in zip(x[:50, 0, 0], shifted[:, 0, 0]):
         assert any(np.array_equal(np.pad(a, 5)[5 - s:45 - s], b) for s in range(-5, 6))
+
+
+# --- Table 1's BatchNorm contrast -------------------------------------------------------------
+
+def test_with_batchnorm_sits_between_each_hidden_layer_and_its_relu():
+    kinds = lambda m: [type(layer).__name__ for layer in m]     # with_batchnorm's is flat
+    plain = rl.make_model("mlp3x512", (1, 1, 40), seed=3)
+    bn = rl.make_model("mlp3x512_bn", (1, 1, 40), seed=3)
+    assert kinds(bn) == ["Flatten"] + ["Linear", "BatchNorm1d", "ReLU"] * 3 + ["Linear"]
+    # the same initial weights: BatchNorm's ones and zeros take no random numbers
+    lin = lambda m: [layer for layer in m.modules() if isinstance(layer, nn.Linear)]
+    for a, b in zip(lin(plain), lin(bn)):
+        assert np.array_equal(a.weight.numpy(), b.weight.numpy())
+        assert np.array_equal(a.bias.numpy(), b.bias.numpy())
+    norms = [layer for layer in list(bn) if isinstance(layer, nn.BatchNorm1d)]
+    assert [n.num_features for n in norms] == [512] * 3
+    for n in norms:
+        assert np.all(n.weight.numpy() == 1) and np.all(n.bias.numpy() == 0)
+        assert np.all(n.running_mean.numpy() == 0) and np.all(n.running_var.numpy() == 1)
+    # two parameters per normalized feature, nothing else
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(bn) - count(plain) == 2 * 3 * 512
+    # convolutions get BatchNorm2d over their channels, images and sequences alike
+    assert kinds(rl.make_model("cnn_bn", (1, 28, 28)))[:4] == \
+        ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+    seq = [layer for layer in list(rl.make_model("cnn_bn", (1, 1, 40)))
+           if isinstance(layer, nn.BatchNorm2d)]
+    assert [n.num_features for n in seq] == [25, 25, 25]
+    with pytest.raises(ValueError, match="_bn"):
+        rl.make_model("resnet", (1, 28, 28))
+
+
+def test_batchnorm_net_trains_and_scores_in_eval_mode_like_the_closed_form():
+    """After fit, the net in eval mode is the NumPy formula with the running statistics;
+    fit and evaluate move those statistics once per SGD step and never otherwise (the
+    label check's one-example forward runs in eval mode)."""
+    x, y, xt, yt = rl.load_data("mnist1d", 300, 100)
+    model = rl.make_model("mlp1x512_bn", x.shape[1:], seed=1)
+    hist = fit(model, x, y, epochs=2, lr=0.05, test=(xt, yt), eval_train=True, desc="bn")
+    steps = hist["steps"][-1]
+    assert steps == 2 * 3                                    # 3 batches of ≤ 128 per epoch
+    norm = [layer for layer in list(model) if isinstance(layer, nn.BatchNorm1d)][0]
+    assert int(norm.num_batches_tracked.numpy()) == steps
+    rm, rv = norm.running_mean.numpy().copy(), norm.running_var.numpy().copy()
+    acc, _ = evaluate(model, xt, yt)
+    assert np.array_equal(norm.running_mean.numpy(), rm)
+    assert int(norm.num_batches_tracked.numpy()) == steps
+    assert not np.allclose(rm, 0) and not np.allclose(rv, 1)   # they did move
+    lin1, _, _, lin2 = list(model)[1:]
+    h = x.reshape(len(x), -1).astype(np.float64) @ lin1.weight.numpy().T + lin1.bias.numpy()
+    h = (h - rm) / np.sqrt(rv + norm.eps) * norm.weight.numpy() + norm.bias.numpy()
+    logits = np.maximum(h, 0) @ lin2.weight.numpy().T + lin2.bias.numpy()
+    model.eval()
+    with td.no_grad():
+        out = model(td.tensor(x)).numpy()
+    np.testing.assert_allclose(out, logits, rtol=1e-4, atol=1e-4)
+    assert evaluate(model, x, y)[0] == np.mean(out.argmax(1) == y)   # evaluate: eval mode
+
+
+def test_batchnorm_training_step_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    xb = rng.standard_normal((16, 1, 1, 40)).astype(np.float32)
+    model = rl.make_model("mlp1x512_bn", xb.shape[1:], seed=2)
+    flat, lin1, norm, _, lin2 = list(model)
+    ref = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(40, 512),
+                              torch.nn.BatchNorm1d(512), torch.nn.ReLU(),
+                              torch.nn.Linear(512, 10))
+    with torch.no_grad():
+        for ours, theirs in ((lin1, ref[1]), (lin2, ref[4])):
+            theirs.weight.copy_(torch.from_numpy(ours.weight.numpy()))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.numpy()))
+    for _ in range(3):                                     # training mode: batch statistics
+        with td.no_grad():
+            out = model(td.tensor(xb)).numpy()
+        with torch.no_grad():
+            want = ref(torch.from_numpy(xb)).numpy()
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
+        xb = xb * 1.5 + 0.25
+    np.testing.assert_allclose(norm.running_mean.numpy(), ref[2].running_mean.numpy(),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(norm.running_var.numpy(), ref[2].running_var.numpy(),
+                               rtol=1e-4, atol=1e-6)
+    model.eval(), ref.eval()                               # eval mode: running statistics
+    with td.no_grad():
+        out = model(td.tensor(xb)).numpy()
+    np.testing.assert_allclose(out, ref(torch.from_numpy(xb)).detach().numpy(), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_batchnorm_table_pairs_the_nets_by_seed():
+    from scipy.stats import t as student_t
+    data = rl.load_data("mnist1d", 200, 200)
+    fake = {"arch": "mlp1x512", "seed": 0, "parameters": 26122, "steps_to_fit": None,
+            "train_accuracy": 0.25, "test_accuracy": 0.125, "steps": 4}
+    bn = rl.batchnorm_table(data, "mlp1x512", seeds=(0, 1), verbose=False, max_epochs=2,
+                            fit_threshold=0.3, reuse={("mlp1x512", "true", 0): fake})
+    assert bn["batchnorm_arch"] == "mlp1x512_bn" and [g["labels"] for g in bn["groups"]] == \
+        ["true", "random_labels"]
+    assert len(bn["runs"]) == 2 * 2 * 2
+    assert fake["test_accuracy"] in [r["test_accuracy"] for r in bn["runs"]]  # taken, not rerun
+    for g in bn["groups"]:
+        runs = {(r["batchnorm"], r["seed"]): r for r in bn["runs"] if r["labels"] == g["labels"]}
+        with_bn, plain = g["variants"]
+        assert with_bn["batchnorm"] and not plain["batchnorm"]
+        assert with_bn["parameters"] - plain["parameters"] == 2 * 512
+        for key in ("test_accuracy", "train_accuracy"):
+            a = [runs[(True, s)][key] for s in (0, 1)]
+            b = [runs[(False, s)][key] for s in (0, 1)]
+            assert with_bn[key]["mean"] == pytest.approx(np.mean(a))
+            assert plain[key]["std"] == pytest.approx(np.std(b, ddof=1))
+            d = np.subtract(a, b)
+            diff = g[f"{key}_difference"]
+            assert diff["mean"] == pytest.approx(d.mean())
+            assert diff["std"] == pytest.approx(np.std(d, ddof=1))
+            half = student_t.ppf(0.975, 1) * np.std(d, ddof=1) / np.sqrt(2)
+            assert diff["ci95"] == pytest.approx([d.mean() - half, d.mean() + half])
+            assert diff["beyond_noise"] == (abs(d.mean()) > half)
+    # the paper's Inception with / without BatchNorm beside ours
+    demo.add_paper({"table_1": {"rows": []}, "table_1_batchnorm": bn})
+    true, rand = bn["groups"]
+    assert (true["variants"][0]["paper"], true["variants"][1]["paper"]) == ((100.0, 85.75),
+                                                                            (100.0, 82.00))
+    assert true["paper_test_difference"] == pytest.approx(85.75 - 82.00)
+    assert rand["paper_test_difference"] == pytest.approx(9.78 - 10.12)
+
+
+def test_quick_table_1_batchnorm(quick, capsys):
+    rec, out = quick
+    bn, cfg = rec["table_1_batchnorm"], rec["config"]
+    assert bn["arch"] == cfg["bn_arch"] and bn["seeds"] == cfg["seeds"]
+    (g,) = bn["groups"]
+    with_bn, plain = g["variants"]
+    # the plain net's run is Table 1's (same seed, same net), not a second training
+    row = next(r for r in rec["table_1"]["rows"] if r["arch"] == bn["arch"] and
+               r["labels"] == "true" and not r["weight_decay"] and not r["augment"])
+    assert plain["test_accuracy"]["values"] == [row["test_accuracy"]]
+    assert tuple(row["paper"]) == demo.PAPER_TABLE_1[(bn["arch"], "true", False, False)]
+    assert [tuple(r["paper"]) if r["paper"] else None for r in rec["table_1"]["rows"]] == \
+        [(100.0, 50.51), (99.80, 50.39), None, None, (99.34, 10.61)]   # MLP 1x512, no crop
+    assert with_bn["train_accuracy"]["mean"] >= 0.99 and with_bn["test_accuracy"]["mean"] > 0.5
+    assert (out / "random_labels_batchnorm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    demo.print_batchnorm(bn, cfg)
+    text = capsys.readouterr().out
+    assert "Inception: 100.00 / 85.75%" in text
+    assert "Inception w/o BatchNorm: 100.00 / 82.00%" in text
+    assert "fewer than 2 paired seeds" in text

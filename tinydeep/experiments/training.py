@@ -89,6 +89,7 @@ def _check_labels(model, transform, device, sets):
     below that. Checked here, before the first step, on every device: cross_entropy's own
     check would find a bad test label only after an epoch, and not at all on 'cuda'."""
     classes = None
+    model.eval()  # one example: BatchNorm in training would refuse it (and move its statistics)
     for i, (name, x, y, top) in enumerate(sets):
         xb = np.asarray(x[:1])
         if i == 0 and transform is not None:  # the training set goes through the transform
