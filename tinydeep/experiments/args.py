@@ -24,15 +24,21 @@ def out_dir(text):
     return text
 
 
+def check_dataset(name, known, unfit=None):
+    """name, if it is in `known`; else a ValueError, with the reason where `unfit` (a dict
+    name -> why) has one."""
+    if unfit and name in unfit:
+        raise ValueError(f"{name} does not fit this experiment: {unfit[name]}")
+    if name not in known:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(known)}")
+    return name
+
+
 def dataset_name(known, unfit):
-    """argparse type for a demo's --dataset: a name in `known`; a name in `unfit` (a dict
-    name -> why) is refused with its reason, anything else as unknown."""
+    """argparse type for a demo's --dataset: check_dataset's refusal as argparse's message."""
     def parse(text):
-        if text in unfit:
-            raise argparse.ArgumentTypeError(f"{text} does not fit this experiment: "
-                                             f"{unfit[text]}")
-        if text not in known:
-            raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose one of "
-                                             f"{', '.join(known)}")
-        return text
+        try:
+            return check_dataset(text, known, unfit)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return parse

@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from .. import functional as F, nn
 from ..data import compositional, glyphs, mnist1d, sawtooth
+from .args import check_dataset
 from ..data.toy import tent
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
@@ -120,14 +121,13 @@ def seide_data(dataset="mnist1d", n_train=4000, n_test=1000):
     n_train of 4,000 training and n_test of 1,000 test sequences, 40 inputs), glyphs
     (784 inputs), or a real set whose files are present (subsampled with seed 0).
     Cached per process: every task of a sweep asks for the same set."""
+    check_dataset(dataset, SEIDE_DATASETS)
     if dataset == "glyphs":
         return load_glyphs(n_train, n_test)
     if dataset in ("mnist", "fashion-mnist", "cifar10"):  # when their files are present
         from .random_labels import load_data
         x, y, xt, yt = load_data(dataset, n_train, n_test)
         return x.reshape(len(x), -1), y, xt.reshape(len(xt), -1), yt
-    if dataset != "mnist1d":
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(SEIDE_DATASETS)}")
     (x, y), (xt, yt) = mnist1d(), mnist1d(train=False)
     if n_train > len(x) or n_test > len(xt):
         raise ValueError(f"mnist1d has {len(x)} training and {len(xt)} test sequences; asked "

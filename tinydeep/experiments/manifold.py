@@ -43,6 +43,7 @@ from ..data import LATENT_NAMES, RandomAffine, glyphs, mnist1d, render_glyphs
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
 from .random_labels import Shift1d
+from .args import check_dataset
 from .sweep import paired, summary
 from .training import evaluate, fit
 
@@ -69,13 +70,6 @@ STYLE_B = dict(rotation=15.0, scale=0.95, aspect=1.08, shear=0.2, shift_x=0.05,
 EXAMPLES = ((1, 1), (7, 7), (4, 4), (3, 8))   # (digit a, digit b) for the figure
 
 
-def _check_dataset(dataset):
-    if dataset in UNFIT:
-        raise ValueError(f"{dataset} does not fit the manifold experiment: {UNFIT[dataset]}")
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-
-
 def augmentation(dataset="glyphs"):
     """The augmentation of every augmented run: RandomAffine on glyphs, a shift of up to
     ±1/8 of the length on MNIST-1D."""
@@ -98,7 +92,7 @@ def train_set(per_class, seed=0, dataset="glyphs"):
     picked without replacement by seed 1 + seed."""
     if int(per_class) != per_class or per_class < 1:
         raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
-    _check_dataset(dataset)
+    check_dataset(dataset, DATASETS, UNFIT)
     if dataset == "glyphs":
         g = glyphs(NUM_CLASSES * int(per_class), seed=1 + seed)
         return g.images, g.labels
@@ -117,7 +111,7 @@ def train_set(per_class, seed=0, dataset="glyphs"):
 def test_set(n_test, dataset="glyphs"):
     """The test images: glyphs of seed TEST_SEED, or MNIST-1D's first `n_test` test
     sequences (it has 1,000)."""
-    _check_dataset(dataset)
+    check_dataset(dataset, DATASETS, UNFIT)
     if dataset == "glyphs":
         g = glyphs(n_test, seed=TEST_SEED)
         return g.images, g.labels
@@ -303,7 +297,7 @@ def run(per_class=PER_CLASS, seeds=(0, 1, 2, 3, 4), many_seeds_up_to=10, steps=1
     largest set without augmentation (the paths' images need no augmentation to be
     in-distribution: the latent ones are glyphs). One record. On mnist1d the density
     part only ("interpolation": None)."""
-    _check_dataset(dataset)
+    check_dataset(dataset, DATASETS, UNFIT)
     t0 = time.perf_counter()
     dens, model = density(per_class, seeds, many_seeds_up_to, steps, n_test, lr, width,
                           keep=(max(per_class), False), verbose=verbose, dataset=dataset)

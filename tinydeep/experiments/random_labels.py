@@ -38,6 +38,7 @@ from .. import nn
 from ..data import RandomCrop, corrupt, glyphs, load_cifar10, load_fashion_mnist, load_mnist, mnist1d
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
+from .args import check_dataset
 from .sweep import paired, summary
 from .training import evaluate, fit
 
@@ -58,8 +59,7 @@ def load_data(dataset="glyphs", n_train=4000, n_test=4000, seed=0, download=Fals
     Glyphs are drawn fresh (test = another seed); the real sets are subsampled
     (seeded, without replacement). A real set's missing files raise FileNotFoundError
     from its loader, naming the files and the folder to put them in."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    check_dataset(dataset, DATASETS)
     if dataset == "glyphs":
         train, test = glyphs(n_train, seed=seed), glyphs(n_test, seed=seed + 1)
         return train.images, train.labels, test.images, test.labels
