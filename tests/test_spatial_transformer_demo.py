@@ -3,9 +3,9 @@ grid_sample (finite differences in float64, PyTorch when installed), the pose ar
 against the glyph renderer, and a --quick run of the demo (Table 1 against the paper's
 numbers, parameter counts in closed form, the paired differences redone by hand).
 
-Runtime: about 140 s wall (36 s CPU) for the file on the 2-core machine under load 5.7, with
-NUMBA_NUM_THREADS=1; the --quick demo run (both columns, all four models, two seeds) is 82 s
-wall and about 20 s CPU of it."""
+Runtime: 26 s wall for the file on the 2-core machine at load 0.6 with NUMBA_NUM_THREADS=1,
+18 s of it the --quick demo run (both columns, all four models, two seeds); 104 s under
+load 5.7."""
 import json
 import os
 import sys
@@ -269,6 +269,7 @@ def test_command_line_choices():
     assert models == ["fcn", "cnn"] and cols == ["R"]
     _, cfg, models, cols = demo.settings(["--models", "fcn", "--columns", "RTS", "--epochs", "5"])
     assert models == ["fcn"] and cols == ["RTS"] and cfg["epochs"] == {"fcn": 5}
+    assert cfg["loc_lr"] == {"fcn": demo.LOC_LR["fcn"]}
     _, cfg, _, _ = demo.settings(["--cnn-epochs", "2", "--seeds", "4"])
     assert cfg["epochs"] == {"fcn": demo.DEFAULT["epochs"]["fcn"], "cnn": 2}
     assert cfg["seeds"] == (0, 1, 2, 3)

@@ -334,9 +334,9 @@ def train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=1.0, loc_width=32, se
     return rec, model
 
 
-def epochs_of(epochs, arch):
-    """Epochs for `arch`: `epochs` itself, or its entry when it is a dict per architecture."""
-    return int(epochs[arch]) if isinstance(epochs, dict) else int(epochs)
+def per_arch(value, arch):
+    """A setting for `arch`: `value` itself, or its entry when it is a dict per architecture."""
+    return value[arch] if isinstance(value, dict) else value
 
 
 def _check_choices(archs, columns):
@@ -353,14 +353,15 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
         dataset="glyphs", verbose=True):
     """Plain vs ST for each architecture in `archs` on `dataset` (glyphs, or mnist or
     fashion-mnist when their files are present) distorted so (one column of Table 1).
-    `epochs`: one number, or a dict per architecture ({"fcn": 20, "cnn": 6}).
+    `epochs` and `loc_lr`: one number, or a dict per architecture ({"fcn": 20, "cnn": 6}).
     Returns a record: config, runs (one per model: errors, curve, time), pose (per ST
     model: pose_report on the test set) and examples (test images and each ST's outputs,
     as arrays, `n_examples` // 10 per class; the demo plots them and leaves them out of
     the JSON)."""
     _check_choices(archs, (distortion,))
-    if isinstance(epochs, dict) and any(a not in epochs for a in archs):
-        raise ValueError(f"epochs {epochs!r} names no count for every architecture in {archs}")
+    for name, v in (("epochs", epochs), ("loc_lr", loc_lr)):
+        if isinstance(v, dict) and any(a not in v for a in archs):
+            raise ValueError(f"{name} {v!r} names no value for every architecture in {archs}")
     dist = dict(DISTORTIONS[distortion], **({} if canvas is None else {"canvas": canvas}))
     canvas = dist["canvas"]
     train_set, test_set = rts_data(dataset, n_train, n_test, seed=seed, **dist)
@@ -379,14 +380,14 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
     rec["config"]["seeds"] = list(seeds)
     for arch in archs:
         for st in (False, True):
-            ep = epochs_of(epochs, arch)
-            r, model = train_run(arch, st, data, ep, lr, loc_lr, lr_decay=lr_decay,
+            ep, llr = int(per_arch(epochs, arch)), per_arch(loc_lr, arch)
+            r, model = train_run(arch, st, data, ep, lr, llr, lr_decay=lr_decay,
                                  loc_width=loc_width, seed=seeds[0], distortion=distortion)
             # more seeds (initial weights and batch order; the same data): errors only
             r["seed_runs"] = [{"seed": seeds[0], "test_error": r["test_error"],
                                "train_error": r["train_error"], "seconds": r["seconds"]}]
             for s in seeds[1:]:
-                other, _ = train_run(arch, st, data, ep, lr, loc_lr, lr_decay=lr_decay,
+                other, _ = train_run(arch, st, data, ep, lr, llr, lr_decay=lr_decay,
                                      loc_width=loc_width, seed=s, distortion=distortion)
                 r["seed_runs"].append({"seed": s, "test_error": other["test_error"],
                                        "train_error": other["train_error"],
