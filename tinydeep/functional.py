@@ -744,7 +744,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if max_norm is not None or scale_grad_by_freq:
         rows, inverse, counts = np.unique(idx, return_inverse=True, return_counts=True)
     if max_norm is not None and rows.size:
-        norm = np.linalg.norm(weight.detach()[rows].numpy().astype(np.float64), norm_type, axis=1)
+        norm = np.linalg.norm(weight.detach()[rows].numpy(), norm_type, axis=1)
         scale = np.ones((weight.shape[0], 1))
         scale[rows[norm > max_norm], 0] = max_norm / (norm[norm > max_norm] + 1e-7)
         weight.data = (weight.detach() * Tensor(scale, device=weight.device, dtype=weight.dtype)).data
