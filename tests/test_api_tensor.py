@@ -17,6 +17,8 @@ DEVICES = ["cpu", "reference", "cuda"]
 def device(request):
     if request.param == "cuda" and not td.cuda_available():
         pytest.skip("no CUDA (nor its simulator)")
+    if request.param == "cuda":
+        request.getfixturevalue("fast_cuda_simulator")
     backends.use_cpu_kernels("reference" if request.param == "reference" else "cpu")
     yield "cuda" if request.param == "cuda" else "cpu"
     backends.use_cpu_kernels("cpu")

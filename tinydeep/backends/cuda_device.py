@@ -18,6 +18,8 @@ kernels are written grid-stride or with bounds checks, so any size is right.
 import ctypes
 import math
 import os
+import sys
+import threading
 import weakref
 
 import numpy as np
@@ -26,6 +28,33 @@ from numba import cuda
 from numba.core import config as _numba_config
 
 SIMULATING = bool(_numba_config.ENABLE_CUDASIM)
+
+
+def _simulator_shared_array(self, shape, dtype, alignment=None):
+    """numba-cuda's simulated `cuda.shared.array` (0.30.4) with its race closed. The
+    simulator runs a block's threads as Python threads; each thread's call looks up the
+    block's array by the calling line and makes it when missing. Two threads that both find
+    it missing made two arrays, so one block's threads worked in different "shared" memory
+    (seen: a 12-step training run off by 4e-4 once in three CI runs; a reduction wrong in 1
+    of 300 launches at sys.setswitchinterval(1e-6)). Here the look-up-or-make is under a lock.
+    The calling line is read from the caller's frame, not a whole extracted stack."""
+    if alignment is not None or shape == 0:        # refused / dynamic: no race there
+        return _SIMULATOR_SHARED_ARRAY(self, shape, dtype, alignment)
+    caller = sys._getframe(1)
+    key = (caller.f_code.co_filename, caller.f_lineno)
+    with _SIMULATOR_SHARED_LOCK:
+        if key not in self._allocations:
+            self._allocations[key] = np.empty(shape, numpy_support.as_dtype(dtype)
+                                              if isinstance(dtype, types.Type) else dtype)
+        return self._allocations[key]
+
+
+if SIMULATING:
+    from numba.core import types
+    from numba.np import numpy_support
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    _SIMULATOR_SHARED_ARRAY, _SIMULATOR_SHARED_LOCK = FakeCUDAShared.array, threading.Lock()
+    FakeCUDAShared.array = _simulator_shared_array
 
 # Threads per block and a cap on blocks for grid-stride kernels; the matmul tiles.
 GPU_LAUNCH = dict(threads=256, max_blocks=4096, reduce_threads=256,
