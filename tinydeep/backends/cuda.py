@@ -278,8 +278,9 @@ def cross_entropy_backward(logp, targets, grad_loss):
     M = logp.shape[0]
     out = empty(logp.shape, logp.dtype)
     if isinstance(grad_loss, (int, float, np.number)):
-        gl, use_gl, scale = _dummy.setdefault(logp.dtype.str, full((1,), 1, logp.dtype)), \
-            False, logp.dtype.type(float(grad_loss) / M)
+        if logp.dtype.str not in _dummy:         # a placeholder gl, made once per dtype
+            _dummy[logp.dtype.str] = full((1,), 1, logp.dtype)
+        gl, use_gl, scale = _dummy[logp.dtype.str], False, logp.dtype.type(float(grad_loss) / M)
     else:
         gl, use_gl, scale = flat(grad_loss), True, logp.dtype.type(1.0 / M)
     if out.size:
