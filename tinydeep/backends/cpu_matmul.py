@@ -264,14 +264,22 @@ SERIAL_BELOW = 128 ** 3          # M*K*N under which one thread beats waking two
 PACK_FLOPS = 32                  # packing one element takes about as long as 32 flops
 
 
-@intrinsic
-def _micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate):
-    """c[c_at + r*ldc + j] (+)= sum over p < kc of
-           a_pack[a_at + p*MR + r] * b_pack[b_at + p*NR + j]    for r < MR, j < NR
+def _micro_kernel_rows(R):
+    """The micro-kernel for the first R <= MR rows of a packed sliver of a."""
+    def micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate):
+        return _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+    return intrinsic(micro_kernel)
 
-    (= instead of += when `accumulate` is False), emitted as LLVM IR: MR
+
+def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate):
+    """c[c_at + r*ldc + j] (+)= sum over p < kc of
+           a_pack[a_at + p*MR + r] * b_pack[b_at + p*NR + j]    for r < R, j < NR
+
+    (= instead of += when `accumulate` is False), emitted as LLVM IR: R
     accumulators of type <NR x float> that stay in registers for the whole
-    k loop, then one vector add and store per row of c.
+    k loop, then one vector add and store per row of c. R is MR but at the bottom
+    edge of c, where a tile of 4 or 8 rows covers what is left with fewer wasted
+    rows (a convolution's 16 or 32 output channels: 12 + 4 and 12 + 12 + 8).
     """
     sig = types.void(types.intp, a_pack, types.intp, b_pack, types.intp,
                      c, types.intp, types.intp, types.boolean)
@@ -299,7 +307,7 @@ def _micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accum
 
         # Ask for the rows of c now (prefetch for writing); they are needed after the k loop.
         c_rows = [vector_at(c_ptr, builder.add(c_at, builder.mul(const(r), ldc)))
-                  for r in range(MR)]
+                  for r in range(R)]
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8_ptr, i32, i32, i32]),
             "llvm.prefetch.p0")
@@ -310,13 +318,13 @@ def _micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accum
         # acc[r] += a[r, p] * b[p, :] for p < kc. The allocas become registers
         # (LLVM's mem2reg); 'contract' lets LLVM fuse the multiply-add into one
         # FMA instruction where the CPU has one.
-        acc = [cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * nr)) for _ in range(MR)]
+        acc = [cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * nr)) for _ in range(R)]
         with cgutils.for_range(builder, kc) as loop:
             p = loop.index
             b_p = builder.load(vector_at(b_ptr, builder.add(b_at, builder.mul(p, const(nr)))),
                                align=4)
             a_p = builder.add(a_at, builder.mul(p, const(MR)))
-            for r in range(MR):
+            for r in range(R):
                 a_rp = builder.load(builder.gep(a_ptr, [builder.add(a_p, const(r))], inbounds=True))
                 product = builder.fmul(broadcast(a_rp), b_p, flags=["contract"])
                 total = builder.fadd(product, builder.load(acc[r]), flags=["contract"])
@@ -332,6 +340,11 @@ def _micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accum
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+_micro_kernel = _micro_kernel_rows(MR)
+_micro_kernel_8 = _micro_kernel_rows(8)
+_micro_kernel_4 = _micro_kernel_rows(4)
 
 
 @intrinsic
@@ -467,6 +480,17 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
                 dst[np.uint64(at + p * R + r)] = x[np.uint64(src + r * rs)] if r < n else 0.0
 
 
+@njit(inline="always")
+def _edge_tile(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate, rows):
+    # the micro-kernel with the fewest rows (4, 8 or MR) that covers `rows` rows
+    if rows <= 4 and MR > 4:
+        _micro_kernel_4(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+    elif rows <= 8 and MR > 8:
+        _micro_kernel_8(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+    else:
+        _micro_kernel(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+
+
 @njit(cache=True, nogil=True)
 def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
                kc_max, a_pack, b_pack, add, a_mode):
@@ -493,14 +517,16 @@ def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
             for j0 in range(j_lo, j_hi, nr):
                 b_at = (j0 - j_lo) * kc
                 for i0 in range(ic, i_end, MR):
-                    inside = i0 + MR <= M and j0 + nr <= N
-                    if inside:
-                        _micro_kernel(kc, a_pack, a_at + (i0 - ic) * kc, b_pack, b_at,
-                                      c, i0 * N + j0, N, accumulate)
+                    rows = min(MR, M - i0)
+                    at = a_at + (i0 - ic) * kc
+                    if j0 + nr <= N and rows == MR:
+                        _micro_kernel(kc, a_pack, at, b_pack, b_at, c, i0 * N + j0, N, accumulate)
+                    elif j0 + nr <= N and rows in (4, 8) and MR > rows:
+                        _edge_tile(kc, a_pack, at, b_pack, b_at, c, i0 * N + j0, N, accumulate,
+                                   rows)
                     else:
-                        _micro_kernel(kc, a_pack, a_at + (i0 - ic) * kc, b_pack, b_at,
-                                      scratch, 0, nr, False)
-                        for r in range(min(MR, M - i0)):
+                        _edge_tile(kc, a_pack, at, b_pack, b_at, scratch, 0, nr, False, rows)
+                        for r in range(rows):
                             for j in range(min(nr, N - j0)):
                                 if accumulate:
                                     c[(i0 + r) * N + j0 + j] += scratch[r * nr + j]
