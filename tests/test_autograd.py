@@ -53,6 +53,29 @@ def test_gradient_accumulates_across_uses_and_calls(kernels):
     np.testing.assert_allclose(x.grad, [7.0, 9.0, 11.0])
 
 
+
+def test_each_grad_is_its_own_array(kernels):
+    """backward() adopts a gradient array as .grad only when nothing else refers to it: leaves
+    fed the same upstream gradient (an add passes it on to both; a reshape views it), a graph
+    kept for a second backward, and .grads of earlier calls never share memory."""
+    a, b, c = t64(np.ones(3)), t64(np.ones(3)), t64(np.ones((3, 1)))
+    y = ((a + b) * 0.5 + c.reshape(3) * 0.5) * 2.0   # d/da = d/db = d/dc = 1
+    y.sum().backward(retain_graph=True)
+    grads = [a.grad, b.grad, c.grad]
+    for i, g in enumerate(grads):
+        for h in grads[i + 1:]:
+            assert not np.shares_memory(g, h)
+    a.grad[:] = 100.0                               # a user's in-place edit of one .grad ...
+    np.testing.assert_array_equal(b.grad, np.ones(3))   # ... leaves the others as they were
+    np.testing.assert_array_equal(c.grad, np.ones((3, 1)))
+    kept_b, kept_c = b.grad, c.grad
+    y.sum().backward()                              # the retained graph, once more: accumulates
+    np.testing.assert_array_equal(a.grad, np.full(3, 101.0))
+    np.testing.assert_array_equal(b.grad, np.full(3, 2.0))
+    np.testing.assert_array_equal(kept_b, np.ones(3))   # a new array, not the earlier one changed
+    np.testing.assert_array_equal(c.grad, np.full((3, 1), 2.0))
+    np.testing.assert_array_equal(kept_c, np.ones((3, 1)))
+
 def test_diamond_graph_visits_each_node_once(kernels):
     x = t64([2.0])
     a = x * 3.0

@@ -12,6 +12,8 @@ order and accumulates gradients into the leaves' `.grad`.
 The arithmetic ops live here (they are the Tensor's operators); the neural
 network ops (relu, conv, losses, sampling) live in `functional.py`.
 """
+import sys
+
 import numpy as np
 
 from . import backends
@@ -252,7 +254,13 @@ class Tensor:
             if g is None:
                 continue
             if t._ctx is None:  # a leaf: accumulate into a .grad that belongs to it alone
-                t.grad = k.mul_scalar(g, 1.0) if t.grad is None else k.add(t.grad, g)
+                if t.grad is not None:
+                    t.grad = k.add(t.grad, g)
+                elif isinstance(g, np.ndarray) and g.base is None and sys.getrefcount(g) <= _SOLE:
+                    t.grad = g               # nothing else refers to g: adopted, not copied
+                    # (as PyTorch's AccumulateGrad steals a gradient nobody else holds)
+                else:
+                    t.grad = k.mul_scalar(g, 1.0)
                 continue
             ctx = t._ctx
             for parent, pg in zip(ctx.parents, ctx.backward(g)):
@@ -416,6 +424,17 @@ def from_numpy(array):
         raise TypeError(f"from_numpy shares the array, so it cannot convert dtype {array.dtype}; "
                         f"use tinydeep.tensor(array) (a copy, float32) instead")
     return _wrap(array, "cpu")
+
+
+def _sole_reference_count():
+    """sys.getrefcount of an array held by one local variable and nothing else (a view of
+    it would be another reference), measured the way backward() measures its g, so that
+    the count is right on any CPython version."""
+    g = np.empty(1)
+    return sys.getrefcount(g)
+
+
+_SOLE = _sole_reference_count()
 
 
 def _check_grad(t, grad):
