@@ -257,8 +257,7 @@ class Tensor:
                 if t.grad is not None:
                     t.grad = k.add(t.grad, g)
                 elif isinstance(g, np.ndarray) and g.base is None and sys.getrefcount(g) <= _SOLE:
-                    t.grad = g               # nothing else refers to g: adopted, not copied
-                    # (as PyTorch's AccumulateGrad steals a gradient nobody else holds)
+                    t.grad = g      # nothing else refers to g: adopted (PyTorch steals it too)
                 else:
                     t.grad = k.mul_scalar(g, 1.0)
                 continue
@@ -427,9 +426,8 @@ def from_numpy(array):
 
 
 def _sole_reference_count():
-    """sys.getrefcount of an array held by one local variable and nothing else (a view of
-    it would be another reference), measured the way backward() measures its g, so that
-    the count is right on any CPython version."""
+    """sys.getrefcount of an array held by one local variable only (a view of it would be one
+    more), measured as backward() measures its g: right on any CPython version."""
     g = np.empty(1)
     return sys.getrefcount(g)
 
