@@ -26,6 +26,7 @@ SHAPES = [
     (cm.MR - 1, 15, 17), (cm.MR + 1, 17, 33),
     # bottom edges of 4 and 8 rows (their own micro-kernels), over 1 and 3 k-blocks
     (4, 7, 32), (8, cm.KC + 5, 96), (cm.MR + 4, 2 * cm.KC + 3, 64), (2 * cm.MR + 8, 33, 32),
+    (128, 40, 10), (cm.MC + 7, cm.KC + 9, 3),        # few columns: computed as c.T
     (cm.MC + 7, cm.KC + 1, 50), (70, 2 * cm.KC + 3, 129), (3, cm.BLOCK_K + 6, cm.BLOCK_N + 5),
 ]
 

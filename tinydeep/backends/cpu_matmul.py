@@ -696,6 +696,15 @@ def tiles(M, N, dtype):
     return -(-M // MR) * MR, -(-N // nr) * nr
 
 
+def _few_columns(M, N, dtype):
+    """True when c.T = b.T @ a.T fills micro-tiles at least twice as well as c = a @ b: c
+    has far fewer columns than a tile's NR lanes (an output layer's 10 classes fill 10 of
+    32) and many rows. Packing reads the transposed views in place."""
+    m, n = tiles(M, N, dtype)
+    n_t, m_t = tiles(N, M, dtype)
+    return 2 * n_t * m_t <= m * n
+
+
 def _plan(M, K, N, itemsize, threads):
     """(kc, m_parts, n_parts, part_size) for an (M,K) @ (K,N) product."""
     key = (M, K, N, itemsize, threads, _split, SERIAL_BELOW)
@@ -743,6 +752,9 @@ def matmul_packed(a, b, out=None):
         return c
     if b.dtype != a.dtype:
         b = b.astype(a.dtype)
+    if _few_columns(M, N, a.dtype):
+        c[...] = matmul_packed(b.T, a.T).T
+        return c
     a_flat, a_rs, a_cs = _flat(a)
     b_flat, b_rs, b_cs = _flat(b)
     c_flat = c.reshape(-1)
