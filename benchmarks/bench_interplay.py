@@ -14,9 +14,8 @@ tinydeep calls timed:
                  OpenBLAS at one thread: no spinning pool)
 
 Figures: alternating / blocks and limited / blocks, as ratios of GFLOP/s in one
-run. tinydeep's matmul runs on parked Python threads (tinydeep/threads.py), which
-do not spin; the other CPU kernels run on Numba's OpenMP pool, whose idle workers
-spin too (the relu row: NumPy's matmul right after tinydeep's relu).
+run. tinydeep's matmul and its other CPU kernels run on Numba's OpenMP pool, whose
+idle workers spin too (the relu row: NumPy's matmul right after tinydeep's relu).
 """
 import argparse
 import os
