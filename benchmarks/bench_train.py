@@ -31,6 +31,7 @@ except ImportError:
 import tinydeep as td  # noqa: E402
 from tinydeep import functional as F  # noqa: E402
 from tinydeep import nn, optim  # noqa: E402
+from tinydeep.experiments.random_labels import small_cnn  # noqa: E402
 
 try:
     from benchmarks import machine, timing
@@ -52,10 +53,7 @@ def tinydeep_model(kind, size, width, channels):
     td.manual_seed(0)
     if kind == "mlp":
         return nn.MLP(size * size, width, 2, 10)
-    c1, c2 = channels
-    return nn.Sequential(nn.Conv2d(1, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(c2 * (size // 4) ** 2, 10))
+    return small_cnn((1, size, size), channels, 10)
 
 
 def torch_model(kind, size, width, channels):
@@ -63,10 +61,7 @@ def torch_model(kind, size, width, channels):
     if kind == "mlp":
         return tn.Sequential(tn.Linear(size * size, width), tn.ReLU(), tn.Linear(width, width),
                              tn.ReLU(), tn.Linear(width, 10))
-    c1, c2 = channels
-    return tn.Sequential(tn.Conv2d(1, c1, 5, padding=2), tn.ReLU(), tn.MaxPool2d(2),
-                         tn.Conv2d(c1, c2, 5, padding=2), tn.ReLU(), tn.MaxPool2d(2),
-                         tn.Flatten(), tn.Linear(c2 * (size // 4) ** 2, 10))
+    return small_cnn((1, size, size), channels, 10, layers=tn)
 
 
 def copy_weights(model, tmodel):

@@ -108,10 +108,18 @@ def make_model(arch, in_shape, seed=0):
         from .mnist1d import make_model as sequence_model
         return sequence_model("cnn", w, seed=seed)
     if arch == "cnn":
-        return nn.Sequential(nn.Conv2d(c, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), NUM_CLASSES))
+        return small_cnn(in_shape)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}, _bn")
+
+
+def small_cnn(in_shape, channels=(16, 32), classes=NUM_CLASSES, layers=nn):
+    """5×5 conv (c1) → ReLU → 2×2 max-pool → 5×5 conv (c2) → ReLU → 2×2 max-pool → Linear,
+    padding 2 so each pool halves the side; weights drawn from the current seed. `layers`:
+    tinydeep.nn, or torch.nn for the same net in PyTorch (same names)."""
+    (c, h, w), (c1, c2), L = in_shape, channels, layers
+    return L.Sequential(L.Conv2d(c, c1, 5, padding=2), L.ReLU(), L.MaxPool2d(2),
+                        L.Conv2d(c1, c2, 5, padding=2), L.ReLU(), L.MaxPool2d(2),
+                        L.Flatten(), L.Linear(c2 * (h // 4) * (w // 4), classes))
 
 
 def with_batchnorm(model):
@@ -141,7 +149,7 @@ class Shift1d:
         return np.stack([padded[i, ..., s:s + length] for i, s in enumerate(left)])
 
 
-def _binned(steps, losses, bins=300):
+def binned(steps, losses, bins=300):
     """Mean loss over consecutive blocks of steps (≤ `bins` points), as (step, mean) lists."""
     k = max(1, -(-len(losses) // bins))
     n = len(losses) // k * k
@@ -173,7 +181,7 @@ def train_run(x, y, xt, yt, arch="mlp1x512", lr=0.01, lr_decay=None, weight_deca
     train_acc, train_loss = evaluate(model, x, y)
     test_acc, test_loss = evaluate(model, xt, yt)
     steps_per_epoch = -(-n // 128)
-    curve_steps, curve_loss = _binned(hist["steps"], hist["losses"])
+    curve_steps, curve_loss = binned(hist["steps"], hist["losses"])
     ends = [steps_per_epoch * (e + 1) for e in range(len(hist["train_acc"]))]
     first = lambda t: next((s for s, a in zip(ends, hist["eval_train_acc"]) if a >= t), None)
     return {"arch": arch, "parameters": sum(math.prod(p.shape) for p in model.parameters()),

@@ -41,7 +41,7 @@ from .. import functional as F, nn
 from ..data import LATENT_NAMES, Glyphs, glyphs
 from ..rng import manual_seed
 from ..tensor import no_grad, tensor
-from .random_labels import load_data
+from .random_labels import binned, load_data, small_cnn
 from .sweep import paired, summary
 from .training import evaluate, fit
 
@@ -152,16 +152,13 @@ CNN_CHANNELS = (8, 16)
 
 
 def classifier(arch, in_shape, width=256, channels=CNN_CHANNELS):
-    """The plain model. fcn: two hidden ReLU layers of `width`. cnn: 5×5 conv (channels[0])
-    → ReLU → 2×2 max-pool → 5×5 conv (channels[1]) → ReLU → 2×2 max-pool → Linear."""
+    """The plain model. fcn: two hidden ReLU layers of `width`. cnn: `small_cnn` (two 5×5
+    conv + ReLU + 2×2 max-pool blocks of `channels`, then Linear)."""
     c, h, w = in_shape
     if arch == "fcn":
         return nn.Sequential(nn.Flatten(), nn.MLP(c * h * w, width, 2, NUM_CLASSES))
     if arch == "cnn":
-        c1, c2 = channels
-        return nn.Sequential(nn.Conv2d(c, c1, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(c2 * (h // 4) * (w // 4), NUM_CLASSES))
+        return small_cnn(in_shape, channels, NUM_CLASSES)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
@@ -203,32 +200,23 @@ def train(model, x, y, xt, yt, epochs, lr, loc_lr, momentum=0.9, lr_decay=1.0, b
     return hist
 
 
-def _binned(steps, losses, bins=200):
-    """Mean loss over consecutive blocks of steps (≤ `bins` points), as (step, mean) lists."""
-    k = max(1, -(-len(losses) // bins))
-    n = len(losses) // k * k
-    means = np.asarray(losses[:n]).reshape(-1, k).mean(1) if n else np.zeros(0)
-    return np.asarray(steps[k - 1:n:k]).tolist(), means.round(5).tolist()
-
-
 # --- what the transformer does ------------------------------------------------------------
+
+def _batched(f, x, batch_size):
+    """f of images x, batch by batch without gradients, as one array."""
+    with no_grad():
+        return np.concatenate([f(tensor(x[lo:lo + batch_size])).numpy()
+                               for lo in range(0, len(x), batch_size)])
+
 
 def thetas(st, x, batch_size=1000):
     """θ (n, 2, 3) that the spatial transformer `st` predicts for images x."""
-    out = []
-    with no_grad():
-        for lo in range(0, len(x), batch_size):
-            out.append(st.theta(tensor(x[lo:lo + batch_size])).numpy())
-    return np.concatenate(out).astype(np.float64)
+    return _batched(st.theta, x, batch_size).astype(np.float64)
 
 
 def transform(st, x, batch_size=1000):
     """The transformer's output images for x."""
-    out = []
-    with no_grad():
-        for lo in range(0, len(x), batch_size):
-            out.append(st(tensor(x[lo:lo + batch_size])).numpy())
-    return np.concatenate(out)
+    return _batched(st, x, batch_size)
 
 
 def glyph_pose(latents):
@@ -323,7 +311,7 @@ def train_run(arch, st, data, epochs, lr, loc_lr, lr_decay=1.0, loc_width=32, se
     seconds = time.perf_counter() - t0
     train_acc, _ = evaluate(model, x, y)
     test_acc, test_loss = evaluate(model, xt, yt)
-    steps, losses = _binned(hist["steps"], hist["losses"])
+    steps, losses = binned(hist["steps"], hist["losses"], bins=200)
     rec = {"model": name_of(arch, st), "arch": arch, "st": st,
            "parameters": sum(math.prod(p.shape) for p in model.parameters()),
            "test_error": 1.0 - test_acc, "train_error": 1.0 - train_acc, "test_loss": test_loss,
