@@ -401,9 +401,11 @@ def _max_pool2x2_kernel(x, out, argmax):
 
 @njit(parallel=True, cache=True)
 def _max_pool2d_backward_kernel(grad, argmax, dx):
-    # dx[plane, argmax[plane, q]] += grad[plane, q], planes (n, c) flattened; one task per plane
+    # dx[plane, argmax[plane, q]] += grad[plane, q], planes (n, c) flattened; one task per plane,
+    # which zeroes its plane first, while it is in cache (not a whole-array zeros pass before)
     planes, Q = grad.shape
     for plane in prange(planes):
+        dx[plane, :] = 0
         for q in range(Q):
             dx[plane, argmax[plane, q]] += grad[plane, q]
 
@@ -423,7 +425,7 @@ def max_pool2d(x, kernel, stride, padding):
 
 def max_pool2d_backward(grad, argmax, x_shape):
     N, C, H, W = x_shape
-    dx = np.zeros((N * C, H * W), dtype=grad.dtype)
+    dx = np.empty((N * C, H * W), dtype=grad.dtype)
     _max_pool2d_backward_kernel(np.ascontiguousarray(grad).reshape(N * C, -1),
                                 np.ascontiguousarray(argmax).reshape(N * C, -1), dx)
     return dx.reshape(N, C, H, W)

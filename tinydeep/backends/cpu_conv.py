@@ -281,7 +281,9 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     partial = np.zeros((_mm._threads(), C_out, C * kh * kw), dtype=g.dtype)   # one per run
     _run(WEIGHT_GRAD, x, g, np.empty((C_out, C * kh * kw), g.dtype), partial, (kh, kw),
          stride, padding, Ho, Wo)
-    return partial.sum(axis=0).reshape(w_shape)
+    dw = np.empty(w_shape, g.dtype)        # its own memory (not a view): backward adopts it
+    partial.sum(axis=0, out=dw.reshape(C_out, -1))
+    return dw
 
 
 def _weights(w, dtype):
