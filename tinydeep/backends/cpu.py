@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling
+from . import cpu_memory  # noqa: F401  (imported for its effect: freed arrays are reused)
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend, _out_size, _pair, _result
 
