@@ -83,6 +83,10 @@ CASES = {
                                 [(1, 2, 6, 5)]),
     "max_pool2d ceil drops a window": (lambda x: FF(x).max_pool2d(x, 2, 2, 1, 1, True), [(1, 2, 5, 5)]),
     "max_pool2d ceil stride > kernel": (lambda x: FF(x).max_pool2d(x, 2, 3, 0, 1, True, True), [(2, 1, 7, 8)]),
+    "max_pool2d dilation indices": (lambda x: FF(x).max_pool2d(x, 3, 2, 1, 2, return_indices=True),
+                                    [(1, 2, 7, 8)]),
+    "max_pool2d dilation pairs ceil": (lambda x: FF(x).max_pool2d(x, (2, 3), (1, 2), (1, 0), (3, 2), True, True),
+                                       [(2, 1, 9, 6)]),
     "adaptive_avg_pool2d": (lambda x: FF(x).adaptive_avg_pool2d(x, (2, 3)), [(1, 2, 5, 4)]),
     "conv2d same": (lambda x, w: FF(x).conv2d(x, w, padding="same"), [(1, 2, 5, 5), (3, 2, 3, 2)]),
     "conv2d dilation": (lambda x, w: FF(x).conv2d(x, w, padding=1, dilation=2), [(1, 2, 6, 6), (3, 2, 3, 3)]),
@@ -179,12 +183,13 @@ def test_pooling_layers_ceil_mode(device):  # noqa: F811
 
 
 @pytest.mark.parametrize("op, kwargs, match", [
-    ("max_pool2d", dict(dilation=2), "dilation"), ("avg_pool2d", dict(padding=2), "at most half"),
+    ("max_pool2d", dict(dilation=0), "dilation"), ("max_pool2d", dict(dilation=(1, -1)), "dilation"),
+    ("max_pool2d", dict(dilation=4), "larger"), ("max_pool2d", dict(dilation=(1, 4), stride=1, ceil_mode=True), "larger"),
+    ("avg_pool2d", dict(padding=2), "at most half"), ("max_pool2d", dict(padding=2, dilation=2), "at most half"),
     ("max_pool2d", dict(padding=2), "at most half"), ("avg_pool2d", dict(divisor_override=0), "zero")])
 def test_pooling_refusals(op, kwargs, match):
-    if "dilation" not in kwargs:   # (torch pools with dilation; tinydeep refuses it clearly)
-        with pytest.raises(RuntimeError):
-            getattr(TF, op)(torch.zeros(1, 1, 4, 4), 2, **kwargs)
+    with pytest.raises(RuntimeError):
+        getattr(TF, op)(torch.zeros(1, 1, 4, 4), 2, **kwargs)
     with pytest.raises(ValueError, match=match):
         getattr(F, op)(td.zeros(1, 1, 4, 4), 2, **kwargs)
 
@@ -419,3 +424,75 @@ def test_pooling_and_padding_arguments_as_torch_takes_them():
                                TF.avg_pool2d(torch.tensor(x), 2, []).numpy(), rtol=1e-12)
     np.testing.assert_array_equal(nn.ZeroPad2d(np.int64(1))(td.tensor(x)).numpy(),
                                   torch.nn.ZeroPad2d(1)(torch.tensor(x, dtype=torch.float32)).numpy())
+
+
+def test_max_pool2d_dilation_sweep_matches_torch():
+    """Every small geometry with dilation 1-3, ceil_mode off and on: shapes, values, indices
+    and the gradient as torch's. (A window wholly in the padding, which only dilation makes,
+    is -inf in both; its index is left out: torch's points outside the plane.)"""
+    rng, seen = np.random.default_rng(0), 0
+    for h, k, s, p, d, ceil in np.ndindex(8, 4, 3, 2, 4, 2):
+        w = 9 - h
+        if min(h, k, s, d) < 1 or p > k // 2 or min(h, w) + 2 * p < d * (k - 1) + 1:
+            continue
+        x = rng.standard_normal((1, 2, h, w))
+        X, XT = td.tensor(x, dtype=np.float64, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (got, ours), (want, at) = (F.max_pool2d(X, k, s, p, d, bool(ceil), True),
+                                   TF.max_pool2d(XT, k, s, p, d, bool(ceil), True))
+        assert got.shape == tuple(want.shape), (h, w, k, s, p, d, ceil)
+        np.testing.assert_array_equal(got.numpy(), want.detach().numpy())
+        inside = np.isfinite(want.detach().numpy())
+        np.testing.assert_array_equal(ours.numpy()[inside], at.numpy()[inside])
+        g = rng.standard_normal(want.shape) * inside
+        (got * td.tensor(g, dtype=np.float64)).sum().backward()
+        (want * torch.tensor(g)).sum().backward()
+        np.testing.assert_allclose(X.grad, XT.grad.numpy(), rtol=1e-12)
+        seen += d > 1
+    assert seen > 100
+
+
+def test_max_pool2d_layer_dilation(device):  # noqa: F811
+    x = np.random.default_rng(4).standard_normal((2, 3, 9, 8))
+    X, XT = td.tensor(x, dtype=np.float64, device=device), torch.tensor(x)
+    for args, kw in [((3, 2, 1), dict(dilation=2)), ((2,), dict(dilation=(3, 2), ceil_mode=True))]:
+        (a, i), (b, j) = (nn.MaxPool2d(*args, **kw, return_indices=True)(X),
+                          TNN.MaxPool2d(*args, **kw, return_indices=True)(XT))
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(i.numpy(), j.numpy())
+    assert repr(nn.MaxPool2d(3, 2, 1, dilation=2)).replace("(3, 3)", "3").replace("(2, 2)", "2").replace(
+        "(1, 1)", "1") == repr(TNN.MaxPool2d(3, 2, 1, dilation=2))
+
+
+def test_embedding_from_pretrained_like_torch(device):  # noqa: F811
+    """The given table as the weight (shared, padding row kept as given), frozen by default,
+    no random numbers drawn; unfrozen it trains as torch's, with every option."""
+    e = np.random.default_rng(5).standard_normal((5, 3)) * 2
+    E = td.tensor(e, dtype=np.float64, device=device)
+    td.manual_seed(7)
+    ours, theirs = nn.Embedding.from_pretrained(E), TNN.Embedding.from_pretrained(torch.tensor(e))
+    after = nn.Linear(2, 2).weight.numpy()
+    td.manual_seed(7)
+    np.testing.assert_array_equal(after, nn.Linear(2, 2).weight.numpy())
+    assert ours.weight.data is E.data and ours.weight.requires_grad is theirs.weight.requires_grad is False
+    idx = np.array([[0, 4], [4, 2]])
+    y = ours(td.tensor(idx, device=device))
+    np.testing.assert_array_equal(y.numpy(), theirs(torch.tensor(idx)).numpy())
+    assert not y.requires_grad
+    kw = dict(freeze=False, padding_idx=1, max_norm=2.5, norm_type=1.5, scale_grad_by_freq=True)
+    ours = nn.Embedding.from_pretrained(td.tensor(e, dtype=np.float64, device=device), **kw)
+    theirs = TNN.Embedding.from_pretrained(torch.tensor(e), **kw)
+    assert ours.weight.requires_grad and ours.padding_idx == theirs.padding_idx == 1
+    np.testing.assert_array_equal(ours.weight.numpy()[1], e[1])   # (not zeroed, as torch's)
+    idx = np.array([1, 3, 3, 0, 1, 4])
+    y, yt = ours(td.tensor(idx, device=device)), theirs(torch.tensor(idx))
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.weight.numpy(), theirs.weight.detach().numpy(), rtol=1e-12)
+    w = np.random.default_rng(6).standard_normal(yt.shape)
+    (y * td.tensor(w, dtype=np.float64, device=device)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(backends.arrays(device).to_host(ours.weight.grad),
+                               theirs.weight.grad.numpy(), rtol=1e-12)
+    with pytest.raises(AssertionError):
+        TNN.Embedding.from_pretrained(torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        nn.Embedding.from_pretrained(td.zeros(2, 3, 4))

@@ -289,13 +289,15 @@ def _pool_args(name, input, kernel_size, stride, padding):
     return kernel, stride, _pair(name, "padding", padding, 0)
 
 
-def _pool_extra(name, input, kernel, stride, padding, ceil_mode):
+def _pool_extra(name, input, kernel, stride, padding, ceil_mode, dilation=(1, 1)):
     """Check a pooling's geometry; return the rows and columns it must add on the bottom and
     right for ceil_mode, PyTorch's rule: ⌈(n + 2p - k)/s⌉ + 1 windows, less the last if it
-    would start in the right padding (⌊·⌋ + 1 windows without ceil_mode: nothing to add)."""
+    would start in the right padding (⌊·⌋ + 1 windows without ceil_mode: nothing to add).
+    Dilation d spreads a window over k = d(k - 1) + 1 (the padding rule keeps the taps)."""
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{name}: padding {padding} must be at most half the kernel "
                          f"size {kernel} in each dimension")
+    kernel = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     if any(n + 2 * p < k for n, p, k in zip(input.shape[2:], padding, kernel)):
         raise ValueError(f"{name}: window {kernel} is larger than the input "
                          f"{tuple(input.shape)} with padding {padding}")
@@ -310,19 +312,27 @@ def _pool_extra(name, input, kernel, stride, padding, ceil_mode):
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """The maximum of each window (padding: -inf). ceil_mode: a last partial window (see
-    _pool_extra). return_indices: also each maximum's h·W + w in its input plane."""
+    _pool_extra). dilation d: a window's k taps d apart, gathered from the padded input into
+    side-by-side k×k blocks that the plain kernel pools with stride k (the gather's gradient
+    adds back up). return_indices: also each maximum's h·W + w in its input plane."""
     kernel, stride, padding = _pool_args("max_pool2d", input, kernel_size, stride, padding)
-    if _pair("max_pool2d", "dilation", dilation, 1) != (1, 1):
-        raise ValueError(f"max_pool2d: dilation {dilation!r} is not implemented (only 1)")
-    eh, ew = _pool_extra("max_pool2d", input, kernel, stride, padding, ceil_mode)
-    x = pad(input, (0, ew, 0, eh), value=-np.inf) if eh or ew else input
+    dilation = _pair("max_pool2d", "dilation", dilation, 1)
+    eh, ew = _pool_extra("max_pool2d", input, kernel, stride, padding, ceil_mode, dilation)
+    rows, cols = np.arange(input.shape[2] + eh), np.arange(input.shape[3] + ew)
+    if dilation == (1, 1):
+        x = pad(input, (0, ew, 0, eh), value=-np.inf) if eh or ew else input
+    else:
+        ph, pw = padding
+        x = pad(input, (pw, pw + ew, ph, ph + eh), value=-np.inf)
+        rows, cols = ((np.arange((n - d * (k - 1) - 1) // s + 1)[:, None] * s + np.arange(k) * d).ravel()
+                      for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation))
+        x, stride, padding, rows, cols = x[:, :, rows[:, None], cols], kernel, (0, 0), rows - ph, cols - pw
     found = [] if return_indices else None
     y = MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, indices=found)
     if not return_indices:
         return y
-    at = backends.arrays(input.device).to_host(found[0])   # h·(W + ew) + w: to h·W + w
-    w = input.shape[3]
-    return y, Tensor(at // (w + ew) * w + at % (w + ew), device=input.device, dtype=np.int64)
+    r, c = divmod(backends.arrays(input.device).to_host(found[0]), x.shape[3])   # in x's plane
+    return y, Tensor(rows[r] * input.shape[3] + cols[c], device=input.device, dtype=np.int64)
 
 
 # --- spatial transformer: affine grids and bilinear sampling ----------------------
@@ -749,16 +759,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         scale[rows[norm > max_norm], 0] = max_norm / (norm[norm > max_norm] + 1e-7)
         weight.data = (weight.detach() * Tensor(scale, device=weight.device, dtype=weight.dtype)).data
     out = weight[idx]
-    if scale_grad_by_freq:
-        freq = np.broadcast_to((1.0 / counts)[inverse].reshape(idx.shape + (1,)), out.shape)
-        out = _ScaleGrad.apply(out, Tensor(np.ascontiguousarray(freq), device=weight.device,
+    if scale_grad_by_freq or padding_idx is not None:   # each picked row's gradient scaled
+        s = (1.0 / counts)[inverse].reshape(idx.shape) if scale_grad_by_freq else np.ones(idx.shape)
+        if padding_idx is not None:   # (the padding rows: none)
+            s = s * (idx != _padding_idx(padding_idx, weight.shape[0]))
+        out = _ScaleGrad.apply(out, Tensor(s[..., None] * np.ones(out.shape), device=weight.device,
                                            dtype=weight.dtype))
-    if padding_idx is None:
-        return out
-    from .creation import where
-    at = _padding_idx(padding_idx, weight.shape[0])
-    pads = np.broadcast_to((idx == at)[..., None], idx.shape + weight.shape[1:])
-    return where(pads, out.detach(), out)   # (the padding rows: no gradient)
+    return out
 
 
 def _padding_idx(i, n):

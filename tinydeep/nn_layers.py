@@ -152,16 +152,28 @@ class Embedding(Module):
     max_norm, norm_type, scale_grad_by_freq: see F.embedding."""
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
-                 norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False):
         super().__init__()
         if sparse:
             raise ValueError("Embedding: sparse=True is not supported (no sparse gradients)")
-        w = generator().standard_normal((num_embeddings, embedding_dim)).astype(DEFAULT_DTYPE)
+        w = (generator().standard_normal((num_embeddings, embedding_dim)).astype(DEFAULT_DTYPE)
+             if _weight is None else _weight)
         if padding_idx is not None:
             padding_idx = F._padding_idx(padding_idx, num_embeddings)
-            w[padding_idx] = 0
+            if _weight is None:   # (a given weight is kept as it is, as PyTorch's)
+                w[padding_idx] = 0
         self.padding_idx, self.weight = padding_idx, Parameter(w)
+        self.weight.requires_grad = not _freeze
         self.max_norm, self.norm_type, self.scale_grad_by_freq = max_norm, norm_type, scale_grad_by_freq
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+        """An Embedding whose weight is `embeddings` (shared, as PyTorch's); frozen if freeze."""
+        if len(embeddings.shape) != 2:
+            raise ValueError(f"from_pretrained: embeddings must be 2-D, got shape {tuple(embeddings.shape)}")
+        return cls(*embeddings.shape, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze)
 
     def forward(self, idx):
         return F.embedding(idx, self.weight, self.padding_idx, self.max_norm, self.norm_type,

@@ -224,9 +224,8 @@ def figure_1a(data, kinds=KINDS_1A, seed=0, verbose=True, **train):
     x, y, xt, yt = data
     runs = {}
     for kind in kinds:
-        r = train_run(*corrupted(x, y, xt, yt, kind, seed=seed), seed=seed, desc=kind, **train)
+        runs[kind] = r = train_run(*corrupted(x, y, xt, yt, kind, seed=seed), seed=seed, desc=kind, **train)
         r["kind"] = kind
-        runs[kind] = r
         _note(verbose, f"1a {kind}", r)
     return {"kinds": list(kinds), "runs": runs, "ink_baseline": ink_baseline(x, y, xt, yt)}
 
@@ -255,22 +254,13 @@ def figure_1bc(data, p_levels=P_LEVELS, seeds=(0,), reuse=(), verbose=True, **tr
             runs.append(r)
             _note(verbose, f"1b/c p={p:g} seed {seed}" + (" (1a run)" if same else ""), r)
 
-    def ratios(key):
-        out = []
-        for p in p_levels:
-            per_seed = []
-            for seed in seeds:
-                base = next(r[key] for r in runs if r["seed"] == seed and r["p"] == p_levels[0])
-                here = next(r[key] for r in runs if r["seed"] == seed and r["p"] == p)
-                per_seed.append(here / base if base and here else None)
-            out.append(per_seed)
-        return out
-
-    by_p = [[r for r in runs if r["p"] == p] for p in p_levels]
-    rel100, rel99 = ratios("steps_to_fit"), ratios("steps_to_99")
     at = lambda p, key: [next(r[key] for r in runs if r["seed"] == s and r["p"] == p)
                          for s in seeds]
     lo, hi = p_levels[0], p_levels[-1]
+    ratios = lambda key: [[h / b if b and h else None for h, b in zip(at(p, key), at(lo, key))]
+                          for p in p_levels]   # per p, per seed: over the same seed's p = lo
+    by_p = [[r for r in runs if r["p"] == p] for p in p_levels]
+    rel100, rel99 = ratios("steps_to_fit"), ratios("steps_to_99")
     comparisons = {  # corrupted vs clean, paired by seed (the same initial weights)
         "test_error": paired([1 - a for a in at(hi, "test_accuracy")],
                              [1 - a for a in at(lo, "test_accuracy")], f"p={hi:g}", f"p={lo:g}",
@@ -279,21 +269,16 @@ def figure_1bc(data, p_levels=P_LEVELS, seeds=(0,), reuse=(), verbose=True, **tr
                               f"p={lo:g}", what="steps to 99 % training accuracy"),
         "steps_to_fit": paired(at(hi, "steps_to_fit"), at(lo, "steps_to_fit"), f"p={hi:g}",
                                f"p={lo:g}", what="steps to 100 % training accuracy")}
-    return {"p": list(p_levels), "seeds": list(seeds), "runs": runs,
-            "steps_to_fit": [[r["steps_to_fit"] for r in rs] for rs in by_p],
-            "steps_to_99": [[r["steps_to_99"] for r in rs] for rs in by_p],
-            "relative_time_to_fit": rel100, "relative_time_to_99": rel99,
-            "mean_relative_time_to_fit": [summary(v)["mean"] for v in rel100],
-            "mean_relative_time_to_99": [summary(v)["mean"] for v in rel99],
-            "test_error": [[1.0 - r["test_accuracy"] for r in rs] for rs in by_p],
-            "mean_test_error": [summary([1.0 - r["test_accuracy"] for r in rs])["mean"]
-                                for rs in by_p],
-            "train_accuracy": [[r["train_accuracy"] for r in rs] for rs in by_p],
-            "std_relative_time_to_fit": [summary(v)["std"] for v in rel100],
-            "std_relative_time_to_99": [summary(v)["std"] for v in rel99],
-            "std_test_error": [summary([1.0 - r["test_accuracy"] for r in rs])["std"]
-                               for rs in by_p],
-            "corrupted_vs_clean": comparisons}
+    per_p = lambda key: [[r[key] for r in rs] for rs in by_p]
+    err = [[1.0 - a for a in accs] for accs in per_p("test_accuracy")]
+    rec = {"p": list(p_levels), "seeds": list(seeds), "runs": runs,
+           "steps_to_fit": per_p("steps_to_fit"), "steps_to_99": per_p("steps_to_99"),
+           "relative_time_to_fit": rel100, "relative_time_to_99": rel99, "test_error": err,
+           "train_accuracy": per_p("train_accuracy"), "corrupted_vs_clean": comparisons}
+    for name, v in (("relative_time_to_fit", rel100), ("relative_time_to_99", rel99), ("test_error", err)):
+        for stat in ("mean", "std"):
+            rec[f"{stat}_{name}"] = [summary(a)[stat] for a in v]
+    return rec
 
 
 TABLE_1_ROWS = (  # (labels, weight decay on, augmentation on), as in the paper's Table 1
@@ -466,24 +451,19 @@ def theorem_1(data, n=1000, seed=0, curve_n=8):
     t0 = time.perf_counter()
     targets = rng.standard_normal(n)
     model, info = exact_memorizer(X, targets, seed=seed)
-    rec["real_targets"] = {"max_relative_residual": max_relative_residual(model, X, targets),
-                           "free_weights": info["free_weights"],
-                           "paper_count_2n_plus_d": info["paper_count_2n_plus_d"],
-                           "stored_numbers": info["stored_numbers"],
-                           "min_gap": info["min_gap"], "max_abs_w": info["max_abs_w"]}
+    rec["real_targets"] = {"max_relative_residual": max_relative_residual(model, X, targets), **{
+        k: info[k] for k in ("free_weights", "paper_count_2n_plus_d", "stored_numbers", "min_gap",
+                             "max_abs_w")}}
     for name, labels in (("random_labels", corrupt(X, y[:n], "random_labels", seed=seed)[1]),
                          ("true_labels", y[:n])):
         onehot = np.eye(NUM_CLASSES)[labels]
         model, info = exact_memorizer(X, onehot, seed=seed)
-        pred_train = memorizer_predict(model, X).argmax(1)
-        pred_test = memorizer_predict(model, xt).argmax(1)
         rec[name] = {"max_relative_residual": max_relative_residual(model, X, onehot),
                      "free_weights": info["free_weights"],
-                     "train_accuracy": float(np.mean(pred_train == labels)),
-                     "test_accuracy": float(np.mean(pred_test == yt))}
+                     "train_accuracy": float(np.mean(memorizer_predict(model, X).argmax(1) == labels)),
+                     "test_accuracy": float(np.mean(memorizer_predict(model, xt).argmax(1) == yt))}
     # the picture: n = curve_n points in 2-D, random targets, f along the direction a
-    P = rng.standard_normal((curve_n, 2))
-    t = rng.standard_normal(curve_n)
+    P, t = rng.standard_normal((curve_n, 2)), rng.standard_normal(curve_n)
     small, info = exact_memorizer(P, t, seed=seed)
     a = info["direction"]
     z = P @ a

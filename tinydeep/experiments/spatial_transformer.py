@@ -328,12 +328,9 @@ def per_arch(value, arch):
 
 
 def _check_choices(archs, columns):
-    for a in archs:
-        if a not in ARCHS:
-            raise ValueError(f"unknown architecture {a!r}; choose from {', '.join(ARCHS)}")
-    for c in columns:
-        if c not in DISTORTIONS:
-            raise ValueError(f"unknown distortion {c!r}; choose one of {', '.join(DISTORTIONS)}")
+    for what, given, known in (("architecture", archs, ARCHS), ("distortion", columns, DISTORTIONS)):
+        for a in set(given) - set(known):
+            raise ValueError(f"unknown {what} {a!r}; choose one of {', '.join(known)}")
 
 
 def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.92, loc_width=128,
@@ -360,26 +357,20 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
     rec = {"config": dict(dataset=dataset, n_train=n_train, n_test=n_test, epochs=epochs, lr=lr, loc_lr=loc_lr,
                           lr_decay=lr_decay, loc_width=loc_width, momentum=0.9, batch_size=128,
                           canvas=canvas, archs=list(archs), seed=seed, distortion=distortion,
-                          rotation_deg=dist["rotation"], scale=list(dist["scale"])),
+                          rotation_deg=dist["rotation"], scale=list(dist["scale"]), seeds=list(seeds)),
            "paper_table_1_pct": PAPER_TABLE_1_COLUMNS[distortion],
            "paper_table_1_columns": PAPER_TABLE_1_COLUMNS, "runs": [], "pose": {},
            "examples": {"index": show.tolist(), "labels": test_set.labels[show].tolist(),
                         "inputs": test_set.images[show], "outputs": {}}}
-    rec["config"]["seeds"] = list(seeds)
     for arch in archs:
         for st in (False, True):
             ep, llr = int(per_arch(epochs, arch)), per_arch(loc_lr, arch)
-            r, model = train_run(arch, st, data, ep, lr, llr, lr_decay=lr_decay,
-                                 loc_width=loc_width, seed=seeds[0], distortion=distortion)
+            one = lambda s: train_run(arch, st, data, ep, lr, llr, lr_decay=lr_decay,  # noqa: E731
+                                      loc_width=loc_width, seed=s, distortion=distortion)
             # more seeds (initial weights and batch order; the same data): errors only
-            r["seed_runs"] = [{"seed": seeds[0], "test_error": r["test_error"],
-                               "train_error": r["train_error"], "seconds": r["seconds"]}]
-            for s in seeds[1:]:
-                other, _ = train_run(arch, st, data, ep, lr, llr, lr_decay=lr_decay,
-                                     loc_width=loc_width, seed=s, distortion=distortion)
-                r["seed_runs"].append({"seed": s, "test_error": other["test_error"],
-                                       "train_error": other["train_error"],
-                                       "seconds": other["seconds"]})
+            (r, model), others = one(seeds[0]), [one(s)[0] for s in seeds[1:]]
+            r["seed_runs"] = [{"seed": s, **{k: x[k] for k in ("test_error", "train_error", "seconds")}}
+                              for s, x in zip(seeds, [r] + others)]
             r["test_error_over_seeds"] = summary([x["test_error"] for x in r["seed_runs"]])
             rec["runs"].append(r)
             if st:
@@ -398,9 +389,8 @@ def run(n_train=10000, n_test=2000, epochs=20, lr=0.05, loc_lr=0.02, lr_decay=0.
             [x["test_error"] for x in st_run["seed_runs"]],
             [x["test_error"] for x in plain["seed_runs"]], st_run["model"], plain["model"],
             what=f"test error, {distortion}", scale=100, unit=" points")
-        paper = PAPER_TABLE_1_COLUMNS[distortion]
-        rec["st_minus_plain"][arch]["paper_pct"] = round(paper[st_run["model"]]
-                                                         - paper[plain["model"]], 2)
+        p = PAPER_TABLE_1_COLUMNS[distortion]
+        rec["st_minus_plain"][arch]["paper_pct"] = round(p[st_run["model"]] - p[plain["model"]], 2)
     return rec
 
 
