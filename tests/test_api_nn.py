@@ -167,17 +167,21 @@ def test_pooling_ceil_mode_sweep_matches_torch():
     assert dropped > 20
 
 
-def test_pooling_layers_ceil_mode(device):  # noqa: F811
+def test_pooling_layers_ceil_mode_and_dilation(device):  # noqa: F811
     x = np.random.default_rng(3).standard_normal((2, 3, 7, 6))
     X, XT = td.tensor(x, dtype=np.float64, device=device), torch.tensor(x)
     for args, kw in [((3, 2, 1), dict(ceil_mode=True)), ((2,), dict(ceil_mode=True, count_include_pad=False)),
                      ((3, 2, 1), dict(ceil_mode=True, divisor_override=5))]:
         np.testing.assert_allclose(nn.AvgPool2d(*args, **kw)(X).numpy(),
                                    TNN.AvgPool2d(*args, **kw)(XT).numpy(), rtol=1e-12)
-    (a, i), (b, j) = nn.MaxPool2d(3, 2, 1, return_indices=True, ceil_mode=True)(X), \
-        TNN.MaxPool2d(3, 2, 1, return_indices=True, ceil_mode=True)(XT)
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
-    np.testing.assert_array_equal(i.numpy(), j.numpy())
+    for args, kw in [((3, 2, 1), dict(ceil_mode=True)), ((3, 2, 1), dict(dilation=2)),
+                     ((2,), dict(dilation=(3, 2), ceil_mode=True))]:
+        (a, i), (b, j) = (nn.MaxPool2d(*args, **kw, return_indices=True)(X),
+                          TNN.MaxPool2d(*args, **kw, return_indices=True)(XT))
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(i.numpy(), j.numpy())
+    assert repr(nn.MaxPool2d(3, 2, 1, dilation=2)).replace("(3, 3)", "3").replace("(2, 2)", "2").replace(
+        "(1, 1)", "1") == repr(TNN.MaxPool2d(3, 2, 1, dilation=2))
     assert repr(nn.MaxPool2d(2, ceil_mode=True)).replace("(2, 2)", "2").replace("(0, 0)", "0") == \
         repr(TNN.MaxPool2d(2, ceil_mode=True))
 
@@ -449,18 +453,6 @@ def test_max_pool2d_dilation_sweep_matches_torch():
         np.testing.assert_allclose(X.grad, XT.grad.numpy(), rtol=1e-12)
         seen += d > 1
     assert seen > 100
-
-
-def test_max_pool2d_layer_dilation(device):  # noqa: F811
-    x = np.random.default_rng(4).standard_normal((2, 3, 9, 8))
-    X, XT = td.tensor(x, dtype=np.float64, device=device), torch.tensor(x)
-    for args, kw in [((3, 2, 1), dict(dilation=2)), ((2,), dict(dilation=(3, 2), ceil_mode=True))]:
-        (a, i), (b, j) = (nn.MaxPool2d(*args, **kw, return_indices=True)(X),
-                          TNN.MaxPool2d(*args, **kw, return_indices=True)(XT))
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-        np.testing.assert_array_equal(i.numpy(), j.numpy())
-    assert repr(nn.MaxPool2d(3, 2, 1, dilation=2)).replace("(3, 3)", "3").replace("(2, 2)", "2").replace(
-        "(1, 1)", "1") == repr(TNN.MaxPool2d(3, 2, 1, dilation=2))
 
 
 def test_embedding_from_pretrained_like_torch(device):  # noqa: F811
