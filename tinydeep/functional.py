@@ -759,13 +759,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         scale[rows[norm > max_norm], 0] = max_norm / (norm[norm > max_norm] + 1e-7)
         weight.data = (weight.detach() * Tensor(scale, device=weight.device, dtype=weight.dtype)).data
     out = weight[idx]
-    if scale_grad_by_freq or padding_idx is not None:   # each picked row's gradient scaled
-        s = (1.0 / counts)[inverse].reshape(idx.shape) if scale_grad_by_freq else np.ones(idx.shape)
-        if padding_idx is not None:   # (the padding rows: none)
-            s = s * (idx != _padding_idx(padding_idx, weight.shape[0]))
-        out = _ScaleGrad.apply(out, Tensor(s[..., None] * np.ones(out.shape), device=weight.device,
-                                           dtype=weight.dtype))
-    return out
+    if scale_grad_by_freq:   # each picked row's gradient divided by its count
+        s = (1.0 / counts)[inverse].reshape(idx.shape + (1,)) * np.ones(out.shape)
+        out = _ScaleGrad.apply(out, Tensor(s, device=weight.device, dtype=weight.dtype))
+    if padding_idx is None:
+        return out
+    from .creation import where   # the padding rows: no gradient (not g·0: an inf stays out)
+    return where((idx == _padding_idx(padding_idx, weight.shape[0]))[..., None], out.detach(), out)
 
 
 def _padding_idx(i, n):
