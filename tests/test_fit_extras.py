@@ -40,3 +40,17 @@ def test_custom_loss_refuses_accuracy_options():
     x, y = np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32)
     with pytest.raises(ValueError, match="cross-entropy"):
         fit(nn.Linear(2, 1), x, y, epochs=1, lr=0.1, loss=F.mse_loss, stop_at_accuracy=1.0)
+
+
+def test_outputs_runs_batches_in_eval_mode_and_restores_training():
+    from tinydeep.experiments.training import outputs
+    td.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5))
+    x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
+    got = outputs(model, x, batch_size=3)                   # batches of 3, 3, 3, 1
+    model.eval()
+    with td.no_grad():
+        want = model(td.tensor(x)).numpy()                  # dropout off: the layer alone
+    model.train()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got.shape == (10, 4) and model.training

@@ -41,11 +41,10 @@ from tqdm.auto import tqdm
 from .. import nn
 from ..data import LATENT_NAMES, RandomAffine, glyphs, mnist1d, render_glyphs
 from ..rng import manual_seed
-from ..tensor import no_grad, tensor
 from .random_labels import Shift1d
 from .args import check_dataset
 from .sweep import paired, summary
-from .training import evaluate, fit
+from .training import evaluate, fit, outputs
 
 NUM_CLASSES = 10
 PER_CLASS = (1, 3, 10, 30, 100, 300, 1000)
@@ -218,14 +217,7 @@ def pixel_path(x_a, x_b, t):
 
 def predict(model, x, batch_size=1000):
     """Class probabilities softmax(model(x)), (n, 10) float64."""
-    model.eval()
-    out = []
-    with no_grad():
-        for lo in range(0, len(x), batch_size):
-            logits = model(tensor(np.ascontiguousarray(x[lo:lo + batch_size], np.float32)))
-            out.append(logits.numpy().astype(np.float64))
-    model.train()
-    z = np.concatenate(out)
+    z = outputs(model, x, batch_size).astype(np.float64)
     z -= z.max(1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(1, keepdims=True)

@@ -26,9 +26,8 @@ from tqdm.auto import tqdm
 from .. import nn
 from ..data import glyphs, primes, split
 from ..rng import manual_seed
-from ..tensor import no_grad, tensor
 from .sweep import paired, summary
-from .training import evaluate, fit
+from .training import evaluate, fit, outputs
 
 
 def base_rate(y_train, y_test):
@@ -70,13 +69,7 @@ def train_run(x, y, xt, yt, width=512, depth=2, lr=0.05, max_epochs=300, seed=0,
 
 def predictions(model, x, batch_size=2000):
     """The predicted class of each row of x."""
-    model.eval()
-    out = []
-    with no_grad():
-        for lo in range(0, len(x), batch_size):
-            out.append(model(tensor(np.ascontiguousarray(x[lo:lo + batch_size]))).numpy().argmax(1))
-    model.train()
-    return np.concatenate(out)
+    return outputs(model, x, batch_size).argmax(1)
 
 
 def prime_data(bits, n_train, odd_only=True, seed=0):

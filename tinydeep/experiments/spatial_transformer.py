@@ -43,7 +43,7 @@ from ..rng import manual_seed
 from ..tensor import no_grad, tensor
 from .random_labels import binned, load_data, small_cnn
 from .sweep import paired, summary
-from .training import evaluate, fit
+from .training import evaluate, fit, outputs
 
 NUM_CLASSES = 10
 PAPER_TABLE_1 = {"FCN": 5.2, "ST-FCN": 0.8, "CNN": 0.8, "ST-CNN": 0.5}  # % error, RTS
@@ -202,21 +202,14 @@ def train(model, x, y, xt, yt, epochs, lr, loc_lr, momentum=0.9, lr_decay=1.0, b
 
 # --- what the transformer does ------------------------------------------------------------
 
-def _batched(f, x, batch_size):
-    """f of images x, batch by batch without gradients, as one array."""
-    with no_grad():
-        return np.concatenate([f(tensor(x[lo:lo + batch_size])).numpy()
-                               for lo in range(0, len(x), batch_size)])
-
-
 def thetas(st, x, batch_size=1000):
     """θ (n, 2, 3) that the spatial transformer `st` predicts for images x."""
-    return _batched(st.theta, x, batch_size).astype(np.float64)
+    return outputs(st, x, batch_size, call=st.theta).astype(np.float64)
 
 
 def transform(st, x, batch_size=1000):
     """The transformer's output images for x."""
-    return _batched(st, x, batch_size)
+    return outputs(st, x, batch_size)
 
 
 def glyph_pose(latents):

@@ -132,6 +132,19 @@ def evaluate(model, x, y, batch_size=1000):
     return correct / len(x), loss_sum / len(x)
 
 
+def outputs(model, x, batch_size=1000, call=None):
+    """call(batch) (model(batch) by default) over x batch by batch, on the model's device, in
+    eval mode and without gradients, as one NumPy array."""
+    device, call = _device(model), call or model
+    model.eval()
+    try:
+        with no_grad():
+            return np.concatenate([call(tensor(x[lo:lo + batch_size], device=device)).numpy()
+                                   for lo in range(0, len(x), batch_size)])
+    finally:
+        model.train()
+
+
 def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, batch_size=128,
         transform=None, seed=0, test=None, desc="train", stop_at_accuracy=None, log_every=1,
         eval_train=False, checkpoint=None, param_groups=None, loss=None):
