@@ -126,7 +126,7 @@ def bench_matmul(n, repeats, tiny):
         def run(cfg=cfg):
             old = cd.configure(**dict(zip(("bm", "bn", "bk", "tm", "tn"), cfg))) if cfg else None
             try:
-                cuda_matmul.matmul(da, db, out)
+                cuda_matmul.matmul_register_tiled(da, db, out)
             finally:
                 if old:
                     cd.configure(**old)
@@ -147,6 +147,18 @@ def bench_matmul(n, repeats, tiny):
 
 # --- relu vs copy --------------------------------------------------------------------------------
 
+def _relu_rung1():
+    """The readable rung beside cuda_elementwise's kernel: one element a thread per pass."""
+    global cuda                       # a kernel's `cuda` must be a global (the simulator swaps it)
+    from numba import cuda
+
+    @cuda.jit
+    def relu_rung1(x, y):
+        for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+            y[i] = max(x[i], 0)
+    return relu_rung1
+
+
 def bench_relu(n, repeats):
     from tinydeep.backends import cuda_device as cd
     cu = backends.module("cuda")
@@ -154,10 +166,16 @@ def bench_relu(n, repeats):
     dx, dy = cd.from_host(x), cd.empty((n,), np.float32)
     cu.relu(dx, out=dy)
     check("relu", dy.copy_to_host(), np.maximum(x, 0), 1e-7)
+    rung1 = _relu_rung1()
+    launch = cd.grid(n)
+    rung1[launch](dx, dy)
+    check("relu rung 1", dy.copy_to_host(), np.maximum(x, 0), 1e-7)
     t_relu = timed(lambda: cu.relu(dx, out=dy), repeats)
+    t_rung1 = timed(lambda: rung1[launch](dx, dy), repeats)
     t_copy = timed(lambda: dy.copy_to_device(dx), repeats)
     bytes_moved = 2 * 4 * n
-    return {"n": n, "relu_gbs": bytes_moved / t_relu / 1e9, "copy_gbs": bytes_moved / t_copy / 1e9}
+    return {"n": n, "relu_gbs": bytes_moved / t_relu / 1e9, "copy_gbs": bytes_moved / t_copy / 1e9,
+            "relu_rung1_gbs": bytes_moved / t_rung1 / 1e9}
 
 
 # --- grid_sample forward + backward --------------------------------------------------------------
@@ -185,7 +203,9 @@ def bench_grid_sample(shape, repeats):
     di, dg = ours()
     check("grid_sample d image", cd.to_host(di), want_di, 1e-4)
     check("grid_sample d grid", cd.to_host(dg), want_dg, 1e-3)
-    result = {"shape": list(shape), "tinydeep_ms": 1e3 * timed(ours, repeats)}
+    result = {"shape": list(shape), "tinydeep_ms": 1e3 * timed(ours, repeats),
+              "tinydeep_forward_ms": 1e3 * timed(
+                  lambda: cu.bilinear_sample(d_image, d_grid, "zeros", False), repeats)}
     torch = _torch()
     if torch is not None:
         F = torch.nn.functional
@@ -199,7 +219,52 @@ def bench_grid_sample(shape, repeats):
         t_di, t_dg = theirs()
         check("torch grid_sample d image", t_di.cpu().numpy(), want_di, 1e-4)
         result["torch_ms"] = 1e3 * timed(theirs, repeats)
+        with torch.no_grad():
+            result["torch_forward_ms"] = 1e3 * timed(lambda: F.grid_sample(
+                ti, tg, mode="bilinear", padding_mode="zeros", align_corners=False), repeats)
     return result
+
+
+# --- the products of training steps: split K or not ------------------------------------------------
+
+# (label, M, K, N, ta, tb): the small CNN's conv weight gradients gᵀ·cols, the MLP's x·Wᵀ and
+# its weight gradient gᵀ·x, batch 128
+TRAINING_PRODUCTS = [("conv1 dW 16x9, K=100352 (tn)", 16, 100352, 9, True, False),
+                     ("conv2 dW 32x144, K=25088 (tn)", 32, 25088, 144, True, False),
+                     ("mlp x@W.T 128x784x512 (nt)", 128, 784, 512, False, True),
+                     ("mlp dW 512x128x784 (tn)", 512, 128, 784, True, False)]
+
+
+def bench_training_products(repeats, tiny):
+    """ms of each product as training calls it (split K where the output has few tiles),
+    the same with the split turned off (fill_blocks=1), and cuBLAS (TF32 off)."""
+    from tinydeep.backends import cuda_device as cd
+    from tinydeep.backends import cuda_matmul as mm
+    rng = np.random.default_rng(4)
+    torch = _torch()
+    rows = []
+    for label, M, K, N, ta, tb in TRAINING_PRODUCTS:
+        if tiny:
+            M, K, N = max(1, M // 16), max(1, K // 4096), max(1, N // 64)
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+        b = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
+        want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+        da, db = cd.from_host(a), cd.from_host(b)
+        fn = {(False, True): mm.matmul_nt, (True, False): mm.matmul_tn}[(ta, tb)]
+        check(f"product {label}", cd.to_host(fn(da, db)), want, 1e-4)
+        row = {"product": label, "split_ms": 1e3 * timed(lambda: fn(da, db), repeats)}
+        old = cd.configure(fill_blocks=1)
+        try:
+            row["unsplit_ms"] = 1e3 * timed(lambda: fn(da, db), repeats)
+        finally:
+            cd.configure(**old)
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32 = False
+            ta_, tb_ = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+            x, y = (ta_.T if ta else ta_), (tb_.T if tb else tb_)
+            row["cublas_ms"] = 1e3 * timed(lambda: torch.matmul(x, y), repeats)
+        rows.append(row)
+    return rows
 
 
 # --- one MLP epoch ---------------------------------------------------------------------------------

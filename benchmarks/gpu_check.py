@@ -15,8 +15,12 @@ sys.path). Sections, each under its own time limit, each recorded even when it f
                 off (PyTorch, else CuPy); target >= 0.5x cuBLAS for the best rung
     relu        y = max(x, 0) on 2^26 fp32 vs a device-to-device copy; target >= 0.8x its GB/s
     grid_sample bilinear forward + backward at (256, 32, 64, 64) vs PyTorch CUDA; target >= 1.0x
+    products    the training steps' products (conv weight gradients, the MLP's) with K split
+                and unsplit, and cuBLAS
     mlp, cnn    one epoch on 10,000 glyphs (28x28), batch 128, on 'cuda' vs the CPU kernels;
                 the buffer pool's reuse counts during the GPU epoch
+    profile     one CNN and one MLP step on 'cuda' with every backend call synchronized and
+                timed: where the step's time goes
 
 Writes a Markdown table (--out) that can be pasted into benchmarks/RESULTS.md, the same as
 JSON beside it (.json), the test log (.tests.log), and prints the table. --tiny runs every
@@ -51,12 +55,12 @@ CUDA_TESTS = ["tests/test_cuda_backend.py", "tests/test_cuda_tensor.py",
 # image side, MLP width and depth, CNN channels: the GPU sizes, and tiny ones for the simulator
 FULL = dict(matmul=4096, relu=1 << 26, sample=(256, 32, 64, 64), n_train=10000, batch=128,
             side=28, width=512, depth=2, channels=(16, 32),
-            limits=dict(info=30, pool=30, tests=200, matmul=70, relu=25, grid_sample=60, mlp=60,
-                        cnn=80))
+            limits=dict(info=30, pool=30, tests=200, matmul=70, relu=25, grid_sample=60,
+                        products=40, mlp=60, cnn=80, profile=60))
 TINY = dict(matmul=12, relu=64, sample=(2, 2, 5, 4), n_train=8, batch=4,
             side=8, width=4, depth=1, channels=(1, 2),
-            limits=dict(info=30, pool=30, tests=60, matmul=60, relu=30, grid_sample=60, mlp=60,
-                        cnn=90))
+            limits=dict(info=30, pool=30, tests=60, matmul=60, relu=30, grid_sample=60,
+                        products=60, mlp=60, cnn=90, profile=90))
 RESERVE_S = 25      # each section not yet run keeps this much of the --budget
 
 
@@ -249,7 +253,7 @@ def section_matmul(ctx):
         s = B.timed(lambda: cupy.matmul(ca, cb, out=cout), ctx["repeats"])
         base = gflops["cuBLAS fp32 (cupy)"] = flop / s / 1e9
     for label, fn in (("tiled (rung 1)", mm.matmul_tiled),
-                      ("register_tiled 64x64, 4x4 (rung 2)", mm.matmul),
+                      ("register_tiled 64x64, 4x4 (rung 2)", mm.matmul_register_tiled),
                       ("block_tiled 128x128, 8x8, double-buffered (rung 3)",
                        mm.matmul_block_tiled)):
         try:
@@ -280,7 +284,10 @@ def section_relu(ctx):
     ratio = r["relu_gbs"] / r["copy_gbs"]
     return [(f"relu {r['n']} fp32 vs device copy",
              f"{r['relu_gbs']:.0f} vs {r['copy_gbs']:.0f} GB/s = {ratio:.2f}x", ">= 0.8x",
-             ratio >= 0.8)]
+             ratio >= 0.8),
+            ("relu rung 1 (one element a thread per pass) vs device copy",
+             f"{r['relu_rung1_gbs']:.0f} GB/s = {r['relu_rung1_gbs'] / r['copy_gbs']:.2f}x", "",
+             None)]
 
 
 def section_grid_sample(ctx):
@@ -293,7 +300,20 @@ def section_grid_sample(ctx):
     speed = r["torch_ms"] / r["tinydeep_ms"]
     return [(f"grid_sample fwd+bwd {tuple(r['shape'])} vs PyTorch CUDA",
              f"{r['tinydeep_ms']:.2f} vs {r['torch_ms']:.2f} ms = {speed:.2f}x", ">= 1.0x",
-             speed >= 1.0)]
+             speed >= 1.0),
+            ("grid_sample forward alone vs PyTorch CUDA",
+             f"{r['tinydeep_forward_ms']:.3f} vs {r['torch_forward_ms']:.3f} ms", "", None)]
+
+
+def section_products(ctx):
+    import bench_cuda as B
+    rows = []
+    ctx["products"] = B.bench_training_products(ctx["repeats"], ctx["tiny"])
+    for r in ctx["products"]:
+        rows.append((f"product {r['product']}: split K / unsplit / cuBLAS",
+                     f"{r['split_ms']:.3f} / {r['unsplit_ms']:.3f} / "
+                     f"{r.get('cublas_ms', float('nan')):.3f} ms", "", None))
+    return rows
 
 
 def _glyph_data(ctx):
@@ -373,9 +393,80 @@ def section_cnn(ctx):
     return _epoch_section(ctx, "cnn", _cnn(ctx["sizes"]), False)
 
 
+def kernel_times(make, X, Y, batch, steps):
+    """(ms per step with a synchronize around every outermost backend call, {kernel: ms per
+    step}) over `steps` training steps on 'cuda' after one warm-up step."""
+    from numba import cuda
+
+    import tinydeep as td
+    from tinydeep import backends
+    from tinydeep import functional as F
+    from tinydeep.backends.base import CONTRACT
+    be = backends.get("cuda")
+    td.manual_seed(0)
+    model = make().to("cuda")
+    opt = td.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step(i):
+        loss = F.cross_entropy(model(td.tensor(X[i:i + batch], device="cuda")), Y[i:i + batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    step(0)
+    totals, depth = {}, [0]
+
+    def timing(name, fn):
+        def call(*args, **kwargs):
+            if depth[0]:                       # a kernel called inside another: counted there
+                return fn(*args, **kwargs)
+            depth[0] += 1
+            cuda.synchronize()
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                cuda.synchronize()
+                totals[name] = totals.get(name, 0.0) + time.perf_counter() - t
+                depth[0] -= 1
+        return call
+
+    names = [n for n in CONTRACT if callable(getattr(be, n, None))]
+    for n in names:
+        setattr(be, n, timing(n, getattr(be, n)))
+    try:
+        t = time.perf_counter()
+        for s in range(steps):
+            step((s * batch) % max(len(X) - batch, 1))
+        wall = time.perf_counter() - t
+    finally:
+        for n in names:
+            delattr(be, n)
+    return 1e3 * wall / steps, {k: 1e3 * v / steps for k, v in totals.items()}
+
+
+def section_profile(ctx):
+    """Where a GPU step's time goes: each backend call synchronized and timed (the sync
+    makes the step slower than unprofiled; the split is what counts)."""
+    X, Y = _glyph_data(ctx)
+    rows = []
+    for name, make, x in (("cnn", _cnn(ctx["sizes"]), X),
+                          ("mlp", _mlp(ctx["sizes"]), X.reshape(len(X), -1))):
+        step_ms, per = kernel_times(make, x, Y, ctx["sizes"]["batch"], 10 if not ctx["tiny"] else 2)
+        ctx.setdefault("profile", {})[name] = dict(step_ms=step_ms, kernels=per)
+        top = sorted(per.items(), key=lambda kv: -kv[1])[:8]
+        rows.append((f"{name} step on cuda, profiled: ms in kernels / ms per step",
+                     f"{sum(per.values()):.2f} / {step_ms:.2f}", "", None))
+        rows.append((f"{name} step: the 8 slowest kernels, ms per step",
+                     ", ".join(f"{k} {v:.3f}" for k, v in top), "", None))
+    return rows
+
+
 SECTIONS = [("info", section_info), ("pool", section_pool), ("tests", section_tests), ("matmul", section_matmul),
             ("relu", section_relu), ("grid_sample", section_grid_sample),
-            ("mlp", section_mlp), ("cnn", section_cnn)]
+            ("products", section_products), ("mlp", section_mlp), ("cnn", section_cnn),
+            ("profile", section_profile)]
 
 
 def _short(exc):

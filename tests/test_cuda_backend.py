@@ -231,6 +231,52 @@ def test_block_tiled_rung_matches_numpy(ta, tb):
                                a @ b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("ta, tb", [(False, False), (False, True), (True, False)])
+def test_split_k_products_match_numpy(ta, tb):
+    """Few output tiles and a long K: rung 2 cuts K into chunks (the third grid dimension)
+    and adds the partial products; uneven last chunks, and both dtypes."""
+    rng = np.random.default_rng(8)
+    M, K, N = (3, 37, 5) if SIMULATING else (16, 100_352 // 8, 9)
+    fill = 8 if SIMULATING else 512
+    old = cd.configure(fill_blocks=fill)
+    try:
+        S, kc = cuda_matmul._splits(1, K, cd.LAUNCH["bk"])
+        assert S > 2 and (S - 1) * kc < K <= S * kc and kc % cd.LAUNCH["bk"] == 0
+        for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+            a, b = rng.standard_normal((M, K)), rng.standard_normal((K, N))
+            da = upload((a.T.copy() if ta else a).astype(dtype))
+            db = upload((b.T.copy() if tb else b).astype(dtype))
+            c = cuda_matmul._product(da, db, None, ta, tb, "register_tiled")
+            np.testing.assert_allclose(cd.to_host(c), a @ b, rtol=tol, atol=tol * np.sqrt(K))
+    finally:
+        cd.configure(**old)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_column_sums_in_two_passes(dtype):
+    """sum over the leading axes (a bias gradient) in runs of ~√L rows, then the runs' sums:
+    L a square, not a square, and a single row."""
+    rng = np.random.default_rng(9)
+    for L, R in ((37, 3), (49, 2), (1, 4), (5, 1)):
+        x = rng.standard_normal((L, R, 2)).astype(dtype)
+        got = cd.to_host(cu.sum(upload(x), axis=(0,)))
+        np.testing.assert_allclose(got, x.astype(np.float64).sum(axis=0), **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("n", [31, 32, 33, 100, 131])
+def test_elementwise_four_at_a_time_and_the_tail(n):
+    """The families load four elements a thread per pass, then finish one at a time: sizes
+    around and past 4 × the grid's threads, forward and backward, unary and binary."""
+    rng = np.random.default_rng(n)
+    x, y, g = (rng.standard_normal(n) for _ in range(3))
+    for got, want in ((cu.relu(upload(x)), ref.relu(x)),
+                      (cu.unary("tanh", upload(x)), ref.unary("tanh", x)),
+                      (cu.unary_backward("exp", upload(x), upload(np.exp(x)), upload(g)),
+                       ref.unary_backward("exp", x, np.exp(x), g)),
+                      (cu.binary("mul", upload(x), upload(y)), ref.binary("mul", x, y))):
+        np.testing.assert_allclose(cd.to_host(got), want, rtol=1e-12, atol=1e-12)
+
+
 def test_block_tiled_refuses_sizes_that_do_not_split():
     with pytest.raises(ValueError, match="multiples of the block"):
         cuda_matmul._block_tiled_factory(8, 8, 3, 2, 2, False, False, "<f4")

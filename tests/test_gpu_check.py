@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-SECTIONS = ["info", "pool", "tests", "matmul", "relu", "grid_sample", "mlp", "cnn"]
+SECTIONS = ["info", "pool", "tests", "matmul", "relu", "grid_sample", "products", "mlp", "cnn",
+            "profile"]
 
 
 def test_tiny_run_fills_every_section(tmp_path):

@@ -155,7 +155,9 @@ def catalog():
         add(f"cross_entropy[{dt}]", rk("cross_entropy"),
             [arr(dt, 2), arr("int64", 1), arr(dt, 2), arr("float64", 1)], RT)
         add(f"log_softmax_backward[{dt}]", rk("log_softmax_backward"), [arr(dt, 2)] * 3, RT)
-        add(f"sum_cols[{dt}]", lambda: K._sum_cols_kernel, [arr(dt, 2), arr(dt, 1)])
+        add(f"sum_cols[{dt}]", lambda: K._sum_cols_kernel, [arr(dt, 2), int64, arr("float64", 2)])
+        add(f"sum_cols_partials[{dt}]", lambda: K._sum_cols_kernel,
+            [arr("float64", 2), int64, arr(dt, 2)])
         add(f"cross_entropy_backward[{dt}]", lambda: K._cross_entropy_backward_kernel,
             [arr(dt, 2), arr("int64", 1), arr(dt, 1), boolean, f, arr(dt, 2)])
         ints = [int64] * 8
@@ -172,17 +174,21 @@ def catalog():
             [arr(dt, 3), arr(dt, 1), arr(dt, 1), arr(dt, 4)])
         add(f"affine_grid_backward[{dt}]", S._affine_grid_backward_kernel,
             [arr(dt, 4), arr("float64", 1), arr("float64", 1), arr(dt, 3)])
-        add(f"grid_sample[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[0], [arr(dt, 4)] * 3 + [f] * 4 + [boolean])
-        add(f"grid_sample_backward[{dt}]",
-            lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[1], [arr(dt, 4)] * 5 + [f] * 4 + [boolean])
+        chw = [arr(dt, 1), int64, int64, int64]        # the flat image and its C, H, W
+        add(f"grid_sample[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[0],
+            chw + [arr(dt, 4), arr(dt, 1)] + [f] * 4 + [boolean])
+        add(f"grid_sample_backward[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[1],
+            chw + [arr(dt, 4), arr(dt, 1), arr(dt, 1), arr(dt, 4)] + [f] * 4 + [boolean])
+        add(f"matmul_sum_splits[{dt}]", MM._sum_splits_kernel, [arr(dt, 2), arr(dt, 1)])
         for ta, tb, tag in ((False, False, "nn"), (False, True, "nt"), (True, False, "tn")):
             mm = [arr(dt, 2)] * 3
             add(f"matmul_tiled_{tag}[{dt}]",
                 MM._tiled_factory(L["tile"], ta, tb, np.dtype(dt).str), mm, L["tile"] ** 2)
+            mm = [arr(dt, 2), arr(dt, 2), arr(dt, 3)]      # c: (splits of K, M, N)
             add(f"matmul_register_tiled_{tag}[{dt}]",
                 MM._register_tiled_factory(L["bm"], L["bn"], L["bk"], L["tm"], L["tn"],
                                            ta, tb, np.dtype(dt).str),
-                mm, (L["bm"] // L["tm"]) * (L["bn"] // L["tn"]))
+                mm + [int64], (L["bm"] // L["tm"]) * (L["bn"] // L["tn"]))
             add(f"matmul_block_tiled_{tag}[{dt}]",
                 MM._block_tiled_factory(L["bm3"], L["bn3"], L["bk3"], L["tm3"], L["tn3"],
                                         ta, tb, np.dtype(dt).str),

@@ -187,18 +187,33 @@ def _row_launch(rows):
 
 
 @cuda.jit
-def _sum_cols_kernel(x, out):
-    # out[c] = Σ_r x[r, c]: one thread per column, neighbouring threads read neighbours
-    for c in range(cuda.grid(1), x.shape[1], cuda.gridsize(1)):
+def _sum_cols_kernel(x, rows, out):
+    # out[s, c] = Σ x[r, c] over the s-th run of `rows` rows: one thread per (s, c), c the
+    # fastest, so neighbouring threads read neighbouring columns
+    S, R = out.shape
+    for e in range(cuda.grid(1), S * R, cuda.gridsize(1)):
+        s, c = e // R, e % R
         acc = 0.0
-        for r in range(x.shape[0]):
+        for r in range(s * rows, min(x.shape[0], (s + 1) * rows)):
             acc += x[r, c]
-        out[c] = acc
+        out[s, c] = acc
+
+
+def _sum_cols(x, out):
+    """out[c] = Σ_r x[r, c] for x (L, R), in two passes of ~√L rows a thread: one thread
+    per column alone would walk all L rows (a conv's bias gradient: L = N·Ho·Wo = 100,352
+    for 16 threads). Pass 1: float64 partial sums of runs of rows; pass 2 adds them."""
+    L, R = x.shape
+    rows = max(1, math.isqrt(L))
+    S = -(-L // rows)
+    parts = empty((S, R), np.float64)
+    _sum_cols_kernel[grid(S * R)](x, rows, parts)
+    _sum_cols_kernel[grid(R)](parts, S, out.reshape(1, R))
 
 
 def sum(x, axis=None, keepdims=False):
     """Σ over `axis` (None, an int or a tuple of ints, negative allowed), in float64.
-    Reduced axes in front (a bias gradient): one thread per kept column. Otherwise the
+    Reduced axes in front (a bias gradient): column sums (_sum_cols). Otherwise the
     reduced axes are moved to the back and each row is summed by a block."""
     nd = x.ndim
     if axis is None:
@@ -216,7 +231,7 @@ def sum(x, axis=None, keepdims=False):
     if L == 0:
         return full(out_shape, 0, x.dtype)
     if axes == tuple(range(len(axes))) and R > 1:     # leading axes: column sums
-        _sum_cols_kernel[grid(R)](x.reshape(L, R), flat(out))
+        _sum_cols(x.reshape(L, R), flat(out))
     else:
         rows = transpose(x, kept + list(axes)).reshape(R, L)
         _rows("sum_rows")[_row_launch(R)](rows, flat(out), 1.0)

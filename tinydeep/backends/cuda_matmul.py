@@ -12,7 +12,7 @@ block instead of once per thread), synchronizes, and every thread adds its
 row of the A tile times its column of the B tile. Global traffic falls by T,
 but each multiply-add still needs two shared-memory loads.
 
-Rung 2, `register_tiled` (the default). A block owns a BM×BN tile of C with
+Rung 2, `register_tiled`. A block owns a BM×BN tile of C with
 (BM/TM)·(BN/TN) threads; each thread keeps a TM×TN patch of C in registers.
 Per step of k the thread loads TM values of A and TN of B from shared memory
 into registers and does TM·TN multiply-adds with them: an outer product, TM·TN
@@ -35,13 +35,25 @@ Wide (128-bit) loads are not used: numba.cuda has no portable way to read a
 float32 array as float4, so each thread issues scalar loads of neighbouring
 addresses (still coalesced across the warp).
 
+Split K. A block walks all of K for its tile, so a product with few output tiles
+and a long K leaves the GPU idle: a convolution's weight gradient gᵀ·cols is 16×9
+with K = N·Ho·Wo = 100,352, one tile, one block walking 100,352 k alone. When the
+tiles are fewer than LAUNCH['fill_blocks'], rung 2 cuts K into S chunks, the
+third grid dimension: block z sums its chunk into partial products c[z], and one
+more kernel adds the S partials (in a fixed order: the result does not depend on
+which block finished first). With S = 1, c is the output itself.
+
+`matmul`, `matmul_nt` and `matmul_tn` take rung 3 when the output has at least
+LAUNCH['rung3_tiles'] of its 128×128 tiles, else rung 2 (its 64×64 tiles make more
+blocks of a small output).
+
 Sizes are parameters (cuda_device.LAUNCH): the simulator runs 2×2 tiles.
 Out-of-range rows and columns load zeros and are not stored, so any M, K, N work.
 """
 import numpy as np
 from numba import cuda, uint64
 
-from .cuda_device import LAUNCH, SIMULATING, empty, made, numba_type
+from .cuda_device import LAUNCH, SIMULATING, empty, flat, grid, made, numba_type
 
 
 def _tiled_factory(T, ta, tb, dtype):
@@ -105,17 +117,26 @@ def _tile_copier(BX, BK, THREADS, kmajor, nb_dtype):
 
 
 def _tile_storer(TM, TN, ROWS, COLS):
-    """c[i, j] = acc[r, s] for i = row0 + trow + ROWS·r, j = col0 + tcol + COLS·s inside C."""
+    """c[z, i, j] = acc[r, s] for i = row0 + trow + ROWS·r, j = col0 + tcol + COLS·s inside C
+    (z: the block's chunk of K)."""
     @cuda.jit(device=True, inline="always")
-    def store(c, acc, row0, col0, trow, tcol, M, N):
+    def store(c, z, acc, row0, col0, trow, tcol, M, N):
         for r in range(TM):
             i = row0 + trow + r * ROWS
             if i < M:
                 for s in range(TN):
                     j = col0 + tcol + s * COLS
                     if j < N:
-                        c[U(i), U(j)] = acc[r, s]
+                        c[U(z), U(i), U(j)] = acc[r, s]
     return store
+
+
+@cuda.jit(device=True, inline="always")
+def _k_chunk(a, ta, kc):
+    """The block's chunk of K, [k_begin, k_end): chunk z = blockIdx.z, of length kc."""
+    K = a.shape[0] if ta else a.shape[1]
+    k_begin = cuda.blockIdx.z * kc
+    return k_begin, min(K, k_begin + kc)
 
 
 def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
@@ -125,7 +146,7 @@ def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
     store = _tile_storer(TM, TN, ROWS, COLS)
 
     @cuda.jit
-    def kernel(a, b, c):
+    def kernel(a, b, c, kc):
         sA = cuda.shared.array((BK, BM), nb_dtype)       # sA[k, i] = A(row0 + i, k0 + k)
         sB = cuda.shared.array((BK, BN), nb_dtype)       # sB[k, j] = B(k0 + k, col0 + j)
         acc = cuda.local.array((TM, TN), nb_dtype)
@@ -134,12 +155,12 @@ def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
         tid = cuda.threadIdx.x
         trow, tcol = tid // COLS, tid % COLS
         row0, col0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BN
-        M, N = c.shape
-        K = a.shape[0] if ta else a.shape[1]
+        M, N = c.shape[1], c.shape[2]
+        k_begin, K = _k_chunk(a, ta, kc)                 # this block's k: [k_begin, K)
         for r in range(TM):
             for s in range(TN):
                 acc[r, s] = 0
-        for k0 in range(0, K, BK):
+        for k0 in range(k_begin, K, BK):
             # Copy the tiles; consecutive threads take consecutive addresses of a and b.
             for e in range(tid, BM * BK, THREADS):
                 if ta:                                   # a is (K, M): walk along i
@@ -172,7 +193,7 @@ def _register_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
                     for s in range(TN):
                         acc[r, s] += ra[r] * rb[s]
             cuda.syncthreads()
-        store(c, acc, row0, col0, trow, tcol, M, N)
+        store(c, cuda.blockIdx.z, acc, row0, col0, trow, tcol, M, N)
     return kernel
 
 
@@ -206,6 +227,8 @@ def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
 
     @cuda.jit(**bounds)
     def kernel(a, b, c):
+        # c is (1, M, N): rung 3 serves outputs of many tiles and never splits K (the
+        # split's two registers would spill it past its 128)
         sA = cuda.shared.array((2, BK, BM), nb_dtype)
         sB = cuda.shared.array((2, BK, BN), nb_dtype)
         acc = cuda.local.array((TM, TN), nb_dtype)
@@ -213,7 +236,7 @@ def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
         tid = cuda.threadIdx.x
         trow, tcol = tid // COLS, tid % COLS
         row0, col0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BN
-        M, N = c.shape
+        M, N = c.shape[1], c.shape[2]
         K = a.shape[0] if ta else a.shape[1]
         for r in range(TM):
             for s in range(TN):
@@ -231,8 +254,29 @@ def _block_tiled_factory(BM, BN, BK, TM, TN, ta, tb, dtype):
             multiply(sA, sB, buf, acc, rb, trow, tcol)
             cuda.syncthreads()
             buf = 1 - buf
-        store(c, acc, row0, col0, trow, tcol, M, N)
+        store(c, 0, acc, row0, col0, trow, tcol, M, N)
     return kernel
+
+
+@cuda.jit
+def _sum_splits_kernel(parts, c):
+    # c[e] = Σ_z parts[z, e], z in order: the split-K partial products added up
+    for e in range(cuda.grid(1), c.size, cuda.gridsize(1)):
+        acc = parts[0, e]
+        for z in range(1, parts.shape[0]):
+            acc += parts[z, e]
+        c[e] = acc
+
+
+def _splits(tiles, K, BK):
+    """(S, kc): K cut into S chunks of kc (a multiple of BK) so that S·tiles blocks fill
+    the GPU (LAUNCH['fill_blocks']), each chunk at least LAUNCH['split_k_min'] long."""
+    S = min(-(-LAUNCH["fill_blocks"] // tiles), K // LAUNCH["split_k_min"])
+    if S <= 1:
+        return 1, max(K, 1)
+    kc = -(-K // S)
+    kc = -(-kc // BK) * BK
+    return -(-K // kc), kc
 
 
 def _product(a, b, out, ta, tb, method):
@@ -245,19 +289,34 @@ def _product(a, b, out, ta, tb, method):
         T = LAUNCH["tile"]
         kernel = made(_tiled_factory, T, ta, tb, a.dtype.str)
         kernel[(-(-N // T), -(-M // T)), (T, T)](a, b, c)
-    elif method == "block_tiled":
+        return c
+    if method == "auto":
+        tiles3 = -(-M // LAUNCH["bm3"]) * -(-N // LAUNCH["bn3"])
+        method = "block_tiled" if tiles3 >= LAUNCH["rung3_tiles"] else "register_tiled"
+    if method == "block_tiled":
         bm, bn, bk, tm, tn = (LAUNCH[k] for k in ("bm3", "bn3", "bk3", "tm3", "tn3"))
         kernel = made(_block_tiled_factory, bm, bn, bk, tm, tn, ta, tb, a.dtype.str)
-        kernel[(-(-N // bn), -(-M // bm)), (bm // tm) * (bn // tn)](a, b, c)
-    else:
-        bm, bn, bk, tm, tn = (LAUNCH[k] for k in ("bm", "bn", "bk", "tm", "tn"))
-        kernel = made(_register_tiled_factory, bm, bn, bk, tm, tn, ta, tb, a.dtype.str)
-        kernel[(-(-N // bn), -(-M // bm)), (bm // tm) * (bn // tn)](a, b, c)
+        kernel[(-(-N // bn), -(-M // bm)), (bm // tm) * (bn // tn)](a, b, c.reshape(1, M, N))
+        return c
+    bm, bn, bk, tm, tn = (LAUNCH[k] for k in ("bm", "bn", "bk", "tm", "tn"))
+    K = a.shape[0] if ta else a.shape[1]
+    S, kc = _splits(-(-N // bn) * -(-M // bm), K, bk)
+    parts = c.reshape(1, M, N) if S == 1 else empty((S, M, N), c.dtype)
+    kernel = made(_register_tiled_factory, bm, bn, bk, tm, tn, ta, tb, a.dtype.str)
+    kernel[(-(-N // bn), -(-M // bm), S), (bm // tm) * (bn // tn)](a, b, parts, kc)
+    if S > 1:
+        _sum_splits_kernel[grid(M * N)](parts.reshape(S, M * N), flat(c))
     return c
 
 
 def matmul(a, b, out=None):
-    """C = A B with A (M,K), B (K,N): the register-tiled kernel."""
+    """C = A B with A (M,K), B (K,N): rung 3 for a big output, else rung 2; K split when
+    the output has few tiles."""
+    return _product(a, b, out, False, False, "auto")
+
+
+def matmul_register_tiled(a, b, out=None):
+    """C = A B by the 64×64 register-tiled kernel (rung 2)."""
     return _product(a, b, out, False, False, "register_tiled")
 
 
@@ -273,10 +332,10 @@ def matmul_block_tiled(a, b, out=None):
 
 def matmul_nt(a, b, out=None):
     """C = A Bᵀ with A (M,K), B (N,K)."""
-    return _product(a, b, out, False, True, "register_tiled")
+    return _product(a, b, out, False, True, "auto")
 
 
 def matmul_tn(a, b, out=None):
     """C = Aᵀ B with A (K,M), B (K,N)."""
-    return _product(a, b, out, True, False, "register_tiled")
+    return _product(a, b, out, True, False, "auto")
 

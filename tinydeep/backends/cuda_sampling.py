@@ -14,9 +14,10 @@ computed in the grid's dtype, as PyTorch does. 'zeros': a tap outside the
 image reads 0 and receives nothing; 'border': ix is clipped to [0, W-1] and
 d ix/dx = 0 unless 0 < ix < W-1.
 
-One thread per output point (n, ho, wo): it works out its taps and weights
-once and loops over the channels, so neighbouring threads write neighbouring
-outputs. The backward pass is the same loop: the grid gradient is private to
+One thread per output point (n, ho, wo): it works out its taps, their weights
+and which of them lie inside the image once, then loops over the channels,
+stepping a flat offset by one channel plane (H·W) each time instead of
+computing a 4-D index per tap; neighbouring threads write neighbouring outputs. The backward pass is the same loop: the grid gradient is private to
 the point, but four taps of many points land on the same input pixel, so the
 image gradient is a scatter done with `cuda.atomic.add`.
 """
@@ -26,7 +27,7 @@ import numpy as np
 from numba import cuda
 
 from .cpu_sampling import theta_row_grad, unnormalization
-from .cuda_device import empty, from_host, made, numba_type, zeros
+from .cuda_device import empty, flat, from_host, made, numba_type, zeros
 from .cuda_device import grid as grid_for
 from .reference_sampling import base_coords, check_padding_mode
 
@@ -104,19 +105,6 @@ def _sampling_factory(dtype):
         return ix, d
 
     @cuda.jit(device=True)
-    def tap(image, n, c, y, x, H, W):
-        # v[y, x], 0 outside the image ('zeros' padding; with 'border' taps stay inside
-        # except the x0 + 1 / y0 + 1 taps of the last row/column, whose weight is 0)
-        if y >= 0 and y < H and x >= 0 and x < W:
-            return image[n, c, y, x]
-        return T(0)
-
-    @cuda.jit(device=True)
-    def scatter(d_image, n, c, y, x, H, W, value):
-        if y >= 0 and y < H and x >= 0 and x < W:
-            cuda.atomic.add(d_image, (n, c, y, x), value)
-
-    @cuda.jit(device=True)
     def point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border):
         # output point p -> (n, ho, wo) and its pixel coordinates with their derivatives
         n, ho, wo = p // (Ho * Wo), (p // Wo) % Ho, p % Wo
@@ -125,32 +113,41 @@ def _sampling_factory(dtype):
         return n, ho, wo, ix, dix, iy, diy
 
     @cuda.jit(device=True)
-    def corners(image, n, c, y0, x0, H, W):
-        # (v00, v01, v10, v11): the taps at (y0 + a, x0 + b)
-        return (tap(image, n, c, y0, x0, H, W), tap(image, n, c, y0, x0 + 1, H, W),
-                tap(image, n, c, y0 + 1, x0, H, W), tap(image, n, c, y0 + 1, x0 + 1, H, W))
+    def inside(y0, x0, H, W):
+        # which of the taps (y0 + a, x0 + b) lie in the image: (in00, in01, in10, in11)
+        y_in, y1_in = y0 >= 0 and y0 < H, y0 + 1 >= 0 and y0 + 1 < H
+        x_in, x1_in = x0 >= 0 and x0 < W, x0 + 1 >= 0 and x0 + 1 < W
+        return y_in and x_in, y_in and x1_in, y1_in and x_in, y1_in and x1_in
 
     @cuda.jit
-    def forward(image, grid_, out, sx, ox, sy, oy, border):
-        N, C, H, W = image.shape
-        Ho, Wo = out.shape[2], out.shape[3]
+    def forward(image, C, H, W, grid_, out, sx, ox, sy, oy, border):
+        # image (N·C·H·W) and out (N·C·Ho·Wo) flat: channel c of a tap is c·H·W further on
+        N, Ho, Wo = grid_.shape[0], grid_.shape[1], grid_.shape[2]
         for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
             n, ho, wo, ix, _, iy, _ = point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border)
-            if ix != ix or iy != iy:            # a NaN coordinate gives a NaN output
+            o = (n * C * Ho + ho) * Wo + wo            # out[n, 0, ho, wo]
+            if ix != ix or iy != iy:                   # a NaN coordinate gives a NaN output
                 for c in range(C):
-                    out[n, c, ho, wo] = ix + iy
+                    out[o + c * Ho * Wo] = ix + iy
                 continue
             x0, y0 = int(math.floor(ix)), int(math.floor(iy))
             tx, ty = ix - T(x0), iy - T(y0)
+            in00, in01, in10, in11 = inside(y0, x0, H, W)
+            t = (n * C * H + y0) * W + x0              # image[n, 0, y0, x0] (maybe outside)
             for c in range(C):
-                v00, v01, v10, v11 = corners(image, n, c, y0, x0, H, W)
-                out[n, c, ho, wo] = ((T(1) - ty) * ((T(1) - tx) * v00 + tx * v01)
-                                     + ty * ((T(1) - tx) * v10 + tx * v11))
+                v00 = image[t] if in00 else T(0)
+                v01 = image[t + 1] if in01 else T(0)
+                v10 = image[t + W] if in10 else T(0)
+                v11 = image[t + W + 1] if in11 else T(0)
+                out[o] = ((T(1) - ty) * ((T(1) - tx) * v00 + tx * v01)
+                          + ty * ((T(1) - tx) * v10 + tx * v11))
+                t += H * W
+                o += Ho * Wo
 
     @cuda.jit
-    def backward(image, grid_, grad, d_image, d_grid, sx, ox, sy, oy, border):
-        N, C, H, W = image.shape
-        Ho, Wo = grad.shape[2], grad.shape[3]
+    def backward(image, C, H, W, grid_, grad, d_image, d_grid, sx, ox, sy, oy, border):
+        # image, grad, d_image flat as in forward
+        N, Ho, Wo = grid_.shape[0], grid_.shape[1], grid_.shape[2]
         for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
             n, ho, wo, ix, dix, iy, diy = point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border)
             if ix != ix or iy != iy:
@@ -159,17 +156,29 @@ def _sampling_factory(dtype):
                 continue
             x0, y0 = int(math.floor(ix)), int(math.floor(iy))
             tx, ty = ix - T(x0), iy - T(y0)
+            in00, in01, in10, in11 = inside(y0, x0, H, W)
+            t = (n * C * H + y0) * W + x0
+            o = (n * C * Ho + ho) * Wo + wo
             gx = T(0)
             gy = T(0)
             for c in range(C):
-                g = grad[n, c, ho, wo]
-                v00, v01, v10, v11 = corners(image, n, c, y0, x0, H, W)
+                g = grad[o]
+                v00 = image[t] if in00 else T(0)
+                v01 = image[t + 1] if in01 else T(0)
+                v10 = image[t + W] if in10 else T(0)
+                v11 = image[t + W + 1] if in11 else T(0)
                 gx += g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
                 gy += g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
-                scatter(d_image, n, c, y0, x0, H, W, g * ((T(1) - tx) * (T(1) - ty)))
-                scatter(d_image, n, c, y0, x0 + 1, H, W, g * (tx * (T(1) - ty)))
-                scatter(d_image, n, c, y0 + 1, x0, H, W, g * ((T(1) - tx) * ty))
-                scatter(d_image, n, c, y0 + 1, x0 + 1, H, W, g * (tx * ty))
+                if in00:
+                    cuda.atomic.add(d_image, t, g * ((T(1) - tx) * (T(1) - ty)))
+                if in01:
+                    cuda.atomic.add(d_image, t + 1, g * (tx * (T(1) - ty)))
+                if in10:
+                    cuda.atomic.add(d_image, t + W, g * ((T(1) - tx) * ty))
+                if in11:
+                    cuda.atomic.add(d_image, t + W + 1, g * (tx * ty))
+                t += H * W
+                o += Ho * Wo
             d_grid[n, ho, wo, 0] = gx * dix
             d_grid[n, ho, wo, 1] = gy * diy
 
@@ -185,7 +194,8 @@ def bilinear_sample(image, grid, padding_mode, align_corners):
     if out.size:
         forward, _ = made(_sampling_factory, image.dtype.str)
         forward[grid_for(N * Ho * Wo)](
-            image, grid, out, *unnormalization(*image.shape[2:], align_corners, grid.dtype),
+            flat(image), *image.shape[1:], grid, flat(out),
+            *unnormalization(*image.shape[2:], align_corners, grid.dtype),
             padding_mode == "border")
     return out
 
@@ -199,7 +209,7 @@ def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
     if N * Ho * Wo:
         _, backward = made(_sampling_factory, image.dtype.str)
         backward[grid_for(N * Ho * Wo)](
-            image, grid, grad, d_image, d_grid,
+            flat(image), *image.shape[1:], grid, flat(grad), flat(d_image), d_grid,
             *unnormalization(*image.shape[2:], align_corners, grid.dtype),
             padding_mode == "border")
     return d_image, d_grid
