@@ -79,6 +79,8 @@ def _alarm(signum, frame):
 # --- info -------------------------------------------------------------------------------------
 
 def git_commit():
+    if os.environ.get("GPU_CHECK_COMMIT"):      # a tree copied to the GPU machine without
+        return os.environ["GPU_CHECK_COMMIT"]   # its history: the caller names the commit
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
                              capture_output=True, text=True, timeout=10)

@@ -277,6 +277,28 @@ def test_elementwise_four_at_a_time_and_the_tail(n):
         np.testing.assert_allclose(cd.to_host(got), want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("channels_per_pass", [1, 3])
+def test_grid_sample_channel_groups_and_their_tail(channels_per_pass):
+    """grid_sample's kernels take channels in groups (all loads, then the stores): 5 channels
+    in groups of 1 and of 3 (a short last group), forward and both gradients, 'zeros' and
+    'border', against the reference."""
+    rng = np.random.default_rng(10)
+    image = rng.standard_normal((2, 5, 4, 3))
+    grid = rng.uniform(-1.3, 1.3, (2, 3, 2, 2))
+    grad = rng.standard_normal((2, 5, 3, 2))
+    old = cd.configure(sample_channels=channels_per_pass)
+    try:
+        for mode in ("zeros", "border"):
+            np.testing.assert_allclose(
+                cd.to_host(cu.bilinear_sample(upload(image), upload(grid), mode, False)),
+                ref.bilinear_sample(image, grid, mode, False), rtol=1e-12, atol=1e-12)
+            got = cu.bilinear_sample_backward(upload(image), upload(grid), upload(grad), mode, True)
+            for g, w in zip(got, ref.bilinear_sample_backward(image, grid, grad, mode, True)):
+                np.testing.assert_allclose(cd.to_host(g), w, rtol=1e-12, atol=1e-12)
+    finally:
+        cd.configure(**old)
+
+
 def test_block_tiled_refuses_sizes_that_do_not_split():
     with pytest.raises(ValueError, match="multiples of the block"):
         cuda_matmul._block_tiled_factory(8, 8, 3, 2, 2, False, False, "<f4")

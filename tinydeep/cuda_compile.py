@@ -175,9 +175,11 @@ def catalog():
         add(f"affine_grid_backward[{dt}]", S._affine_grid_backward_kernel,
             [arr(dt, 4), arr("float64", 1), arr("float64", 1), arr(dt, 3)])
         chw = [arr(dt, 1), int64, int64, int64]        # the flat image and its C, H, W
-        add(f"grid_sample[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[0],
+        CB = L["sample_channels"]
+        add(f"grid_sample[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str, CB)[0],
             chw + [arr(dt, 4), arr(dt, 1)] + [f] * 4 + [boolean])
-        add(f"grid_sample_backward[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str)[1],
+        add(f"grid_sample_backward[{dt}]",
+            lambda dt=dt: S._sampling_factory(np.dtype(dt).str, CB)[1],
             chw + [arr(dt, 4), arr(dt, 1), arr(dt, 1), arr(dt, 4)] + [f] * 4 + [boolean])
         add(f"matmul_sum_splits[{dt}]", MM._sum_splits_kernel, [arr(dt, 2), arr(dt, 1)])
         for ta, tb, tag in ((False, False, "nn"), (False, True, "nt"), (True, False, "tn")):

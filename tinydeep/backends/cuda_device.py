@@ -59,23 +59,24 @@ if SIMULATING:
 # Threads per block and a cap on blocks for grid-stride kernels; the matmul tiles.
 # fill_blocks: about two blocks per SM of a 132-SM H100/H200, the least a product should
 # launch before its K is split (split_k_min: the shortest chunk of K); rung3_tiles: the
-# least number of 128×128 output tiles for which matmul takes rung 3 (cuda_matmul.py)
+# least number of 128×128 output tiles for which matmul takes rung 3 (cuda_matmul.py);
+# sample_channels: channels per pass of grid_sample's kernels (cuda_sampling.py)
 GPU_LAUNCH = dict(threads=256, max_blocks=4096, reduce_threads=256,
                   tile=16, bm=64, bn=64, bk=8, tm=4, tn=4,
                   bm3=128, bn3=128, bk3=8, tm3=8, tn3=8,
-                  fill_blocks=256, split_k_min=256, rung3_tiles=128)
+                  fill_blocks=256, split_k_min=256, rung3_tiles=128, sample_channels=2)
 # Under the simulator every block costs thread start-ups and every syncthreads a
 # polling barrier, so: few blocks, big register tiles, few k-steps (still > 1 thread).
 SIM_LAUNCH = dict(threads=4, max_blocks=2, reduce_threads=2,
                   tile=2, bm=8, bn=8, bk=4, tm=4, tn=4,
                   bm3=8, bn3=8, bk3=4, tm3=4, tn3=4,
-                  fill_blocks=2, split_k_min=4, rung3_tiles=4)
+                  fill_blocks=2, split_k_min=4, rung3_tiles=4, sample_channels=2)
 LAUNCH = dict(SIM_LAUNCH if SIMULATING else GPU_LAUNCH)
 
 
 def configure(**sizes):
     """Change launch sizes (threads, max_blocks, reduce_threads, tile, bm, bn, bk, tm, tn,
-    bm3 ... tn3 for matmul rung 3, fill_blocks, split_k_min, rung3_tiles);
+    bm3 ... tn3 for matmul rung 3, fill_blocks, split_k_min, rung3_tiles, sample_channels);
     returns the previous values so a caller can restore them. reduce_threads must be a
     power of two (tree reduction); bm, bn must be multiples of tm, tn."""
     unknown = set(sizes) - set(LAUNCH)

@@ -17,7 +17,11 @@ d ix/dx = 0 unless 0 < ix < W-1.
 One thread per output point (n, ho, wo): it works out its taps, their weights
 and which of them lie inside the image once, then loops over the channels,
 stepping a flat offset by one channel plane (H·W) each time instead of
-computing a 4-D index per tap; neighbouring threads write neighbouring outputs. The backward pass is the same loop: the grid gradient is private to
+computing a 4-D index per tap; neighbouring threads write neighbouring outputs.
+Channels go LAUNCH['sample_channels'] at a time, every tap of the group loaded
+before any result is stored: numba cannot know that `out` and `image` never
+overlap, so a store would otherwise hold back the next channel's loads, and
+the thread would keep only four loads in flight. The backward pass is the same loop: the grid gradient is private to
 the point, but four taps of many points land on the same input pixel, so the
 image gradient is a scatter done with `cuda.atomic.add`.
 """
@@ -27,7 +31,7 @@ import numpy as np
 from numba import cuda
 
 from .cpu_sampling import theta_row_grad, unnormalization
-from .cuda_device import empty, flat, from_host, made, numba_type, zeros
+from .cuda_device import LAUNCH, empty, flat, from_host, made, numba_type, zeros
 from .cuda_device import grid as grid_for
 from .reference_sampling import base_coords, check_padding_mode
 
@@ -81,9 +85,10 @@ def affine_grid_backward(grad_grid, align_corners):
     return d_theta
 
 
-def _sampling_factory(dtype):
+def _sampling_factory(dtype, CB):
     """The forward and backward kernels for one dtype T: every constant is a T, so float32
-    grids are unnormalized and weighted in float32, as in PyTorch (and the reference)."""
+    grids are unnormalized and weighted in float32, as in PyTorch (and the reference).
+    CB channels go per pass: their taps are all loaded before any result is written."""
     T = numba_type(dtype)
 
     @cuda.jit(device=True)
@@ -119,10 +124,17 @@ def _sampling_factory(dtype):
         x_in, x1_in = x0 >= 0 and x0 < W, x0 + 1 >= 0 and x0 + 1 < W
         return y_in and x_in, y_in and x1_in, y1_in and x_in, y1_in and x1_in
 
+    @cuda.jit(device=True)
+    def taps(image, t, W, in00, in01, in10, in11):
+        # the taps (v00, v01, v10, v11) from flat offset t (0 for one outside the image)
+        return (image[t] if in00 else T(0), image[t + 1] if in01 else T(0),
+                image[t + W] if in10 else T(0), image[t + W + 1] if in11 else T(0))
+
     @cuda.jit
     def forward(image, C, H, W, grid_, out, sx, ox, sy, oy, border):
         # image (N·C·H·W) and out (N·C·Ho·Wo) flat: channel c of a tap is c·H·W further on
         N, Ho, Wo = grid_.shape[0], grid_.shape[1], grid_.shape[2]
+        v = cuda.local.array((CB, 4), T)
         for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
             n, ho, wo, ix, _, iy, _ = point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border)
             o = (n * C * Ho + ho) * Wo + wo            # out[n, 0, ho, wo]
@@ -134,20 +146,26 @@ def _sampling_factory(dtype):
             tx, ty = ix - T(x0), iy - T(y0)
             in00, in01, in10, in11 = inside(y0, x0, H, W)
             t = (n * C * H + y0) * W + x0              # image[n, 0, y0, x0] (maybe outside)
-            for c in range(C):
-                v00 = image[t] if in00 else T(0)
-                v01 = image[t + 1] if in01 else T(0)
-                v10 = image[t + W] if in10 else T(0)
-                v11 = image[t + W + 1] if in11 else T(0)
-                out[o] = ((T(1) - ty) * ((T(1) - tx) * v00 + tx * v01)
-                          + ty * ((T(1) - tx) * v10 + tx * v11))
-                t += H * W
-                o += Ho * Wo
+            # CB channels a pass, all their loads before any store (k runs to the constant CB,
+            # so the loops unroll and v lives in registers)
+            for c0 in range(0, C, CB):
+                for k in range(CB):
+                    if c0 + k < C:
+                        v[k, 0], v[k, 1], v[k, 2], v[k, 3] = taps(image, t + k * H * W, W,
+                                                                  in00, in01, in10, in11)
+                for k in range(CB):
+                    if c0 + k < C:
+                        out[o + k * Ho * Wo] = ((T(1) - ty) * ((T(1) - tx) * v[k, 0] + tx * v[k, 1])
+                                                + ty * ((T(1) - tx) * v[k, 2] + tx * v[k, 3]))
+                t += CB * H * W
+                o += CB * Ho * Wo
 
     @cuda.jit
     def backward(image, C, H, W, grid_, grad, d_image, d_grid, sx, ox, sy, oy, border):
         # image, grad, d_image flat as in forward
         N, Ho, Wo = grid_.shape[0], grid_.shape[1], grid_.shape[2]
+        v = cuda.local.array((CB, 4), T)
+        gs = cuda.local.array(CB, T)
         for p in range(cuda.grid(1), N * Ho * Wo, cuda.gridsize(1)):
             n, ho, wo, ix, dix, iy, diy = point(grid_, p, Ho, Wo, sx, ox, sy, oy, H, W, border)
             if ix != ix or iy != iy:
@@ -161,24 +179,29 @@ def _sampling_factory(dtype):
             o = (n * C * Ho + ho) * Wo + wo
             gx = T(0)
             gy = T(0)
-            for c in range(C):
-                g = grad[o]
-                v00 = image[t] if in00 else T(0)
-                v01 = image[t + 1] if in01 else T(0)
-                v10 = image[t + W] if in10 else T(0)
-                v11 = image[t + W + 1] if in11 else T(0)
-                gx += g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
-                gy += g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
-                if in00:
-                    cuda.atomic.add(d_image, t, g * ((T(1) - tx) * (T(1) - ty)))
-                if in01:
-                    cuda.atomic.add(d_image, t + 1, g * (tx * (T(1) - ty)))
-                if in10:
-                    cuda.atomic.add(d_image, t + W, g * ((T(1) - tx) * ty))
-                if in11:
-                    cuda.atomic.add(d_image, t + W + 1, g * (tx * ty))
-                t += H * W
-                o += Ho * Wo
+            for c0 in range(0, C, CB):                 # as in forward: loads first
+                for k in range(CB):
+                    if c0 + k < C:
+                        gs[k] = grad[o + k * Ho * Wo]
+                        v[k, 0], v[k, 1], v[k, 2], v[k, 3] = taps(image, t + k * H * W, W,
+                                                                  in00, in01, in10, in11)
+                for k in range(CB):
+                    if c0 + k >= C:
+                        break
+                    g, v00, v01, v10, v11 = gs[k], v[k, 0], v[k, 1], v[k, 2], v[k, 3]
+                    gx += g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
+                    gy += g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
+                    tk = t + k * H * W
+                    if in00:
+                        cuda.atomic.add(d_image, tk, g * ((T(1) - tx) * (T(1) - ty)))
+                    if in01:
+                        cuda.atomic.add(d_image, tk + 1, g * (tx * (T(1) - ty)))
+                    if in10:
+                        cuda.atomic.add(d_image, tk + W, g * ((T(1) - tx) * ty))
+                    if in11:
+                        cuda.atomic.add(d_image, tk + W + 1, g * (tx * ty))
+                t += CB * H * W
+                o += CB * Ho * Wo
             d_grid[n, ho, wo, 0] = gx * dix
             d_grid[n, ho, wo, 1] = gy * diy
 
@@ -192,7 +215,7 @@ def bilinear_sample(image, grid, padding_mode, align_corners):
     Ho, Wo = grid.shape[1:3]
     out = empty((N, C, Ho, Wo), image.dtype)
     if out.size:
-        forward, _ = made(_sampling_factory, image.dtype.str)
+        forward, _ = made(_sampling_factory, image.dtype.str, LAUNCH["sample_channels"])
         forward[grid_for(N * Ho * Wo)](
             flat(image), *image.shape[1:], grid, flat(out),
             *unnormalization(*image.shape[2:], align_corners, grid.dtype),
@@ -207,7 +230,7 @@ def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
     d_image = zeros(image.shape, image.dtype)
     d_grid = empty(grid.shape, grid.dtype)
     if N * Ho * Wo:
-        _, backward = made(_sampling_factory, image.dtype.str)
+        _, backward = made(_sampling_factory, image.dtype.str, LAUNCH["sample_channels"])
         backward[grid_for(N * Ho * Wo)](
             flat(image), *image.shape[1:], grid, flat(grad), flat(d_image), d_grid,
             *unnormalization(*image.shape[2:], align_corners, grid.dtype),
