@@ -178,6 +178,31 @@ def bench_relu(n, repeats):
             "relu_rung1_gbs": bytes_moved / t_rung1 / 1e9}
 
 
+def bench_launch(calls=2000):
+    """Host cost of one kernel launch, µs per call: tinydeep's relu of 256 floats (numba-cuda's
+    launch path plus tinydeep's wrapper) against torch.relu, back to back, one sync at the end."""
+    from numba import cuda
+
+    from tinydeep.backends import cuda_device as cd
+    cu = backends.module("cuda")
+    x, y = cd.from_host(np.ones(256, np.float32)), cd.empty((256,), np.float32)
+    result = {}
+    torch = _torch()
+    contenders = {"tinydeep": (lambda: cu.relu(x, out=y), cuda.synchronize)}
+    if torch is not None:
+        tx = torch.ones(256, device="cuda")
+        contenders["torch"] = (lambda: torch.relu(tx), torch.cuda.synchronize)
+    for name, (fn, wait) in contenders.items():
+        fn()
+        wait()
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        wait()
+        result[name] = 1e6 * (time.perf_counter() - t) / calls
+    return result
+
+
 # --- grid_sample forward + backward --------------------------------------------------------------
 
 def bench_grid_sample(shape, repeats):

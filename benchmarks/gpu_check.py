@@ -289,7 +289,14 @@ def section_relu(ctx):
              ratio >= 0.8),
             ("relu rung 1 (one element a thread per pass) vs device copy",
              f"{r['relu_rung1_gbs']:.0f} GB/s = {r['relu_rung1_gbs'] / r['copy_gbs']:.2f}x", "",
-             None)]
+             None)] + _launch_row(ctx)
+
+
+def _launch_row(ctx):
+    import bench_cuda as B
+    r = ctx["launch"] = B.bench_launch(20 if ctx["tiny"] else 2000)
+    return [("host cost of one launch (relu of 256 floats, back to back): tinydeep / torch",
+             f"{r['tinydeep']:.1f} / {r.get('torch', float('nan')):.1f} µs", "", None)]
 
 
 def section_grid_sample(ctx):
