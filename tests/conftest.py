@@ -10,6 +10,10 @@ if "NUMBA_ENABLE_CUDASIM" not in os.environ and not (
         shutil.which("nvidia-smi") or os.path.exists("/dev/nvidiactl")):
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
+# No warm-up helper process (backends/cpu_warmup.py) in the tests and their subprocesses,
+# except where test_cpu_warmup.py asks for one.
+os.environ.setdefault("TINYDEEP_WARMUP", "0")
+
 import numpy as np  # noqa: E402
 # The lent GPU machines' image (2026-11) pairs a numba-cuda that still calls np.row_stack with
 # NumPy 2.5, which removed it: every CUDA compile fails there. Give the alias back (as

@@ -31,6 +31,7 @@ from numba import njit, prange
 
 from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling
 from . import cpu_memory  # noqa: F401  (imported for its effect: freed arrays are reused)
+from . import cpu_warmup
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend, _out_size, _pair, _result
 
@@ -446,3 +447,5 @@ BACKEND = CpuBackend()
 
 def __getattr__(name):  # cpu.add, cpu.index_backward...: the kernels it inherits
     return getattr(BACKEND, name)
+
+cpu_warmup.start_if_cold()     # a first run: a helper process compiles beside this one

@@ -1,0 +1,109 @@
+"""A first run compiles on both cores: a helper process fills Numba's cache while this one
+compiles the matrix product.
+
+With an empty kernel cache, the first training step spends ~10 s compiling, one kernel
+after another: Numba compiles under a process-wide lock, so a thread cannot help. A
+second *process* can. When the CPU kernels are imported and the cache holds no packed
+matmul yet (a first run on this machine, or a new NUMBA_CACHE_DIR), `start_if_cold`
+starts `python -m tinydeep.backends.cpu_warmup`. That child runs one float32 step of a
+tiny MLP, trained with SGD and Adam, with NumPy doing its matrix products. It compiles
+the elementwise, loss, reduction and optimizer kernels into the shared cache, while this
+process compiles the packed matmul, the largest kernel (~5 s). When the step here reaches
+a kernel the child has cached, Numba loads it from the cache instead of compiling it.
+A kernel the child has not reached yet is compiled here as usual, so nothing waits on
+the child and nothing depends on it finishing.
+
+Sharing the cache is safe only because of one detail. Numba names a new entry's data file
+by the first free number in the function's index. Two processes that add different
+signatures of one function at the same moment could both take the same number, and then
+one signature's index entry would point at the other's machine code. The child therefore
+names its data files with a prefix of its own run (`_child_data_names`), so the two
+processes never write the same file and no name is ever given twice. A lost index update
+(each process rewrites the index whole) only costs a recompile later; an entry whose data
+file is not written yet fails to load and is compiled.
+
+TINYDEEP_WARMUP=0 turns the helper off (the tests do, except the one that checks it).
+"""
+import os
+import subprocess
+import sys
+import uuid
+
+CHILD = "TINYDEEP_WARMUP_CHILD"
+
+
+def _cache_is_cold():
+    """True when Numba's cache holds no entry of the packed matmul's driver (its index file
+    is missing); False when it does, or when the cache cannot be inspected."""
+    from . import cpu_matmul
+    try:
+        return not os.path.exists(cpu_matmul._gemm_parts._cache._cache_file._index_path)
+    except AttributeError:          # another Numba's internals: do nothing
+        return False
+
+
+helper = None       # the helper's Popen, when this process started one
+
+
+def start_if_cold():
+    """Start the helper process when the cache is cold (not in the helper itself, and not
+    when TINYDEEP_WARMUP=0). Returns the Popen (also kept in `helper`), or None."""
+    global helper
+    if os.environ.get("TINYDEEP_WARMUP", "1") == "0" or os.environ.get(CHILD):
+        return None
+    if helper is not None or not _cache_is_cold() or not _child_data_names(check_only=True):
+        return None
+    env = dict(os.environ, **{CHILD: "1", "TINYDEEP_QUIET_COMPILE": "1",
+                              "NUMBA_NUM_THREADS": "1"})
+    try:
+        helper = subprocess.Popen([sys.executable, "-m", __name__], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return helper
+
+
+def _child_data_names(check_only=False):
+    """In the child: name new cache data files '<function>.w<run>-<n>.nbc' instead of
+    '<function>.<n>.nbc', <run> random for this process (see the module's docstring).
+    Returns False where this Numba lacks the method it replaces."""
+    from numba.core import caching
+    cls = caching.IndexDataCacheFile
+    if not hasattr(cls, "_data_name") or not hasattr(cls, "save"):
+        return False
+    if not check_only:
+        run = uuid.uuid4().hex[:8]
+        cls._data_name = lambda self, n: self._data_name_pattern.replace(
+            "{number:d}", "{number}").format(number=f"w{run}-{n}")
+    return True
+
+
+def warm_up():
+    """One float32 step of a tiny MLP with SGD (momentum) and one with Adam, its matrix
+    products done by NumPy: every other kernel of an MLP step compiles (or loads)."""
+    import numpy as np
+
+    import tinydeep as td
+    from tinydeep import backends, nn, optim
+    from tinydeep import functional as F
+    cpu = backends.get("cpu")
+    cpu.matmul = lambda a, b, out=None: np.matmul(a, b, out=out)
+    cpu.matmul_nt = lambda a, b, out=None: np.matmul(a, b.T, out=out)
+    cpu.matmul_tn = lambda a, b, out=None: np.matmul(a.T, b, out=out)
+    rng = np.random.default_rng(0)
+    x = td.tensor(rng.standard_normal((4, 8)).astype(np.float32))
+    y = td.tensor(rng.integers(0, 3, 4))
+    for make in (lambda p: optim.SGD(p, lr=0.1, momentum=0.9), lambda p: optim.Adam(p)):
+        model = nn.MLP(8, 8, 2, 3)
+        opt = make(model.parameters())
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+
+
+if __name__ == "__main__":
+    if _child_data_names():
+        warm_up()
