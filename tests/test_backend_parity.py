@@ -546,6 +546,18 @@ def _backends():
     return ["reference", "cpu"] + (["cuda"] if backends.cuda_available() else [])
 
 
+@pytest.mark.parametrize("backend", _backends())
+def test_sgd_with_momentum_and_no_buffer_is_refused(backend):
+    """A clear ValueError before any kernel runs, on every backend (one check, in reference.py)."""
+    mod = backends.module(backend)
+    p, g = np.ones(3, np.float32), np.ones(3, np.float32)
+    if backend == "cuda":
+        from tinydeep.backends import cuda_device as cd
+        p, g = cd.from_host(p), cd.from_host(g)
+    with pytest.raises(ValueError, match="needs a momentum buffer"):
+        mod.BACKEND.sgd_update(p, g, None, 0.1, 0.9, False, 0.0)
+
+
 @pytest.mark.parametrize("name", _backends())
 def test_every_backend_implements_the_contract(name):
     k = module(name).BACKEND

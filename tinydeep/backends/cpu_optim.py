@@ -8,6 +8,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .reference import need_sgd_buffer
+
 
 @njit(parallel=True, cache=True)
 def _sgd_kernel(param, grad, buf, lr, momentum, nesterov, weight_decay):
@@ -23,8 +25,7 @@ def _sgd_kernel(param, grad, buf, lr, momentum, nesterov, weight_decay):
 
 
 def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
-    if buf is None and momentum != 0:
-        raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
+    need_sgd_buffer(buf, momentum)
     # The kernel updates flat C-contiguous arrays in place; other layouts go through a copy.
     p = np.asarray(param, order="C")
     v = np.empty(0, dtype=param.dtype) if buf is None else np.asarray(buf, order="C")

@@ -28,7 +28,7 @@ from . import cuda_device, cuda_elementwise, cuda_matmul, cuda_sampling
 from .base import KERNELS, Backend, backend_class
 from .cpu_optim import adam_at, adam_constants
 from .cuda_device import LAUNCH, empty, flat, full, grid, made, scatter_add, transpose, zeros
-from .reference import _out_size, _pair  # window geometry (checked in functional)
+from .reference import _out_size, _pair, need_sgd_buffer  # geometry checked in functional
 
 __all__ = list(KERNELS)
 
@@ -443,8 +443,7 @@ def _sgd_kernel(param, grad, buf, has_buf, lr, mu, nesterov, wd):
 
 def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
     """One SGD step in place (PyTorch's rule, dampening 0); `buf` is None when momentum is 0."""
-    if buf is None and momentum != 0:
-        raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
+    need_sgd_buffer(buf, momentum)
     t = param.dtype.type
     if param.size:
         has_buf = momentum != 0

@@ -217,12 +217,19 @@ def index_backward(grad, index, shape):
     return dx
 
 
+def need_sgd_buffer(buf, momentum):
+    """Every backend's sgd_update refuses momentum without a buffer before any kernel runs."""
+    if buf is None and momentum != 0:
+        raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
+
+
 def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
     """One SGD step in place (PyTorch's rule, dampening 0):
         g = grad + λ·param
         buf = μ·buf + g;  g = g + μ·buf if nesterov else buf      (when μ ≠ 0)
         param -= lr·g
     `buf` is None when momentum is 0."""
+    need_sgd_buffer(buf, momentum)
     t = param.dtype.type
     g = grad + t(weight_decay) * param
     if momentum != 0:
