@@ -53,8 +53,11 @@ def start_if_cold():
         return None
     if helper is not None or not _cache_is_cold() or not _child_data_names(check_only=True):
         return None
+    # the child imports this very tinydeep, also when the program put it on sys.path itself
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, **{CHILD: "1", "TINYDEEP_QUIET_COMPILE": "1",
-                              "NUMBA_NUM_THREADS": "1"})
+                              "NUMBA_NUM_THREADS": "1", "PYTHONPATH": path})
     try:
         helper = subprocess.Popen([sys.executable, "-m", __name__], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
