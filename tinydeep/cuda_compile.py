@@ -84,7 +84,7 @@ def occupancy(arch, threads, regs, shared):
 def catalog():
     """[(name, kernel, numba argument types, threads per block)] for every kernel the CUDA
     backend launches, every dtype, at the GPU launch sizes."""
-    from numba import boolean, float64, int64, types
+    from numba import boolean, float64, int64
     from numba.core.types import Array, UniTuple
 
     from .backends import cuda as K
@@ -155,9 +155,8 @@ def catalog():
         add(f"cross_entropy[{dt}]", rk("cross_entropy"),
             [arr(dt, 2), arr("int64", 1), arr(dt, 2), arr("float64", 1)], RT)
         add(f"log_softmax_backward[{dt}]", rk("log_softmax_backward"), [arr(dt, 2)] * 3, RT)
-        add(f"sum_cols[{dt}]", lambda: K._sum_cols_kernel, [arr(dt, 2), int64, arr("float64", 2)])
-        add(f"sum_cols_partials[{dt}]", lambda: K._sum_cols_kernel,
-            [arr("float64", 2), int64, arr(dt, 2)])
+        for part, (x, y) in (("", (dt, "float64")), ("_partials", ("float64", dt))):  # 2 passes
+            add(f"sum_cols{part}[{dt}]", lambda: K._sum_cols_kernel, [arr(x, 2), int64, arr(y, 2)])
         add(f"cross_entropy_backward[{dt}]", lambda: K._cross_entropy_backward_kernel,
             [arr(dt, 2), arr("int64", 1), arr(dt, 1), boolean, f, arr(dt, 2)])
         ints = [int64] * 8
@@ -175,11 +174,9 @@ def catalog():
         add(f"affine_grid_backward[{dt}]", S._affine_grid_backward_kernel,
             [arr(dt, 4), arr("float64", 1), arr("float64", 1), arr(dt, 3)])
         chw = [arr(dt, 1), int64, int64, int64]        # the flat image and its C, H, W
-        CB = L["sample_channels"]
-        add(f"grid_sample[{dt}]", lambda dt=dt: S._sampling_factory(np.dtype(dt).str, CB)[0],
-            chw + [arr(dt, 4), arr(dt, 1)] + [f] * 4 + [boolean])
-        add(f"grid_sample_backward[{dt}]",
-            lambda dt=dt: S._sampling_factory(np.dtype(dt).str, CB)[1],
+        sampling = S._sampling_factory(np.dtype(dt).str, L["sample_channels"])
+        add(f"grid_sample[{dt}]", sampling[0], chw + [arr(dt, 4), arr(dt, 1)] + [f] * 4 + [boolean])
+        add(f"grid_sample_backward[{dt}]", sampling[1],
             chw + [arr(dt, 4), arr(dt, 1), arr(dt, 1), arr(dt, 4)] + [f] * 4 + [boolean])
         add(f"matmul_sum_splits[{dt}]", MM._sum_splits_kernel, [arr(dt, 2), arr(dt, 1)])
         for ta, tb, tag in ((False, False, "nn"), (False, True, "nt"), (True, False, "tn")):
@@ -199,7 +196,6 @@ def catalog():
     if extra is not None:
         for name, kernel, args, threads in extra(arr, L):
             add(name, kernel, args, threads)
-    _ = types
     return rows
 
 

@@ -217,8 +217,7 @@ def index_backward(grad, index, shape):
     return dx
 
 
-def need_sgd_buffer(buf, momentum):
-    """Every backend's sgd_update refuses momentum without a buffer before any kernel runs."""
+def need_sgd_buffer(buf, momentum):          # every backend's sgd_update, before its kernel
     if buf is None and momentum != 0:
         raise ValueError("sgd_update kernel: momentum != 0 needs a momentum buffer")
 
