@@ -21,9 +21,10 @@ computing a 4-D index per tap; neighbouring threads write neighbouring outputs.
 Channels go LAUNCH['sample_channels'] at a time, every tap of the group loaded
 before any result is stored: numba cannot know that `out` and `image` never
 overlap, so a store would otherwise hold back the next channel's loads, and
-the thread would keep only four loads in flight. The backward pass is the same loop: the grid gradient is private to
-the point, but four taps of many points land on the same input pixel, so the
-image gradient is a scatter done with `cuda.atomic.add`.
+the thread would keep only four loads in flight. The backward pass is the same
+loop: the grid gradient is private to the point, but four taps of many points
+land on the same input pixel, so the image gradient is a scatter done with
+`cuda.atomic.add`.
 """
 import math
 
