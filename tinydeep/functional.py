@@ -324,24 +324,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     else:
         ph, pw = padding
         x = pad(input, (pw, pw + ew, ph, ph + eh), value=-np.inf)
-        rows, cols = (_dilated_taps(n, k, s, d)
+        rows, cols = ((np.arange((n - d * (k - 1) - 1) // s + 1)[:, None] * s + np.arange(k) * d).ravel()
                       for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation))
-        x = x[:, :, rows[:, None], cols]         # window after window, each k taps wide
-        rows, cols = rows - ph, cols - pw        # the taps' places in the unpadded input
-        stride, padding = kernel, (0, 0)
+        x, stride, padding, rows, cols = x[:, :, rows[:, None], cols], kernel, (0, 0), rows - ph, cols - pw
     found = [] if return_indices else None
     y = MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding, indices=found)
     if not return_indices:
         return y
     r, c = divmod(backends.arrays(input.device).to_host(found[0]), x.shape[3])   # in x's plane
     return y, Tensor(rows[r] * input.shape[3] + cols[c], device=input.device, dtype=np.int64)
-
-
-def _dilated_taps(n, k, s, d):
-    """The padded input's rows (or columns) that the windows read, window after window: the
-    window starting at i·s reads i·s, i·s + d, ..., i·s + (k - 1)·d."""
-    starts = np.arange((n - d * (k - 1) - 1) // s + 1) * s
-    return (starts[:, None] + np.arange(k) * d).ravel()
 
 
 # --- spatial transformer: affine grids and bilinear sampling ----------------------
