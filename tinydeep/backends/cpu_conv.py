@@ -197,17 +197,23 @@ def _image_runs(version, part, step, image, grad, w2, bias, out, kh, kw, sh, sw,
     # operands flat arrays with (row, column) strides. W = w2 (C_out, K), P = unfold(x[n]):
     #   FORWARD      out = y (flat):  y[n] (C_out, HoWo) = W @ P (+ bias[c_out])    image = x
     #   INPUT_GRAD   image = dx:      dP = W.T @ g[n],  dx[n] = fold(dP)
-    #   WEIGHT_GRAD  out = one (C_out, K) partial sum per run: += g[n] @ P.T       image = x
+    #   WEIGHT_GRAD  out = one (C_out, Kp) partial sum per run: += g[n] @ P.T      image = x
+    # where Kp = j_hi is K rounded up to whole slivers, P's rows K..Kp zero: every sliver
+    # of P.T is then packed whole, by vector transposes (a first layer's K = 25 taps
+    # would otherwise all go through the element-by-element edge path: 3-4x the time).
     # (One function for the three steps: Numba compiles a parallel loop and what it calls
     # once per function, seconds each.) version: cpu_matmul.VERSION, as a literal type.
     literally(version)
     N, C_out, K, P = image.shape[0], w2.shape[0], w2.shape[1], Ho * Wo
     runs, wf = work.shape[0], w2.reshape(-1)
+    Kp = j_hi if step == WEIGHT_GRAD else K
     for t in prange(runs):
-        p, a_pack, b_pack = work[t, at[0]:at[0] + K * P], work[t, at[1]:], work[t, at[2]:]
+        p, a_pack, b_pack = work[t, at[0]:at[0] + Kp * P], work[t, at[1]:], work[t, at[2]:]
         frame = work[t, at[3]:at[4]]
         for i in range(frame.size):         # (loops, not array expressions: each of those
             frame[i] = 0                    # would be a parallel loop of its own to compile)
+        for i in range(K * P, Kp * P):
+            p[i] = 0
         n0 = t * N // runs
         for n in range(n0, (t + 1) * N // runs):
             keep = 1 if n == n0 else 2          # W's packed slivers: made once, then reused
@@ -221,12 +227,14 @@ def _image_runs(version, part, step, image, grad, w2, bias, out, kh, kw, sh, sw,
                 yn = out[n * C_out * P:(n + 1) * C_out * P]
                 _mm._gemm_call(part, wf, K, 1, p, P, 1, yn, C_out, K, P, 0, i_hi, 0, j_hi, kc,
                                a_pack, b_pack, False, keep)
-                if bias.size == C_out:
-                    for i in range(C_out * P):
-                        yn[i] += bias[i // P]
+                if bias.size == C_out:      # per channel: no division per element
+                    for c in range(C_out):
+                        yc, b = yn[c * P:(c + 1) * P], bias[c]
+                        for i in range(P):
+                            yc[i] += b
             else:
                 _mm._gemm_call(part, grad[n].reshape(-1), P, 1, p, 1, P,
-                               out[t * C_out * K:(t + 1) * C_out * K], C_out, P, K,
+                               out[t * C_out * Kp:(t + 1) * C_out * Kp], C_out, P, Kp,
                                0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
 
 
@@ -240,7 +248,8 @@ def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None)
     i_hi, j_hi = _mm.tiles(M, cols, image.dtype)
     kc = _mm.kc_for(inner)
     a_size = _mm.MC * kc if step == WEIGHT_GRAD else i_hi * inner      # W's slivers kept whole
-    work, at = _workspace(image.dtype, K * P, a_size, j_hi * kc,
+    p_rows = j_hi if step == WEIGHT_GRAD else K                   # see _image_runs
+    work, at = _workspace(image.dtype, p_rows * P, a_size, j_hi * kc,
                           _frame_size(image.shape, ph, pw))
     bias = np.zeros(0, image.dtype) if bias is None else np.ascontiguousarray(bias, image.dtype)
     args = (_mm._part_address(image.dtype), step, image, grad, w2, bias, out.reshape(-1),
@@ -278,11 +287,13 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     """d loss / d w (C_out,C,kh,kw) from g (N,C_out,Ho,Wo) and the input x (N,C,H,W)."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x, g.dtype)
-    partial = np.zeros((_mm._threads(), C_out, C * kh * kw), dtype=g.dtype)   # one per run
-    _run(WEIGHT_GRAD, x, g, np.empty((C_out, C * kh * kw), g.dtype), partial, (kh, kw),
+    K = C * kh * kw
+    Kp = _mm.tiles(C_out, K, g.dtype)[1]         # K in whole slivers (see _image_runs)
+    partial = np.zeros((_mm._threads(), C_out, Kp), dtype=g.dtype)   # one per run
+    _run(WEIGHT_GRAD, x, g, np.empty((C_out, K), g.dtype), partial, (kh, kw),
          stride, padding, Ho, Wo)
     dw = np.empty(w_shape, g.dtype)        # its own memory (not a view): backward adopts it
-    partial.sum(axis=0, out=dw.reshape(C_out, -1))
+    partial[:, :, :K].sum(axis=0, out=dw.reshape(C_out, -1))
     return dw
 
 
