@@ -28,6 +28,9 @@ SHAPES = [
     (4, 7, 32), (8, cm.KC + 5, 96), (cm.MR + 4, 2 * cm.KC + 3, 64), (2 * cm.MR + 8, 33, 32),
     (128, 40, 10), (cm.MC + 7, cm.KC + 9, 3),        # few columns: computed as c.T
     (cm.MC + 7, cm.KC + 1, 50), (70, 2 * cm.KC + 3, 129), (3, cm.BLOCK_K + 6, cm.BLOCK_N + 5),
+    # b read in place (few rows; the last sliver packed), just too many rows, 512-byte rows
+    (cm.DIRECT_B_TILES * cm.MR, cm.KC + 3, 200), (cm.DIRECT_B_TILES * cm.MR + 1, 40, 200),
+    (5, 40, 128),
 ]
 
 

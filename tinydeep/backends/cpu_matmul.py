@@ -174,7 +174,8 @@ def matmul_blocked(a, b, out=None):
 # own workspace, so the threads never wait for each other:
 #
 #   for k0 in steps of KC:
-#       pack b[k0:k0+KC, part's columns] into b-slivers      (KC x NR each, L1/L2)
+#       pack b[k0:k0+KC, part's columns] into b-slivers      (KC x NR each, L1/L2;
+#                                   read in place instead for a part of few rows)
 #       for ic in steps of MC over the part's rows:
 #           pack a[ic:ic+MC, k0:k0+KC] into a-slivers        (MC x KC in all, L2)
 #           for each b-sliver j0, for each a-sliver i0:
@@ -261,32 +262,36 @@ def code_path():
 
 
 SERIAL_BELOW = 128 ** 3          # M*K*N under which one thread beats waking two
+DIRECT_B_TILES = 6               # parts of at most this many rows of tiles read b in place
 PACK_FLOPS = 32                  # packing one element takes about as long as 32 flops
 
 
 def _micro_kernel_rows(R):
     """The micro-kernel for the first R <= MR rows of a packed sliver of a."""
-    def micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate):
-        return _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+    def micro_kernel(typingctx, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc,
+                     accumulate):
+        return _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc,
+                                   accumulate)
     return intrinsic(micro_kernel)
 
 
-def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate):
+def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc, accumulate):
     """c[c_at + r*ldc + j] (+)= sum over p < kc of
-           a_pack[a_at + p*MR + r] * b_pack[b_at + p*NR + j]    for r < R, j < NR
+           a_pack[a_at + p*MR + r] * b_pack[b_at + p*b_step + j]    for r < R, j < NR
 
     (= instead of += when `accumulate` is False), emitted as LLVM IR: R
     accumulators of type <NR x float> that stay in registers for the whole
-    k loop, then one vector add and store per row of c. R is MR but at the bottom
+    k loop, then one vector add and store per row of c. b_step is NR for a packed
+    sliver of b, or b's row length where its rows are read in place. R is MR but at the bottom
     edge of c, where a tile of 4 or 8 rows covers what is left with fewer wasted
     rows (a convolution's 16 or 32 output channels: 12 + 4 and 12 + 12 + 8).
     """
-    sig = types.void(types.intp, a_pack, types.intp, b_pack, types.intp,
+    sig = types.void(types.intp, a_pack, types.intp, b_pack, types.intp, types.intp,
                      c, types.intp, types.intp, types.boolean)
 
     def codegen(context, builder, signature, args):
-        kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate = args
-        a_type, b_type, c_type = signature.args[1], signature.args[3], signature.args[5]
+        kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc, accumulate = args
+        a_type, b_type, c_type = signature.args[1], signature.args[3], signature.args[6]
         a_ptr = context.make_array(a_type)(context, builder, a_pack).data
         b_ptr = context.make_array(b_type)(context, builder, b_pack).data
         c_ptr = context.make_array(c_type)(context, builder, c).data
@@ -321,7 +326,7 @@ def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumul
         acc = [cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * nr)) for _ in range(R)]
         with cgutils.for_range(builder, kc) as loop:
             p = loop.index
-            b_p = builder.load(vector_at(b_ptr, builder.add(b_at, builder.mul(p, const(nr)))),
+            b_p = builder.load(vector_at(b_ptr, builder.add(b_at, builder.mul(p, b_step))),
                                align=4)
             a_p = builder.add(a_at, builder.mul(p, const(MR)))
             for r in range(R):
@@ -362,21 +367,31 @@ def _mr(typingctx, x):
 
 
 @intrinsic
-def _copy_vector(typingctx, x, at_x, dst, at):
-    """dst[at:at + NR] = x[at_x:at_x + NR]: one vector load and one vector store
-    (LLVM will not vectorize the scalar loop itself, as it cannot rule out that
-    x and dst overlap)."""
-    sig = types.void(x, types.intp, dst, types.intp)
+def _copy_vector(typingctx, x, at_x, dst, at, n):
+    """dst[at:at + NR] = x[at_x:at_x + n] followed by NR - n zeros, 0 <= n <= NR: one
+    masked vector load (lanes >= n are not read) and one vector store. (LLVM will not
+    vectorize the scalar loop itself, as it cannot rule out that x and dst overlap;
+    with n = NR, a constant, the mask folds away into a plain load.)"""
+    sig = types.void(x, types.intp, dst, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
-        x, at_x, dst, at = args
-        x_type, _, dst_type, _ = signature.args
+        x, at_x, dst, at, n = args
+        x_type, _, dst_type, _, _ = signature.args
         src = builder.gep(context.make_array(x_type)(context, builder, x).data, [at_x])
         dst_ptr = builder.gep(context.make_array(dst_type)(context, builder, dst).data, [at])
-        vec = ir.VectorType(context.get_value_type(x_type.dtype),
-                            VECTOR_BYTES * 8 // x_type.dtype.bitwidth).as_pointer()
-        value = builder.load(builder.bitcast(src, vec), align=4)
-        builder.store(value, builder.bitcast(dst_ptr, vec), align=4)
+        lanes, bits = VECTOR_BYTES * 8 // x_type.dtype.bitwidth, x_type.dtype.bitwidth
+        vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
+        i32, index = ir.IntType(32), ir.VectorType(n.type, lanes)
+        splat = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(index, ir.Undefined), n, ir.Constant(i32, 0)),
+            ir.Constant(index, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+        mask = builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), splat)
+        load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec.as_pointer(), i32, mask.type, vec]),
+            f"llvm.masked.load.v{lanes}f{bits}.p0v{lanes}f{bits}")
+        value = builder.call(load, [builder.bitcast(src, vec.as_pointer()), ir.Constant(i32, 4),
+                                    mask, ir.Constant(vec, [0.0] * lanes)])
+        builder.store(value, builder.bitcast(dst_ptr, vec.as_pointer()), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -443,10 +458,16 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
     full_hi = max(r_lo, min(r_hi, r_lo + (rows - r_lo) // R * R))   # slivers inside x end here
     if R == nr and rs == 1:
         # each sliver row x[r0:r0+R, k] is one contiguous vector (b row-major, or a.T):
-        # copy whole vectors, walking along x's memory
+        # copy whole vectors, walking along x's memory; past the edge, masked ones
         for p in range(kc):
             for r0 in range(r_lo, full_hi, R):
-                _copy_vector(x, r0 + (k0 + p) * cs, dst, (r0 - r_lo) * kc + p * R)
+                _copy_vector(x, r0 + (k0 + p) * cs, dst, (r0 - r_lo) * kc + p * R, R)
+        for r0 in range(full_hi, r_hi, R):
+            n = max(0, min(R, rows - r0))
+            for p in range(kc):
+                _copy_vector(x, min(r0, rows - 1) + (k0 + p) * cs, dst,
+                             (r0 - r_lo) * kc + p * R, n)
+        full_hi = r_hi
     elif R == nr and cs == 1:
         # rows of x run along k (b = W.T in matmul_nt, row-major a when MR = NR):
         # L x L in-register transposes, L = R/2; the k left over element by element
@@ -481,14 +502,14 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
 
 
 @njit(inline="always")
-def _edge_tile(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate, rows):
+def _edge_tile(kc, a_pack, a_at, b_src, b_at, b_step, c, c_at, ldc, accumulate, rows):
     # the micro-kernel with the fewest rows (4, 8 or MR) that covers `rows` rows
     if rows <= 4 and MR > 4:
-        _micro_kernel_4(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+        _micro_kernel_4(kc, a_pack, a_at, b_src, b_at, b_step, c, c_at, ldc, accumulate)
     elif rows <= 8 and MR > 8:
-        _micro_kernel_8(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+        _micro_kernel_8(kc, a_pack, a_at, b_src, b_at, b_step, c, c_at, ldc, accumulate)
     else:
-        _micro_kernel(kc, a_pack, a_at, b_pack, b_at, c, c_at, ldc, accumulate)
+        _micro_kernel(kc, a_pack, a_at, b_src, b_at, b_step, c, c_at, ldc, accumulate)
 
 
 @njit(cache=True, nogil=True)
@@ -504,28 +525,41 @@ def _gemm_part(a, a_rs, a_cs, b, b_rs, b_cs, c, M, K, N, i_lo, i_hi, j_lo, j_hi,
     # 2: a_pack already holds them so (a reused over calls, as a convolution's weights).
     nr = _nr(c)
     scratch = np.empty(MR * nr, dtype=c.dtype)
+    # b read in place: where b's rows are contiguous and the part has few rows of a
+    # (packing a b-sliver costs about as much as one micro-tile's work on it), the
+    # micro-kernel reads b's rows where they lie; only a sliver that runs past N is
+    # packed. Not where a row of b is a multiple of 512 bytes long: its rows would all
+    # fall into a few cache sets.
+    j_direct = j_lo
+    if b_cs == 1 and i_hi - i_lo <= DIRECT_B_TILES * MR and b_rs * (VECTOR_BYTES // nr) % 512:
+        j_direct = max(j_lo, min(j_hi, j_lo + (N - j_lo) // nr * nr))
     for k0 in range(0, K, kc_max):
         kc = min(kc_max, K - k0)
         accumulate = add or k0 > 0
         # b's columns are the rows of b.T: element (j, k) at j*b_cs + k*b_rs
-        _pack(b, b_cs, b_rs, j_lo, j_hi, N, nr, k0, kc, b_pack)
+        _pack(b, b_cs, b_rs, j_direct, j_hi, N, nr, k0, kc, b_pack)
         for ic in range(i_lo, i_hi, MC):
             i_end = min(ic + MC, i_hi)
             a_at = 0 if a_mode == 0 else k0 * (i_hi - i_lo) + (ic - i_lo) * kc
             if a_mode != 2:
                 _pack(a, a_rs, a_cs, ic, i_end, M, _mr(c), k0, kc, a_pack[a_at:])
             for j0 in range(j_lo, j_hi, nr):
-                b_at = (j0 - j_lo) * kc
+                if j0 < j_direct:
+                    b_src, b_at, b_step = b, k0 * b_rs + j0, b_rs
+                else:
+                    b_src, b_at, b_step = b_pack, (j0 - j_direct) * kc, nr
                 for i0 in range(ic, i_end, MR):
                     rows = min(MR, M - i0)
                     at = a_at + (i0 - ic) * kc
                     if j0 + nr <= N and rows == MR:
-                        _micro_kernel(kc, a_pack, at, b_pack, b_at, c, i0 * N + j0, N, accumulate)
+                        _micro_kernel(kc, a_pack, at, b_src, b_at, b_step, c, i0 * N + j0, N,
+                                      accumulate)
                     elif j0 + nr <= N and rows in (4, 8) and MR > rows:
-                        _edge_tile(kc, a_pack, at, b_pack, b_at, c, i0 * N + j0, N, accumulate,
-                                   rows)
+                        _edge_tile(kc, a_pack, at, b_src, b_at, b_step, c, i0 * N + j0, N,
+                                   accumulate, rows)
                     else:
-                        _edge_tile(kc, a_pack, at, b_pack, b_at, scratch, 0, nr, False, rows)
+                        _edge_tile(kc, a_pack, at, b_src, b_at, b_step, scratch, 0, nr, False,
+                                   rows)
                         for r in range(rows):
                             for j in range(min(nr, N - j0)):
                                 if accumulate:
