@@ -121,3 +121,5 @@ def test_bias_gradient_sums_over_batch_and_pixels(dtype, rng):
     assert db.shape == (3,) and db.dtype == dtype
     np.testing.assert_allclose(db, g.astype(np.float64).sum(axis=(0, 2, 3)),
                                rtol=1e-6 if dtype == np.float32 else 1e-13)
+    empty = cpu_conv.conv2d_backward_bias(np.full((5, 3, 0, 4), np.nan, dtype))   # no pixels
+    np.testing.assert_array_equal(empty, np.zeros(3, dtype))

@@ -301,18 +301,15 @@ def _weights(w, dtype):
     return np.ascontiguousarray(w, dtype).reshape(w.shape[0], -1)     # (C_out, C·kh·kw)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(parallel=True, cache=True, nogil=True, fastmath=True)
 def _bias_grad_kernel(g, db):
-    # db[c] = sum over n, p of g[n, c, p]: each run of Ho*Wo summed in g's dtype (fastmath
-    # lets LLVM split it over vector lanes), the runs' sums added in float64 (a channel
-    # can gather 10^5-10^6 terms)
+    # db[c] = sum over n, p of g[n, c, p], channels split over the threads: each run of
+    # Ho*Wo summed in g's dtype (fastmath lets LLVM split it over vector lanes), the runs'
+    # sums added in float64 (a channel can gather 10^5-10^6 terms)
     N, C, P = g.shape
-    db[:] = 0
-    if P == 0:
-        return
-    for c in range(C):
+    for c in prange(C):
         total = 0.0
-        for n in range(N):
+        for n in range(N if P else 0):
             run = g[n, c, 0] * 0
             for p in range(P):
                 run += g[n, c, p]
