@@ -254,10 +254,14 @@ def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None)
     bias = np.zeros(0, image.dtype) if bias is None else np.ascontiguousarray(bias, image.dtype)
     args = (_mm._part_address(image.dtype), step, image, grad, w2, bias, out.reshape(-1),
             *window, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc, work, np.array(at))
-    sig = (types.literal(_mm.VERSION),) + tuple(typeof(a) for a in args)
-    loop = _compiled.get(sig)
+    # the loop compiled for these argument types, found by a key that is cheap to make
+    # (numba.typeof takes ~10 us an array: most of a small convolution's Python cost)
+    key = tuple((a.dtype, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous, a.flags.writeable)
+                if isinstance(a, np.ndarray) else type(a) for a in args)
+    loop = _compiled.get(key)
     if loop is None:       # compiled (or loaded from the cache) once per signature
-        loop = _compiled[sig] = _image_runs.compile(sig)
+        sig = (types.literal(_mm.VERSION),) + tuple(typeof(a) for a in args)
+        loop = _compiled[key] = _image_runs.compile(sig)
     loop(_mm.VERSION, *args)
 
 
