@@ -137,17 +137,14 @@ POINTS_PER_BLOCK = 512
 
 @njit(inline="always")
 def _frame(image_n, framed):
-    # framed[c] = image_n[c] with PAD zero pixels on every side
+    # framed[c, PAD + h, PAD + w] = image_n[c, h, w]. The frame itself is zeroed
+    # once, when the buffer is made (np.zeros), and no item writes there.
     C, H, W = image_n.shape
     for c in range(C):
-        plane = framed[c]
-        plane[:PAD, :] = 0
-        plane[PAD + H:, :] = 0
         for h in range(H):
-            row = plane[PAD + h]
-            row[:PAD] = 0
-            row[PAD:PAD + W] = image_n[c, h]
-            row[PAD + W:] = 0
+            src, dst = image_n[c, h], framed[c, PAD + h]
+            for w in range(W):
+                dst[PAD + w] = src[w]
 
 
 @njit(parallel=True, cache=True)
@@ -187,28 +184,38 @@ def _limits(T, size, border):
 
 
 @njit(inline="always")
-def _taps(g, Wf, sx, ox, sy, oy, xlim, ylim, off, tx, ty, dx, dy):
+def _taps(g, Wf, sx, ox, sy, oy, xlim, ylim, off, tx, ty):
     # Step 1. g holds grid points flattened (x, y, x, y, ...). For point k:
     #   off[k]  = offset of tap (y0, x0) in a framed plane (row length Wf)
     #   tx, ty  = ix - x0, iy - y0
-    #   dx, dy  = d ix/dx, d iy/dy (0 where 'border' clamps)
     # All arithmetic stays in the grid's dtype T (8 float32 lanes per AVX2
     # instruction). A NaN coordinate gives tx or ty = NaN (so a NaN output)
     # and a safe offset.
     T = g.dtype.type
-    xlo, xhi, xglo, xghi = xlim
-    ylo, yhi, yglo, yghi = ylim
+    xlo, xhi = xlim[0], xlim[1]
+    ylo, yhi = ylim[0], ylim[1]
     for k in range(g.shape[0] // 2):
-        ix = (g[2 * k] + T(1)) * sx + ox
-        iy = (g[2 * k + 1] + T(1)) * sy + oy
-        dx[k] = sx if (ix > xglo) & (ix < xghi) else T(0)
-        dy[k] = sy if (iy > yglo) & (iy < yghi) else T(0)
-        ix, iy = _clamp_keep_nan(ix, xlo, xhi), _clamp_keep_nan(iy, ylo, yhi)
+        ix = _clamp_keep_nan((g[2 * k] + T(1)) * sx + ox, xlo, xhi)
+        iy = _clamp_keep_nan((g[2 * k + 1] + T(1)) * sy + oy, ylo, yhi)
         x0, y0 = np.floor(ix), np.floor(iy)
         tx[k], ty[k] = ix - x0, iy - y0
         col = np.int32(_clamp_drop_nan(x0, T(-PAD), xhi)) + PAD
         row = np.int32(_clamp_drop_nan(y0, T(-PAD), yhi)) + PAD
         off[k] = np.uint32(row * Wf + col)
+
+
+@njit(inline="always")
+def _grid_grad(g, sx, ox, sy, oy, xlim, ylim, gx, gy, d_g):
+    # d_g = (gx dx, gy dy) flattened like g, dx = d ix/dx = sx inside the
+    # gradient range of ix, else 0 ('border' clamps there); dy the same in y
+    T = g.dtype.type
+    xglo, xghi = xlim[2], xlim[3]
+    yglo, yghi = ylim[2], ylim[3]
+    for k in range(g.shape[0] // 2):
+        ix = (g[2 * k] + T(1)) * sx + ox
+        iy = (g[2 * k + 1] + T(1)) * sy + oy
+        d_g[2 * k] = gx[k] * (sx if (ix > xglo) & (ix < xghi) else T(0))
+        d_g[2 * k + 1] = gy[k] * (sy if (iy > yglo) & (iy < yghi) else T(0))
 
 
 @njit(parallel=True, cache=True)
@@ -224,25 +231,28 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
     block = max(rows_per_block * Wo, 1)               # points per block (>= 1: a range step)
     items = N * S
     for chunk in prange(n_chunks):
-        framed = np.empty((C, Hf, Wf), dtype=image.dtype)
+        # tap indices unsigned (no negative-index checks) and made here, in
+        # the loop body, so that LLVM sees them as constants
+        one, down = np.uint64(1), np.uint64(Wf)
+        framed = np.zeros((C, Hf, Wf), dtype=image.dtype)
         planes = framed.reshape(C, Hf * Wf)
         off = np.empty(block, dtype=np.uint32)
         txs, tys = np.empty(block, dtype=T), np.empty(block, dtype=T)
-        dxs, dys = np.empty(block, dtype=T), np.empty(block, dtype=T)
         for item in range(chunk * items // n_chunks, (chunk + 1) * items // n_chunks):
             n, s = item // S, item % S
             _frame(image[n], framed)
             band_start, band_stop = (s * Ho // S) * Wo, ((s + 1) * Ho // S) * Wo
             for start in range(band_start, band_stop, block):
                 stop = min(start + block, band_stop)
-                _taps(points[n, 2 * start:2 * stop], Wf, sx, ox, sy, oy, xlim, ylim,
-                      off, txs, tys, dxs, dys)
+                _taps(points[n, 2 * start:2 * stop], np.int32(Wf), sx, ox, sy, oy, xlim, ylim,
+                      off, txs, tys)
                 for c in range(C):
                     plane, out_c = planes[c], out_planes[n, c, start:stop]
-                    for k in range(np.uint64(stop - start)):   # unsigned: no negative-index checks
-                        i, tx, ty = off[k], txs[k], tys[k]
-                        out_c[k] = ((T(1) - ty) * ((T(1) - tx) * plane[i] + tx * plane[i + 1])
-                                    + ty * ((T(1) - tx) * plane[i + Wf] + tx * plane[i + Wf + 1]))
+                    for k in range(np.uint64(stop - start)):
+                        i, tx, ty = np.uint64(off[k]), txs[k], tys[k]
+                        j = i + down
+                        out_c[k] = ((T(1) - ty) * ((T(1) - tx) * plane[i] + tx * plane[i + one])
+                                    + ty * ((T(1) - tx) * plane[j] + tx * plane[j + one]))
 
 
 @njit(parallel=True, cache=True)
@@ -265,11 +275,11 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
     block = max(rows_per_block * Wo, 1)
     items = N * S
     for chunk in prange(n_chunks):
-        framed = np.empty((C, Hf, Wf), dtype=image.dtype)
+        one, down = np.uint64(1), np.uint64(Wf)    # as in _sample_kernel
+        framed = np.zeros((C, Hf, Wf), dtype=image.dtype)
         planes = framed.reshape(C, Hf * Wf)
         off = np.empty(block, dtype=np.uint32)
         txs, tys = np.empty(block, dtype=T), np.empty(block, dtype=T)
-        dxs, dys = np.empty(block, dtype=T), np.empty(block, dtype=T)
         gx, gy = np.empty(block, dtype=T), np.empty(block, dtype=T)   # sums over c
         for item in range(chunk * items // n_chunks, (chunk + 1) * items // n_chunks):
             n, s = item // S, item % S
@@ -280,29 +290,33 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
             band_start, band_stop = (s * Ho // S) * Wo, ((s + 1) * Ho // S) * Wo
             for start in range(band_start, band_stop, block):
                 stop = min(start + block, band_stop)
-                P = np.uint64(stop - start)            # unsigned: no negative-index checks
-                _taps(points[n, 2 * start:2 * stop], Wf, sx, ox, sy, oy, xlim, ylim,
-                      off, txs, tys, dxs, dys)
+                P = np.uint64(stop - start)
+                _taps(points[n, 2 * start:2 * stop], np.int32(Wf), sx, ox, sy, oy, xlim, ylim,
+                      off, txs, tys)
                 gx[:] = 0
                 gy[:] = 0
                 for c in range(C):
                     plane, d_plane, grad_c = planes[c], d_planes[c], grads[n, c, start:stop]
                     for k in range(P):
-                        i, tx, ty, g = off[k], txs[k], tys[k], grad_c[k]
-                        v00, v01 = plane[i], plane[i + 1]
-                        v10, v11 = plane[i + Wf], plane[i + Wf + 1]
+                        i, tx, ty, g = np.uint64(off[k]), txs[k], tys[k], grad_c[k]
+                        j = i + down
+                        v00, v01 = plane[i], plane[i + one]
+                        v10, v11 = plane[j], plane[j + one]
                         gx[k] += g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
                         gy[k] += g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
                         g0, g1 = (T(1) - ty) * g, ty * g       # w_ab * g, factored
                         d_plane[i] += (T(1) - tx) * g0
-                        d_plane[i + 1] += tx * g0
-                        d_plane[i + Wf] += (T(1) - tx) * g1
-                        d_plane[i + Wf + 1] += tx * g1
-                d_xy = d_points[n, 2 * start:2 * stop]
-                for k in range(P):
-                    d_xy[2 * k], d_xy[2 * k + 1] = gx[k] * dxs[k], gy[k] * dys[k]
+                        d_plane[i + one] += tx * g0
+                        d_plane[j] += (T(1) - tx) * g1
+                        d_plane[j + one] += tx * g1
+                _grid_grad(points[n, 2 * start:2 * stop], sx, ox, sy, oy, xlim, ylim, gx, gy,
+                           d_points[n, 2 * start:2 * stop])
             if S == 1:
-                d_image[n] = d_framed[:, PAD:PAD + H, PAD:PAD + W]
+                for c in range(C):
+                    for h in range(H):
+                        src, dst = d_framed[c, PAD + h], d_image[n, c, h]
+                        for w in range(W):
+                            dst[w] = src[PAD + w]
 
 
 def unnormalization(H, W, align_corners, dtype):
