@@ -367,79 +367,103 @@ def _mr(typingctx, x):
 
 
 @intrinsic
-def _copy_vector(typingctx, x, at_x, dst, at, n):
-    """dst[at:at + NR] = x[at_x:at_x + n] followed by NR - n zeros, 0 <= n <= NR: one
-    masked vector load (lanes >= n are not read) and one vector store. (LLVM will not
-    vectorize the scalar loop itself, as it cannot rule out that x and dst overlap;
-    with n = NR, a constant, the mask folds away into a plain load.)"""
-    sig = types.void(x, types.intp, dst, types.intp, types.intp)
+def _copy_vector(typingctx, x, at_x, dst, at, n, width):
+    """dst[at:at + width] = x[at_x:at_x + n] followed by width - n zeros, n <= width <= NR:
+    one masked vector load (lanes >= n are not read) and one masked store (lanes >= width
+    are not written). (LLVM will not vectorize the scalar loop itself, as it cannot rule
+    out that x and dst overlap; with n = width = NR, constants, the masks fold away.)"""
+    sig = types.void(x, types.intp, dst, types.intp, types.intp, types.intp)
 
     def codegen(context, builder, signature, args):
-        x, at_x, dst, at, n = args
-        x_type, _, dst_type, _, _ = signature.args
+        x, at_x, dst, at, n, width = args
+        x_type = signature.args[0]
         src = builder.gep(context.make_array(x_type)(context, builder, x).data, [at_x])
-        dst_ptr = builder.gep(context.make_array(dst_type)(context, builder, dst).data, [at])
+        dst_ptr = builder.gep(context.make_array(signature.args[2])(context, builder, dst).data,
+                              [at])
         lanes, bits = VECTOR_BYTES * 8 // x_type.dtype.bitwidth, x_type.dtype.bitwidth
         vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
         i32, index = ir.IntType(32), ir.VectorType(n.type, lanes)
-        splat = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(index, ir.Undefined), n, ir.Constant(i32, 0)),
-            ir.Constant(index, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
-        mask = builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), splat)
+
+        def below(count):                       # the mask lane < count
+            splat = builder.shuffle_vector(
+                builder.insert_element(ir.Constant(index, ir.Undefined), count,
+                                       ir.Constant(i32, 0)),
+                ir.Constant(index, ir.Undefined),
+                ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+            return builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), splat)
+
+        name = f"v{lanes}f{bits}.p0v{lanes}f{bits}"
+        vp, mask_type = vec.as_pointer(), ir.VectorType(ir.IntType(1), lanes)
         load = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vec.as_pointer(), i32, mask.type, vec]),
-            f"llvm.masked.load.v{lanes}f{bits}.p0v{lanes}f{bits}")
-        value = builder.call(load, [builder.bitcast(src, vec.as_pointer()), ir.Constant(i32, 4),
-                                    mask, ir.Constant(vec, [0.0] * lanes)])
-        builder.store(value, builder.bitcast(dst_ptr, vec.as_pointer()), align=4)
+            builder.module, ir.FunctionType(vec, [vp, i32, mask_type, vec]),
+            f"llvm.masked.load.{name}")
+        store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vec, vp, i32, mask_type]),
+            f"llvm.masked.store.{name}")
+        value = builder.call(load, [builder.bitcast(src, vp), ir.Constant(i32, 4), below(n),
+                                    ir.Constant(vec, [0.0] * lanes)])
+        builder.call(store, [value, builder.bitcast(dst_ptr, vp), ir.Constant(i32, 4),
+                             below(width)])
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-@intrinsic
-def _transpose_tile(typingctx, x, at_x, ld, dst, at, step):
-    """dst[at + q*step + r] = x[at_x + r*ld + q] for r, q < L, L = NR/2 (one 32-byte
-    vector): L vector loads along rows of x, an in-register transpose, L vector
-    stores. This packs a sliver whose rows run along k (b = W.T in matmul_nt, a
-    row-major a when MR = NR) without reading one element at a time.
+def _transposer(rows=None):
+    """An intrinsic for dst[at + q*step + r] = x[at_x + r*ld + q], r < R, q < L, where
+    L = NR/2 (one 32-byte vector) and R = `rows` (L if None; R <= L): R vector loads
+    along rows of x, an in-register transpose, L stores of R elements. This packs a
+    sliver whose rows run along k (b = W.T in matmul_nt: R = L, twice a sliver; a
+    row-major a: R = MR) without reading one element at a time.
 
     The transpose swaps the off-diagonal d x d blocks of every 2d x 2d block,
     for d = 1, 2, ..., L/2: 2 shuffles per pair of rows per step, L log2(L) in
     all (24 for an 8 x 8 float32 tile), which LLVM turns into unpack, shuffle
-    and cross-lane permute instructions."""
-    sig = types.void(x, types.intp, types.intp, dst, types.intp, types.intp)
+    and cross-lane permute instructions. Rows R..L-1 of the tile are zeros, never stored."""
+    @intrinsic
+    def transpose(typingctx, x, at_x, ld, dst, at, step):
+        sig = types.void(x, types.intp, types.intp, dst, types.intp, types.intp)
 
-    def codegen(context, builder, signature, args):
-        x, at_x, ld, dst, at, step = args
-        x_type, dst_type = signature.args[0], signature.args[3]
-        lanes = VECTOR_BYTES * 8 // x_type.dtype.bitwidth // 2
-        vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
-        mask = ir.VectorType(ir.IntType(32), lanes)
-        x_ptr = context.make_array(x_type)(context, builder, x).data
-        dst_ptr = context.make_array(dst_type)(context, builder, dst).data
-        rows = []
-        for r in range(lanes):
-            src = builder.gep(x_ptr, [builder.add(at_x, builder.mul(ir.Constant(ld.type, r), ld))])
-            rows.append(builder.load(builder.bitcast(src, vec.as_pointer()), align=4))
-        d = 1
-        while d < lanes:
-            for r in range(lanes):
-                if r & d:
-                    continue
-                lo_mask = [j if not j & d else lanes + j - d for j in range(lanes)]
-                hi_mask = [j + d if not j & d else lanes + j for j in range(lanes)]
-                a, b = rows[r], rows[r + d]
-                rows[r] = builder.shuffle_vector(a, b, ir.Constant(mask, lo_mask))
-                rows[r + d] = builder.shuffle_vector(a, b, ir.Constant(mask, hi_mask))
-            d *= 2
-        for q in range(lanes):
-            to = builder.add(at, builder.mul(ir.Constant(at.type, q), step))
-            ptr = builder.bitcast(builder.gep(dst_ptr, [to]), vec.as_pointer())
-            builder.store(rows[q], ptr, align=4)
-        return context.get_dummy_value()
+        def codegen(context, builder, signature, args):
+            x, at_x, ld, dst, at, step = args
+            x_type, dst_type = signature.args[0], signature.args[3]
+            lanes = VECTOR_BYTES * 8 // x_type.dtype.bitwidth // 2
+            R = min(rows or lanes, lanes)      # (R > L only in a branch _pack never takes)
+            vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
+            mask = ir.VectorType(ir.IntType(32), lanes)
+            x_ptr = context.make_array(x_type)(context, builder, x).data
+            dst_ptr = context.make_array(dst_type)(context, builder, dst).data
+            tile = [ir.Constant(vec, [0.0] * lanes)] * lanes
+            for r in range(R):
+                src = builder.gep(x_ptr, [builder.add(at_x, builder.mul(ir.Constant(ld.type, r), ld))])
+                tile[r] = builder.load(builder.bitcast(src, vec.as_pointer()), align=4)
+            d = 1
+            while d < lanes:
+                for r in range(lanes):
+                    if r & d:
+                        continue
+                    lo_mask = [j if not j & d else lanes + j - d for j in range(lanes)]
+                    hi_mask = [j + d if not j & d else lanes + j for j in range(lanes)]
+                    a, b = tile[r], tile[r + d]
+                    tile[r] = builder.shuffle_vector(a, b, ir.Constant(mask, lo_mask))
+                    tile[r + d] = builder.shuffle_vector(a, b, ir.Constant(mask, hi_mask))
+                d *= 2
+            out = ir.VectorType(vec.element, R)
+            for q in range(lanes):
+                value = tile[q] if R == lanes else builder.shuffle_vector(
+                    tile[q], ir.Constant(vec, ir.Undefined),
+                    ir.Constant(ir.VectorType(ir.IntType(32), R), list(range(R))))
+                to = builder.add(at, builder.mul(ir.Constant(at.type, q), step))
+                builder.store(value, builder.bitcast(builder.gep(dst_ptr, [to]), out.as_pointer()),
+                              align=4)
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+    return transpose
+
+
+_transpose_tile = _transposer()
+_transpose_mr = _transposer(MR)
 
 
 # The packed kernel reads a, b and writes c through flat 1-D views plus element
@@ -456,17 +480,20 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
     # check each access for a negative (wrap-around) index.
     nr = _nr(dst)
     full_hi = max(r_lo, min(r_hi, r_lo + (rows - r_lo) // R * R))   # slivers inside x end here
-    if R == nr and rs == 1:
-        # each sliver row x[r0:r0+R, k] is one contiguous vector (b row-major, or a.T):
-        # copy whole vectors, walking along x's memory; past the edge, masked ones
+    if rs == 1 and R <= nr:
+        # each sliver row x[r0:r0+R, k] is contiguous (b row-major, a.T): one vector copy,
+        # walking along x's memory (R = MR < NR: a masked one); past the edge, masked too
         for p in range(kc):
             for r0 in range(r_lo, full_hi, R):
-                _copy_vector(x, r0 + (k0 + p) * cs, dst, (r0 - r_lo) * kc + p * R, R)
+                if R == nr:     # (constants: plain load and store; masked stores are slow on AMD)
+                    _copy_vector(x, r0 + (k0 + p) * cs, dst, (r0 - r_lo) * kc + p * R, nr, nr)
+                else:
+                    _copy_vector(x, r0 + (k0 + p) * cs, dst, (r0 - r_lo) * kc + p * R, R, R)
         for r0 in range(full_hi, r_hi, R):
             n = max(0, min(R, rows - r0))
             for p in range(kc):
                 _copy_vector(x, min(r0, rows - 1) + (k0 + p) * cs, dst,
-                             (r0 - r_lo) * kc + p * R, n)
+                             (r0 - r_lo) * kc + p * R, n, R)
         full_hi = r_hi
     elif R == nr and cs == 1:
         # rows of x run along k (b = W.T in matmul_nt, row-major a when MR = NR):
@@ -482,12 +509,17 @@ def _pack(x, rs, cs, r_lo, r_hi, rows, R, k0, kc, dst):
                 for r in range(R):
                     dst[np.uint64(at + p * R + r)] = x[np.uint64((r0 + r) * rs + k0 + p)]
     elif R == MR and cs == 1:
-        # rows of x run along k (row-major a): per k, one element from each of the MR
-        # rows (MR is a constant here, so the r loop unrolls into MR streams read in order)
+        # rows of x run along k (row-major a): MR x L transposes where MR <= L = NR/2
+        # (float32), the rest per k one element from each of the MR rows (MR is a
+        # constant here, so the r loop unrolls into MR streams read in order)
+        half = nr // 2
+        k_tiles = kc - kc % half if MR <= half else 0
         for r0 in range(r_lo, full_hi, R):
             at = (r0 - r_lo) * kc
             base = r0 * rs + k0
-            for p in range(kc):
+            for p in range(0, k_tiles, half):
+                _transpose_mr(x, base + p, rs, dst, at + p * MR, MR)
+            for p in range(k_tiles, kc):
                 for r in range(MR):
                     dst[np.uint64(at + p * MR + r)] = x[np.uint64(base + r * rs + p)]
     else:
