@@ -184,19 +184,24 @@ def _limits(T, size, border):
 
 
 @njit(inline="always")
-def _taps(g, Wf, sx, ox, sy, oy, xlim, ylim, off, tx, ty):
+def _taps(g, Wf, sx, ox, sy, oy, xlim, ylim, off, tx, ty, dx, dy, slopes):
     # Step 1. g holds grid points flattened (x, y, x, y, ...). For point k:
     #   off[k]  = offset of tap (y0, x0) in a framed plane (row length Wf)
     #   tx, ty  = ix - x0, iy - y0
+    #   dx, dy  = d ix/dx, d iy/dy (0 where 'border' clamps); only if slopes
     # All arithmetic stays in the grid's dtype T (8 float32 lanes per AVX2
     # instruction). A NaN coordinate gives tx or ty = NaN (so a NaN output)
     # and a safe offset.
     T = g.dtype.type
-    xlo, xhi = xlim[0], xlim[1]
-    ylo, yhi = ylim[0], ylim[1]
+    xlo, xhi, xglo, xghi = xlim
+    ylo, yhi, yglo, yghi = ylim
     for k in range(g.shape[0] // 2):
-        ix = _clamp_keep_nan((g[2 * k] + T(1)) * sx + ox, xlo, xhi)
-        iy = _clamp_keep_nan((g[2 * k + 1] + T(1)) * sy + oy, ylo, yhi)
+        ix = (g[2 * k] + T(1)) * sx + ox
+        iy = (g[2 * k + 1] + T(1)) * sy + oy
+        if slopes:                                   # a compile-time constant
+            dx[k] = sx if (ix > xglo) & (ix < xghi) else T(0)
+            dy[k] = sy if (iy > yglo) & (iy < yghi) else T(0)
+        ix, iy = _clamp_keep_nan(ix, xlo, xhi), _clamp_keep_nan(iy, ylo, yhi)
         x0, y0 = np.floor(ix), np.floor(iy)
         tx[k], ty[k] = ix - x0, iy - y0
         col = np.int32(_clamp_drop_nan(x0, T(-PAD), xhi)) + PAD
@@ -204,21 +209,7 @@ def _taps(g, Wf, sx, ox, sy, oy, xlim, ylim, off, tx, ty):
         off[k] = np.uint32(row * Wf + col)
 
 
-@njit(inline="always")
-def _grid_grad(g, sx, ox, sy, oy, xlim, ylim, gx, gy, d_g):
-    # d_g = (gx dx, gy dy) flattened like g, dx = d ix/dx = sx inside the
-    # gradient range of ix, else 0 ('border' clamps there); dy the same in y
-    T = g.dtype.type
-    xglo, xghi = xlim[2], xlim[3]
-    yglo, yghi = ylim[2], ylim[3]
-    for k in range(g.shape[0] // 2):
-        ix = (g[2 * k] + T(1)) * sx + ox
-        iy = (g[2 * k + 1] + T(1)) * sy + oy
-        d_g[2 * k] = gx[k] * (sx if (ix > xglo) & (ix < xghi) else T(0))
-        d_g[2 * k + 1] = gy[k] * (sy if (iy > yglo) & (iy < yghi) else T(0))
-
-
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"contract"})
 def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chunks, out):
     # out[n,c,h,w] = (1-ty)((1-tx) v00 + tx v01) + ty((1-tx) v10 + tx v11)
     N, C, H, W = image.shape
@@ -245,7 +236,7 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
             for start in range(band_start, band_stop, block):
                 stop = min(start + block, band_stop)
                 _taps(points[n, 2 * start:2 * stop], np.int32(Wf), sx, ox, sy, oy, xlim, ylim,
-                      off, txs, tys)
+                      off, txs, tys, txs, tys, False)
                 for c in range(C):
                     plane, out_c = planes[c], out_planes[n, c, start:stop]
                     for k in range(np.uint64(stop - start)):
@@ -255,7 +246,7 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
                                     + ty * ((T(1) - tx) * plane[j] + tx * plane[j + one]))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"contract"})
 def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_per_block,
                             n_chunks, parts, d_image, d_grid):
     # d image[n, c, y0 + a, x0 + b] += grad[n,c,h,w] * w_ab
@@ -280,6 +271,7 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
         planes = framed.reshape(C, Hf * Wf)
         off = np.empty(block, dtype=np.uint32)
         txs, tys = np.empty(block, dtype=T), np.empty(block, dtype=T)
+        dxs, dys = np.empty(block, dtype=T), np.empty(block, dtype=T)
         gx, gy = np.empty(block, dtype=T), np.empty(block, dtype=T)   # sums over c
         for item in range(chunk * items // n_chunks, (chunk + 1) * items // n_chunks):
             n, s = item // S, item % S
@@ -292,7 +284,7 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
                 stop = min(start + block, band_stop)
                 P = np.uint64(stop - start)
                 _taps(points[n, 2 * start:2 * stop], np.int32(Wf), sx, ox, sy, oy, xlim, ylim,
-                      off, txs, tys)
+                      off, txs, tys, dxs, dys, True)
                 gx[:] = 0
                 gy[:] = 0
                 for c in range(C):
@@ -309,8 +301,9 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
                         d_plane[i + one] += tx * g0
                         d_plane[j] += (T(1) - tx) * g1
                         d_plane[j + one] += tx * g1
-                _grid_grad(points[n, 2 * start:2 * stop], sx, ox, sy, oy, xlim, ylim, gx, gy,
-                           d_points[n, 2 * start:2 * stop])
+                d_xy = d_points[n, 2 * start:2 * stop]
+                for k in range(P):
+                    d_xy[2 * k], d_xy[2 * k + 1] = gx[k] * dxs[k], gy[k] * dys[k]
             if S == 1:
                 for c in range(C):
                     for h in range(H):
