@@ -47,7 +47,7 @@ sample are summed (and cropped) afterwards. One parallel region per call
 (two for the backward pass when S > 1): on a busy machine, waking the
 thread pool is what costs.
 """
-import contextlib
+import functools
 
 import numba
 import numpy as np
@@ -152,6 +152,7 @@ def _crop_sum_kernel(parts, out):
     # out[n, c] = sum over s of parts[n * S + s, c] without its zero frame
     N, C, H, W = out.shape
     S = parts.shape[0] // N
+    old = numba.set_parallel_chunksize(1)
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         for h in range(H):
@@ -159,6 +160,7 @@ def _crop_sum_kernel(parts, out):
             out_row[:] = parts[n * S, c, PAD + h, PAD:PAD + W]
             for s in range(1, S):
                 out_row += parts[n * S + s, c, PAD + h, PAD:PAD + W]
+    numba.set_parallel_chunksize(old)
 
 
 @njit(inline="always")
@@ -221,6 +223,7 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
     xlim, ylim = _limits(T, W, border), _limits(T, H, border)
     block = max(rows_per_block * Wo, 1)               # points per block (>= 1: a range step)
     items = N * S
+    old = numba.set_parallel_chunksize(1)       # dynamic schedule: see _work_split
     for chunk in prange(n_chunks):
         # tap indices unsigned (no negative-index checks) and made here, in
         # the loop body, so that LLVM sees them as constants
@@ -244,6 +247,33 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
                         j = i + down
                         out_c[k] = ((T(1) - ty) * ((T(1) - tx) * plane[i] + tx * plane[i + one])
                                     + ty * ((T(1) - tx) * plane[j] + tx * plane[j + one]))
+    numba.set_parallel_chunksize(old)
+
+
+@njit(inline="always")
+def _backward_plane(plane, d_plane, grad_c, off, txs, tys, P, down, gx, gy, first):
+    # Step 2 of the backward pass for one channel plane: the image gradient
+    # (four scatters) and this channel's term of gx, gy, which the first
+    # channel writes and the others add (`first` is a compile-time constant)
+    T = plane.dtype.type
+    one = np.uint64(1)
+    for k in range(P):
+        i, tx, ty, g = np.uint64(off[k]), txs[k], tys[k], grad_c[k]
+        j = i + down
+        v00, v01 = plane[i], plane[i + one]
+        v10, v11 = plane[j], plane[j + one]
+        ex = g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
+        ey = g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
+        if first:
+            gx[k], gy[k] = ex, ey
+        else:
+            gx[k] += ex
+            gy[k] += ey
+        g0, g1 = (T(1) - ty) * g, ty * g       # w_ab * g, factored
+        d_plane[i] += (T(1) - tx) * g0
+        d_plane[i + one] += tx * g0
+        d_plane[j] += (T(1) - tx) * g1
+        d_plane[j + one] += tx * g1
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -265,8 +295,9 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
     xlim, ylim = _limits(T, W, border), _limits(T, H, border)
     block = max(rows_per_block * Wo, 1)
     items = N * S
+    old = numba.set_parallel_chunksize(1)       # dynamic schedule: see _work_split
     for chunk in prange(n_chunks):
-        one, down = np.uint64(1), np.uint64(Wf)    # as in _sample_kernel
+        down = np.uint64(Wf)                       # as in _sample_kernel
         framed = np.zeros((C, Hf, Wf), dtype=image.dtype)
         planes = framed.reshape(C, Hf * Wf)
         off = np.empty(block, dtype=np.uint32)
@@ -285,22 +316,15 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
                 P = np.uint64(stop - start)
                 _taps(points[n, 2 * start:2 * stop], np.int32(Wf), sx, ox, sy, oy, xlim, ylim,
                       off, txs, tys, dxs, dys, True)
-                gx[:] = 0
-                gy[:] = 0
+                if C == 0:
+                    gx[:] = 0
+                    gy[:] = 0
                 for c in range(C):
                     plane, d_plane, grad_c = planes[c], d_planes[c], grads[n, c, start:stop]
-                    for k in range(P):
-                        i, tx, ty, g = np.uint64(off[k]), txs[k], tys[k], grad_c[k]
-                        j = i + down
-                        v00, v01 = plane[i], plane[i + one]
-                        v10, v11 = plane[j], plane[j + one]
-                        gx[k] += g * ((T(1) - ty) * (v01 - v00) + ty * (v11 - v10))
-                        gy[k] += g * ((T(1) - tx) * (v10 - v00) + tx * (v11 - v01))
-                        g0, g1 = (T(1) - ty) * g, ty * g       # w_ab * g, factored
-                        d_plane[i] += (T(1) - tx) * g0
-                        d_plane[i + one] += tx * g0
-                        d_plane[j] += (T(1) - tx) * g1
-                        d_plane[j + one] += tx * g1
+                    if c == 0:                  # the channel sums start here
+                        _backward_plane(plane, d_plane, grad_c, off, txs, tys, P, down, gx, gy, True)
+                    else:
+                        _backward_plane(plane, d_plane, grad_c, off, txs, tys, P, down, gx, gy, False)
                 d_xy = d_points[n, 2 * start:2 * stop]
                 for k in range(P):
                     d_xy[2 * k], d_xy[2 * k + 1] = gx[k] * dxs[k], gy[k] * dys[k]
@@ -310,26 +334,16 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
                         src, dst = d_framed[c, PAD + h], d_image[n, c, h]
                         for w in range(W):
                             dst[w] = src[PAD + w]
+    numba.set_parallel_chunksize(old)
 
 
+@functools.lru_cache(maxsize=256)
 def unnormalization(H, W, align_corners, dtype):
     """(sx, ox, sy, oy) of ix = (x + 1) sx + ox, iy = (y + 1) sy + oy, in `dtype`."""
     t = np.dtype(dtype).type
     if align_corners:
         return t((W - 1) / 2), t(0), t((H - 1) / 2), t(0)
     return t(W / 2), t(-0.5), t(H / 2), t(-0.5)
-
-
-@contextlib.contextmanager
-def _dynamic_schedule():
-    """Hand prange iterations out one at a time to whichever thread is free.
-    (By default each thread gets an equal share up front, and one thread
-    that the OS pauses -- on a busy machine -- holds up the whole call.)"""
-    old = numba.set_parallel_chunksize(1)
-    try:
-        yield
-    finally:
-        numba.set_parallel_chunksize(old)
 
 
 def _rows_per_block(Wo):
@@ -339,7 +353,10 @@ def _rows_per_block(Wo):
 def _work_split(N):
     """(S, n_chunks): S bands per sample so that there are at least as many
     (n, band) items as threads, and the items grouped into a few chunks per
-    thread (each chunk allocates its buffers once)."""
+    thread (each chunk allocates its buffers once). The kernels hand chunks out
+    one at a time to whichever thread is free (parallel chunk size 1): with an
+    equal share each up front, one thread that the OS pauses -- on a busy
+    machine -- would hold up the whole call."""
     threads = numba.get_num_threads()
     S = 1 if N >= threads else -(-threads // N)
     return S, max(1, min(N * S, 4 * threads))
@@ -353,9 +370,8 @@ def bilinear_sample(image, grid, padding_mode, align_corners):
     Ho, Wo = grid.shape[1:3]
     out = np.empty((N, C, Ho, Wo), dtype=image.dtype)
     S, n_chunks = _work_split(N)
-    with _dynamic_schedule():
-        _sample_kernel(image, grid, *unnormalization(H, W, align_corners, grid.dtype),
-                       padding_mode == "border", S, _rows_per_block(Wo), n_chunks, out)
+    _sample_kernel(image, grid, *unnormalization(H, W, align_corners, grid.dtype),
+                   padding_mode == "border", S, _rows_per_block(Wo), n_chunks, out)
     return out
 
 
@@ -370,11 +386,9 @@ def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
                      dtype=image.dtype)
     d_image = np.empty((N, C, H, W), dtype=image.dtype)
     d_grid = np.empty(grid.shape, dtype=image.dtype)
-    with _dynamic_schedule():
-        _sample_backward_kernel(image, grid, grad,
-                                *unnormalization(H, W, align_corners, grid.dtype),
-                                padding_mode == "border", S, _rows_per_block(grid.shape[2]),
-                                n_chunks, parts, d_image, d_grid)
-        if S > 1:
-            _crop_sum_kernel(parts, d_image)
+    _sample_backward_kernel(image, grid, grad, *unnormalization(H, W, align_corners, grid.dtype),
+                            padding_mode == "border", S, _rows_per_block(grid.shape[2]),
+                            n_chunks, parts, d_image, d_grid)
+    if S > 1:
+        _crop_sum_kernel(parts, d_image)
     return d_image, d_grid
