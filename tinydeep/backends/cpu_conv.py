@@ -28,9 +28,7 @@ prefer_direct(...) says, by shape, where this rung beats rung 1 (measured:
 benchmarks/bench_conv.py).
 """
 import numpy as np
-from llvmlite import ir
 from numba import literally, njit, prange, typeof, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import cpu_matmul as _mm
@@ -43,52 +41,13 @@ __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
 SHORT_BYTES = 64     # one short run: 16 float32 / 8 float64, one AVX-512 register (two AVX2)
 
 
-def _short_run(add):
-    """An intrinsic for dst[dst_at + t] (+)= src[src_at + t], t < n <= one 64-byte run, as one
-    masked vector load and store (llvm.masked.load/store). Rows of a small image (14 or 28
-    pixels) are too short for LLVM's vectorized loops, which then run element by element."""
-    @intrinsic
-    def run(typingctx, src, src_at, dst, dst_at, n):
-        sig = types.void(src, types.intp, dst, types.intp, types.intp)
-
-        def codegen(context, builder, signature, args):
-            src, src_at, dst, dst_at, n = args
-            src_type, _, dst_type, _, _ = signature.args
-            bits = src_type.dtype.bitwidth
-            lanes = SHORT_BYTES * 8 // bits
-            vec = ir.VectorType(context.get_value_type(src_type.dtype), lanes)
-            index = ir.VectorType(n.type, lanes)
-            i32 = ir.IntType(32)
-            one = builder.insert_element(ir.Constant(index, ir.Undefined), n, ir.Constant(i32, 0))
-            splat = builder.shuffle_vector(one, ir.Constant(index, ir.Undefined),
-                                           ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
-            mask = builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), splat)
-            vp = vec.as_pointer()
-            name = f"v{lanes}f{bits}.p0v{lanes}f{bits}"
-            load = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vec, [vp, i32, mask.type, vec]),
-                f"llvm.masked.load.{name}")
-            store = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [vec, vp, i32, mask.type]),
-                f"llvm.masked.store.{name}")
-            align = ir.Constant(i32, bits // 8)
-            zero = ir.Constant(vec, [0.0] * lanes)
-            s_ptr = builder.bitcast(builder.gep(
-                context.make_array(src_type)(context, builder, src).data, [src_at]), vp)
-            d_ptr = builder.bitcast(builder.gep(
-                context.make_array(dst_type)(context, builder, dst).data, [dst_at]), vp)
-            value = builder.call(load, [s_ptr, align, mask, zero])
-            if add:
-                value = builder.fadd(value, builder.call(load, [d_ptr, align, mask, zero]))
-            builder.call(store, [value, d_ptr, align, mask])
-            return context.get_dummy_value()
-
-        return sig, codegen
-    return run
-
-
-_copy_short = _short_run(add=False)
-_add_short = _short_run(add=True)
+# One short run: a masked vector load and store (cpu_matmul._vector_run). Rows of a small
+# image (14 or 28 pixels) are too short for LLVM's vectorized loops, which then run
+# element by element. (_rows, _unfold and _fold are not cached on their own: they are
+# built into _image_runs, whose signature carries cpu_matmul.VERSION, so an edit of the
+# intrinsic there never meets a stale copy of them.)
+_copy_short = _mm._vector_run(SHORT_BYTES)
+_add_short = _mm._vector_run(SHORT_BYTES, add=True)
 
 
 @intrinsic
@@ -98,7 +57,7 @@ def _short_lanes(typingctx, x):
     return types.intp(x), lambda context, builder, sig, args: context.get_constant(types.intp, n)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(nogil=True, inline="always")
 def _rows(src, src_at, src_step, dst, dst_at, dst_step, rows, n, add):
     # dst[dst_at + r*dst_step + t] (+)= src[src_at + r*src_step + t], r < rows, t < n: a
     # block copied (or added) row by row in short vector runs (one masked load and store
@@ -106,15 +65,14 @@ def _rows(src, src_at, src_step, dst, dst_at, dst_step, rows, n, add):
     L = _short_lanes(src)
     for r in range(rows):
         for t in range(0, n, L):
+            m = min(L, n - t)
             if add:
-                _add_short(src, src_at + r * src_step + t, dst, dst_at + r * dst_step + t,
-                           min(L, n - t))
+                _add_short(src, src_at + r * src_step + t, dst, dst_at + r * dst_step + t, m, m)
             else:
-                _copy_short(src, src_at + r * src_step + t, dst, dst_at + r * dst_step + t,
-                            min(L, n - t))
+                _copy_short(src, src_at + r * src_step + t, dst, dst_at + r * dst_step + t, m, m)
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame):
     # p[(c, i, j), ho*Wo + wo] = x[n, c, ho*sh - ph + i, wo*sw - pw + j], 0 outside the image.
     # Each channel is first copied into `frame`, a zero-bordered (H + 2ph) x (W + 2pw)
@@ -137,7 +95,7 @@ def _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame):
                             p[row + ho * Wo + wo] = frame[at + wo * sw]
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx, frame):
     # dx[n, c, h, w] += dp[(c, i, j), ho*Wo + wo] wherever h = ho*sh - ph + i, w = wo*sw - pw + j:
     # the adjoint of _unfold. Each channel's taps are summed on the framed canvas, whose

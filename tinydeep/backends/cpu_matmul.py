@@ -366,47 +366,57 @@ def _mr(typingctx, x):
     return types.intp(x), lambda context, builder, sig, args: context.get_constant(types.intp, MR)
 
 
-@intrinsic
-def _copy_vector(typingctx, x, at_x, dst, at, n, width):
-    """dst[at:at + width] = x[at_x:at_x + n] followed by width - n zeros, n <= width <= NR:
-    one masked vector load (lanes >= n are not read) and one masked store (lanes >= width
-    are not written). (LLVM will not vectorize the scalar loop itself, as it cannot rule
-    out that x and dst overlap; with n = width = NR, constants, the masks fold away.)"""
-    sig = types.void(x, types.intp, dst, types.intp, types.intp, types.intp)
+def _vector_run(nbytes, add=False):
+    """An intrinsic run(x, at_x, dst, at, n, width): dst[at + t] (+)= x[at_x + t] for t < n,
+    dst[at + t] = 0 for n <= t < width (0 <= n <= width <= lanes = nbytes / itemsize), as
+    one masked vector load of x (lanes >= n are not read), for add one of dst, and one
+    masked store (lanes >= width are not written), llvm.masked.load/store. LLVM will not
+    vectorize such a short scalar loop itself (it cannot rule out that x and dst overlap;
+    rows of a small image are too short for its vector loops); where n = width = lanes
+    are constants, the masks fold away into a plain load and store."""
+    @intrinsic
+    def run(typingctx, x, at_x, dst, at, n, width):
+        sig = types.void(x, types.intp, dst, types.intp, types.intp, types.intp)
 
-    def codegen(context, builder, signature, args):
-        x, at_x, dst, at, n, width = args
-        x_type = signature.args[0]
-        src = builder.gep(context.make_array(x_type)(context, builder, x).data, [at_x])
-        dst_ptr = builder.gep(context.make_array(signature.args[2])(context, builder, dst).data,
-                              [at])
-        lanes, bits = VECTOR_BYTES * 8 // x_type.dtype.bitwidth, x_type.dtype.bitwidth
-        vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
-        i32, index = ir.IntType(32), ir.VectorType(n.type, lanes)
+        def codegen(context, builder, signature, args):
+            x, at_x, dst, at, n, width = args
+            x_type, bits = signature.args[0], signature.args[0].dtype.bitwidth
+            lanes = nbytes * 8 // bits
+            vec = ir.VectorType(context.get_value_type(x_type.dtype), lanes)
+            i32, index = ir.IntType(32), ir.VectorType(n.type, lanes)
 
-        def below(count):                       # the mask lane < count
-            splat = builder.shuffle_vector(
-                builder.insert_element(ir.Constant(index, ir.Undefined), count,
-                                       ir.Constant(i32, 0)),
-                ir.Constant(index, ir.Undefined),
-                ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
-            return builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), splat)
+            def below(count):                   # the mask lane < count
+                splat = builder.shuffle_vector(
+                    builder.insert_element(ir.Constant(index, ir.Undefined), count,
+                                           ir.Constant(i32, 0)),
+                    ir.Constant(index, ir.Undefined),
+                    ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+                return builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), splat)
 
-        name = f"v{lanes}f{bits}.p0v{lanes}f{bits}"
-        vp, mask_type = vec.as_pointer(), ir.VectorType(ir.IntType(1), lanes)
-        load = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vec, [vp, i32, mask_type, vec]),
-            f"llvm.masked.load.{name}")
-        store = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [vec, vp, i32, mask_type]),
-            f"llvm.masked.store.{name}")
-        value = builder.call(load, [builder.bitcast(src, vp), ir.Constant(i32, 4), below(n),
-                                    ir.Constant(vec, [0.0] * lanes)])
-        builder.call(store, [value, builder.bitcast(dst_ptr, vp), ir.Constant(i32, 4),
-                             below(width)])
-        return context.get_dummy_value()
+            name = f"v{lanes}f{bits}.p0v{lanes}f{bits}"
+            vp, masks = vec.as_pointer(), ir.VectorType(ir.IntType(1), lanes)
+            load = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vp, i32, masks, vec]),
+                f"llvm.masked.load.{name}")
+            store = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [vec, vp, i32, masks]),
+                f"llvm.masked.store.{name}")
+            align, zero = ir.Constant(i32, bits // 8), ir.Constant(vec, [0.0] * lanes)
+            src = builder.bitcast(builder.gep(
+                context.make_array(x_type)(context, builder, x).data, [at_x]), vp)
+            to = builder.bitcast(builder.gep(
+                context.make_array(signature.args[2])(context, builder, dst).data, [at]), vp)
+            value = builder.call(load, [src, align, below(n), zero])
+            if add:
+                value = builder.fadd(value, builder.call(load, [to, align, below(width), zero]))
+            builder.call(store, [value, to, align, below(width)])
+            return context.get_dummy_value()
 
-    return sig, codegen
+        return sig, codegen
+    return run
+
+
+_copy_vector = _vector_run(VECTOR_BYTES)      # one kernel vector: a b-sliver's row
 
 
 def _transposer(rows=None):
