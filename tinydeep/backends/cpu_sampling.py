@@ -152,7 +152,6 @@ def _crop_sum_kernel(parts, out):
     # out[n, c] = sum over s of parts[n * S + s, c] without its zero frame
     N, C, H, W = out.shape
     S = parts.shape[0] // N
-    old = numba.set_parallel_chunksize(1)
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         for h in range(H):
@@ -160,7 +159,6 @@ def _crop_sum_kernel(parts, out):
             out_row[:] = parts[n * S, c, PAD + h, PAD:PAD + W]
             for s in range(1, S):
                 out_row += parts[n * S + s, c, PAD + h, PAD:PAD + W]
-    numba.set_parallel_chunksize(old)
 
 
 @njit(inline="always")
@@ -223,7 +221,6 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
     xlim, ylim = _limits(T, W, border), _limits(T, H, border)
     block = max(rows_per_block * Wo, 1)               # points per block (>= 1: a range step)
     items = N * S
-    old = numba.set_parallel_chunksize(1)       # dynamic schedule: see _work_split
     for chunk in prange(n_chunks):
         # tap indices unsigned (no negative-index checks) and made here, in
         # the loop body, so that LLVM sees them as constants
@@ -247,7 +244,6 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
                         j = i + down
                         out_c[k] = ((T(1) - ty) * ((T(1) - tx) * plane[i] + tx * plane[i + one])
                                     + ty * ((T(1) - tx) * plane[j] + tx * plane[j + one]))
-    numba.set_parallel_chunksize(old)
 
 
 @njit(inline="always")
@@ -295,7 +291,6 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
     xlim, ylim = _limits(T, W, border), _limits(T, H, border)
     block = max(rows_per_block * Wo, 1)
     items = N * S
-    old = numba.set_parallel_chunksize(1)       # dynamic schedule: see _work_split
     for chunk in prange(n_chunks):
         down = np.uint64(Wf)                       # as in _sample_kernel
         framed = np.zeros((C, Hf, Wf), dtype=image.dtype)
@@ -334,7 +329,6 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
                         src, dst = d_framed[c, PAD + h], d_image[n, c, h]
                         for w in range(W):
                             dst[w] = src[PAD + w]
-    numba.set_parallel_chunksize(old)
 
 
 @functools.lru_cache(maxsize=256)
@@ -346,6 +340,18 @@ def unnormalization(H, W, align_corners, dtype):
     return t(W / 2), t(-0.5), t(H / 2), t(-0.5)
 
 
+def _dynamic(kernel, *args):
+    """kernel(*args), its prange iterations handed out one at a time to whichever
+    thread is free. (By default each thread gets an equal share up front, and one
+    thread that the OS pauses -- on a busy machine -- holds up the whole call.)
+    Set here, not in the kernels: there it would keep them out of the cache."""
+    old = numba.set_parallel_chunksize(1)
+    try:
+        kernel(*args)
+    finally:
+        numba.set_parallel_chunksize(old)
+
+
 def _rows_per_block(Wo):
     return max(1, POINTS_PER_BLOCK // max(Wo, 1))
 
@@ -353,10 +359,7 @@ def _rows_per_block(Wo):
 def _work_split(N):
     """(S, n_chunks): S bands per sample so that there are at least as many
     (n, band) items as threads, and the items grouped into a few chunks per
-    thread (each chunk allocates its buffers once). The kernels hand chunks out
-    one at a time to whichever thread is free (parallel chunk size 1): with an
-    equal share each up front, one thread that the OS pauses -- on a busy
-    machine -- would hold up the whole call."""
+    thread (each chunk allocates its buffers once)."""
     threads = numba.get_num_threads()
     S = 1 if N >= threads else -(-threads // N)
     return S, max(1, min(N * S, 4 * threads))
@@ -370,8 +373,8 @@ def bilinear_sample(image, grid, padding_mode, align_corners):
     Ho, Wo = grid.shape[1:3]
     out = np.empty((N, C, Ho, Wo), dtype=image.dtype)
     S, n_chunks = _work_split(N)
-    _sample_kernel(image, grid, *unnormalization(H, W, align_corners, grid.dtype),
-                   padding_mode == "border", S, _rows_per_block(Wo), n_chunks, out)
+    _dynamic(_sample_kernel, image, grid, *unnormalization(H, W, align_corners, grid.dtype),
+             padding_mode == "border", S, _rows_per_block(Wo), n_chunks, out)
     return out
 
 
@@ -386,9 +389,9 @@ def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
                      dtype=image.dtype)
     d_image = np.empty((N, C, H, W), dtype=image.dtype)
     d_grid = np.empty(grid.shape, dtype=image.dtype)
-    _sample_backward_kernel(image, grid, grad, *unnormalization(H, W, align_corners, grid.dtype),
-                            padding_mode == "border", S, _rows_per_block(grid.shape[2]),
-                            n_chunks, parts, d_image, d_grid)
+    _dynamic(_sample_backward_kernel, image, grid, grad,
+             *unnormalization(H, W, align_corners, grid.dtype), padding_mode == "border", S,
+             _rows_per_block(grid.shape[2]), n_chunks, parts, d_image, d_grid)
     if S > 1:
-        _crop_sum_kernel(parts, d_image)
+        _dynamic(_crop_sum_kernel, parts, d_image)
     return d_image, d_grid
