@@ -190,8 +190,9 @@ def _taps(g, Wf, sx, ox, sy, oy, xlim, ylim, off, tx, ty, dx, dy, slopes):
     #   tx, ty  = ix - x0, iy - y0
     #   dx, dy  = d ix/dx, d iy/dy (0 where 'border' clamps); only if slopes
     # All arithmetic stays in the grid's dtype T (8 float32 lanes per AVX2
-    # instruction). A NaN coordinate gives tx or ty = NaN (so a NaN output)
-    # and a safe offset.
+    # instruction), the offset too: whole numbers below Hf * Wf, exact in T
+    # (see _taps_grid). A NaN coordinate gives tx or ty = NaN (so a NaN
+    # output) and a safe offset.
     T = g.dtype.type
     xlo, xhi, xglo, xghi = xlim
     ylo, yhi, yglo, yghi = ylim
@@ -204,9 +205,9 @@ def _taps(g, Wf, sx, ox, sy, oy, xlim, ylim, off, tx, ty, dx, dy, slopes):
         ix, iy = _clamp_keep_nan(ix, xlo, xhi), _clamp_keep_nan(iy, ylo, yhi)
         x0, y0 = np.floor(ix), np.floor(iy)
         tx[k], ty[k] = ix - x0, iy - y0
-        col = np.int32(_clamp_drop_nan(x0, T(-PAD), xhi)) + PAD
-        row = np.int32(_clamp_drop_nan(y0, T(-PAD), yhi)) + PAD
-        off[k] = np.uint32(row * Wf + col)
+        col = _clamp_drop_nan(x0, T(-PAD), xhi) + T(PAD)
+        row = _clamp_drop_nan(y0, T(-PAD), yhi) + T(PAD)
+        off[k] = np.uint32(np.int32(row * T(Wf) + col))
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -352,6 +353,15 @@ def _dynamic(kernel, *args):
         numba.set_parallel_chunksize(old)
 
 
+def _taps_grid(grid, H, W):
+    """The grid in a dtype that holds every tap offset exactly (whole numbers
+    below the framed plane's size, computed by _taps in the grid's dtype):
+    float32 does up to 2**24 (a 4092 x 4092 image), beyond that: float64."""
+    if (H + 2 * PAD) * (W + 2 * PAD) > 2 ** (np.finfo(grid.dtype).nmant + 1):
+        return grid.astype(np.float64)
+    return grid
+
+
 def _rows_per_block(Wo):
     return max(1, POINTS_PER_BLOCK // max(Wo, 1))
 
@@ -373,6 +383,7 @@ def bilinear_sample(image, grid, padding_mode, align_corners):
     Ho, Wo = grid.shape[1:3]
     out = np.empty((N, C, Ho, Wo), dtype=image.dtype)
     S, n_chunks = _work_split(N)
+    grid = _taps_grid(grid, H, W)
     _dynamic(_sample_kernel, image, grid, *unnormalization(H, W, align_corners, grid.dtype),
              padding_mode == "border", S, _rows_per_block(Wo), n_chunks, out)
     return out
@@ -389,6 +400,7 @@ def bilinear_sample_backward(image, grid, grad, padding_mode, align_corners):
                      dtype=image.dtype)
     d_image = np.empty((N, C, H, W), dtype=image.dtype)
     d_grid = np.empty(grid.shape, dtype=image.dtype)
+    grid = _taps_grid(grid, H, W)
     _dynamic(_sample_backward_kernel, image, grid, grad,
              *unnormalization(H, W, align_corners, grid.dtype), padding_mode == "border", S,
              _rows_per_block(grid.shape[2]), n_chunks, parts, d_image, d_grid)
