@@ -18,6 +18,7 @@ GEOMETRIES = [
     (2, 27, 9, 8, 5, 5, 5, (2, 1), (2, 2)),         # the same with stride
     (2, 2, 5, 40, 3, 3, 3, (1, 1), (1, 1)),         # rows wider than a micro-tile (40 > 32)
     (5, 2, 3, 4, 2, 3, 4, (1, 1), (0, 0)),          # a single output pixel per image
+    (2, 3, 6, 6, 80, 3, 3, (1, 1), (1, 1)),         # C_out past the rows that read P in place
 ]
 
 
