@@ -134,7 +134,7 @@ def affine_grid_backward(grad_grid, align_corners):
 # Both sampling kernels compile with fastmath={"contract"} and nothing else:
 # LLVM may fuse a * b + c into one multiply-add (one rounding, not two). The
 # scalar loops of step 2 are bound by their instruction count; fused, they ran
-# about 10% faster here. NaN and inf propagate as before.
+# about 10% faster here. NaN and inf inputs propagate as before.
 
 PAD = 2                  # zero pixels on each side: taps x0, x0 + 1 for x0 in [-2, W]
 POINTS_PER_BLOCK = 512
