@@ -445,8 +445,9 @@ def _transposer(rows=None):
             dst_ptr = context.make_array(dst_type)(context, builder, dst).data
             tile = [ir.Constant(vec, [0.0] * lanes)] * lanes
             for r in range(R):
-                src = builder.gep(x_ptr, [builder.add(at_x, builder.mul(ir.Constant(ld.type, r), ld))])
-                tile[r] = builder.load(builder.bitcast(src, vec.as_pointer()), align=4)
+                at_r = builder.add(at_x, builder.mul(ir.Constant(ld.type, r), ld))
+                row = builder.bitcast(builder.gep(x_ptr, [at_r]), vec.as_pointer())
+                tile[r] = builder.load(row, align=4)
             d = 1
             while d < lanes:
                 for r in range(lanes):
