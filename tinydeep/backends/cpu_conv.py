@@ -97,9 +97,9 @@ def _unfold(x, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame):
 
 @njit(nogil=True)
 def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx, frame):
-    # dx[n, c, h, w] += dp[(c, i, j), ho*Wo + wo] wherever h = ho*sh - ph + i, w = wo*sw - pw + j:
+    # dx[n, c, h, w] = sum of dp[(c, i, j), ho*Wo + wo] over h = ho*sh - ph + i, w = wo*sw - pw + j:
     # the adjoint of _unfold. Each channel's taps are summed on the framed canvas, whose
-    # interior is then added to dx (the border collects what fell on the padding).
+    # interior is then copied into dx (the border collects what fell on the padding).
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     Wf, P = W + 2 * pw, Ho * Wo
     df = dx.reshape(-1)
@@ -115,7 +115,7 @@ def _fold(dp, n, kh, kw, sh, sw, ph, pw, Ho, Wo, dx, frame):
                         at = (ho * sh + i) * Wf + j
                         for wo in range(Wo):
                             frame[at + wo * sw] += dp[row + ho * Wo + wo]
-        _rows(frame, ph * Wf + pw, Wf, df, (n * C + c) * H * W, W, H, W, True)
+        _rows(frame, ph * Wf + pw, Wf, df, (n * C + c) * H * W, W, H, W, False)
 
 
 def _geometry(x_shape, w_shape, stride, padding):
@@ -240,7 +240,7 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
     """d loss / d x (N,C,H,W) from g = d loss / d y (N,C_out,Ho,Wo)."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
     g = np.ascontiguousarray(g)
-    dx = np.zeros(x_shape, dtype=g.dtype)
+    dx = np.empty(x_shape, dtype=g.dtype)        # every pixel is written once, by _fold
     _run(INPUT_GRAD, dx, g, _weights(w, g.dtype), dx[:0], (kh, kw), stride, padding, Ho, Wo)
     return dx
 
