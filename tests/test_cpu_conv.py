@@ -19,6 +19,12 @@ GEOMETRIES = [
     (2, 2, 5, 40, 3, 3, 3, (1, 1), (1, 1)),         # rows wider than a micro-tile (40 > 32)
     (5, 2, 3, 4, 2, 3, 4, (1, 1), (0, 0)),          # a single output pixel per image
     (2, 3, 6, 6, 80, 3, 3, (1, 1), (1, 1)),         # C_out past the rows that read P in place
+    # the implicit GEMM (stride 1, K >= 64, channels filling >= 80 % of NR-wide slivers):
+    (2, 32, 14, 14, 64, 5, 5, (1, 1), (2, 2)),      # LeNet's second conv: rows of 7 + 7, k-blocks
+    (2, 32, 5, 9, 32, 3, 3, (1, 1), (1, 1)),        # a row of 9 in a tile of 12 (3 dropped)
+    (1, 32, 4, 4, 32, 3, 3, (1, 1), (3, 3)),        # padding past the kernel: dx the other rung
+    (2, 16, 7, 10, 32, 3, 5, (1, 1), (1, 2)),       # rectangular; dx implicit at float64 only
+    (2, 8, 6, 6, 40, 3, 3, (1, 1), (1, 1)),         # float64: 40 of 48 channels, zero slivers
 ]
 
 
@@ -83,11 +89,12 @@ def test_direct_matches_torch_conv2d_and_its_gradients(rng):
                                tw.grad.numpy(), rtol=1e-12, atol=1e-11)
 
 
-def test_split_over_threads_gives_the_same_numbers(monkeypatch, rng):
+@pytest.mark.parametrize("C, C_out", [(2, 3), (16, 16)])      # the latter: implicit GEMM
+def test_split_over_threads_gives_the_same_numbers(monkeypatch, rng, C, C_out):
     # one run of images per thread, dW summed over the runs: 1 and 3 "threads" agree
-    x = rng.standard_normal((7, 2, 6, 6))
-    w = rng.standard_normal((3, 2, 3, 3))
-    g = rng.standard_normal((7, 3, 6, 6))
+    x = rng.standard_normal((7, C, 6, 6))
+    w = rng.standard_normal((C_out, C, 3, 3))
+    g = rng.standard_normal((7, C_out, 6, 6))
     got = {}
     for t in (1, 3):
         monkeypatch.setattr(cpu_conv._mm, "_threads", lambda t=t: t)

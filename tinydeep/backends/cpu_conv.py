@@ -196,6 +196,141 @@ def _image_runs(version, part, step, image, grad, w2, bias, out, kh, kw, sh, sw,
                                0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
 
 
+# ------------------------------------------------ implicit GEMM: no patch matrix
+#
+# For stride 1 the patch matrix need not exist. With the image framed by its padding
+# (channel c at c·F in one buffer, F = Hf·Wf), tap k = (c, i, j) of output pixel (ho, wo)
+# sits at frame[k's offset + ho·Wf + wo], offset[k] = c·F + i·Wf + j. So the product
+#     y[n].T (Ho·Wo, C_out) = P.T (Ho·Wo, K) @ W.T (K, C_out)
+# runs on a micro-kernel that reads its a-rows, R neighbouring pixels of one output row,
+# in the frame itself through the offset table (cpu_matmul._offset_kernel_rows), with
+# W.T packed once into slivers of NR output channels. Tiles are R pixels by NR channels:
+# an output row of 14 is two tiles of 7, C_out = 64 two slivers, so no row or column of a
+# tile is wasted (y = W @ P, NR pixels a tile, wastes 224/196 at 14x14). The tiles' sums
+# gather in a (Ho·Wr, Cp) scratch that is transposed into y[n], adding the bias.
+# The input gradient is the same computation: dx[n] = the valid correlation of g[n],
+# framed by (kh-1-ph, kw-1-pw), with the weights flipped and their channels swapped.
+
+ROWS = tuple(r for r in (_mm.MR, 8, 7, 4) if r <= _mm.MR)     # tile heights on offer
+IMPLICIT_KC = 128       # slivers of W.T (KC x NR, 16 KiB at float32) stay in L1 (256: 3-10 % slower)
+IMPLICIT_MIN_K = 64     # below, the transpose of the sums costs as much as the product
+_tile_mr, _tile_8, _tile_7, _tile_4 = (_mm._offset_kernel_rows(r) for r in (_mm.MR, 8, 7, 4))
+
+
+@njit(nogil=True, inline="always")
+def _tile(R, kc, frame, a_at, table, w_pack, b_at, sums, c_at, ldc, more):
+    # the offset micro-kernel of R rows (R in ROWS)
+    nr = _mm._nr(sums)
+    if R == _mm.MR:
+        _tile_mr(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+    elif R == 8:
+        _tile_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+    elif R == 7:
+        _tile_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+    else:
+        _tile_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+
+
+def segments(Wo):
+    """An output row of Wo pixels cut into tiles of heights in ROWS, as rows (start, R):
+    the cut whose tiles cost least, a tile of R pixels costing R + 2 (its sums' loads and
+    stores); the last may run past Wo (those pixels are computed and dropped)."""
+    best = {0: (0, ())}
+    for w in range(Wo):
+        if w in best:
+            for r in ROWS:
+                end, cost = min(w + r, Wo), best[w][0] + r + 2
+                if end not in best or cost < best[end][0]:
+                    best[end] = (cost, best[w][1] + ((w, r),))
+    return np.array(best[Wo][1], dtype=np.intp)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _implicit_runs(version, src, qh, qw, offsets, w_pack, kc, cuts, bias, out, work, at):
+    # out[n] = valid correlation of src[n] framed by (qh, qw) zeros, as above; w_pack
+    # holds W.T (K, Cp) cut into k-blocks of kc and slivers of NR: block k0, sliver s,
+    # element (p, lane) at k0·Cp + s·kb·NR + p·NR + lane. One run of images per thread.
+    literally(version)
+    N, Cs, Hs, Ws = src.shape
+    C_out, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
+    Hf, Wf, K = Hs + 2 * qh, Ws + 2 * qw, offsets.size
+    F, Cp, nr = Hf * Wf, w_pack.size // offsets.size, _mm._nr(out)
+    Wr = cuts[-1, 0] + cuts[-1, 1]              # pixels a row of tiles covers (>= Wo)
+    runs, sf, of = work.shape[0], src.reshape(-1), out.reshape(-1)
+    for t in prange(runs):
+        frame, sums = work[t, at[0]:at[1]], work[t, at[1]:at[2]]
+        for i in range(frame.size):     # the border (and the tail the last tile reads past)
+            frame[i] = 0
+        for n in range(t * N // runs, (t + 1) * N // runs):
+            for c in range(Cs):
+                _rows(sf, (n * Cs + c) * Hs * Ws, Ws, frame, c * F + qh * Wf + qw, Wf, Hs, Ws,
+                      False)
+            for k0 in range(0, K, kc):
+                kb = min(kc, K - k0)
+                table, more = offsets[k0:k0 + kb], k0 > 0
+                for ho in range(Ho):
+                    for s in range(cuts.shape[0]):
+                        wo, R = cuts[s, 0], cuts[s, 1]
+                        a_at, c_at = ho * Wf + wo, (ho * Wr + wo) * Cp
+                        for j in range(0, Cp, nr):
+                            _tile(R, kb, frame, a_at, table, w_pack, k0 * Cp + j * kb, sums,
+                                  c_at + j, Cp, more)
+            _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias)
+
+
+@njit(nogil=True)
+def _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias):
+    # out[n, c, ho, wo] = sums[(ho·Wr + wo)·Cp + c] (+ bias[c]): L x L in-register
+    # transposes (L = NR/2) along runs of pixels that lie in order in both (the whole
+    # image where Wr = Wo, else each row), the edges element by element
+    L, P = _mm._nr(of) // 2, Ho * Wo
+    run, count = (P, 1) if Wr == Wo else (Wo, Ho)
+    c_full, q_full, y = C_out - C_out % L, run - run % L, n * C_out * P
+    for h in range(count):
+        s, o = h * Wr * Cp, y + h * Wo
+        for c in range(0, c_full, L):
+            for q in range(0, q_full, L):
+                _mm._transpose_tile(sums, s + q * Cp + c, Cp, of, o + c * P + q, P)
+        for c in range(C_out):
+            for q in range(q_full if c < c_full else 0, run):
+                of[o + c * P + q] = sums[s + q * Cp + c]
+    for c in range(C_out if bias.size else 0):
+        yc, b = of[y + c * P:y + (c + 1) * P], bias[c]
+        for i in range(P):          # (indices from 0: vectorized, no wrap-around checks)
+            yc[i] += b
+
+
+def _implicit(src, pads, w2, out, window, bias=None):
+    """out = the valid correlation of src framed by pads with the weights w2 (C_out,
+    C_src·kh·kw), stride 1, by _implicit_runs, with its workspace."""
+    (kh, kw), (qh, qw) = window, pads
+    N, Cs, Hs, Ws = src.shape
+    C_out, K = w2.shape
+    Hf, Wf = Hs + 2 * qh, Ws + 2 * qw
+    nr = _mm.VECTOR_BYTES // src.itemsize
+    Cp, kc = -(-C_out // nr) * nr, -(-K // -(-K // IMPLICIT_KC))      # K in equal blocks
+    cuts = segments(out.shape[3])
+    wide = np.zeros((Cp, K), src.dtype)
+    wide[:C_out] = w2
+    w_pack = np.concatenate([wide[:, k0:k0 + kc].reshape(Cp // nr, nr, -1).transpose(0, 2, 1)
+                             .reshape(-1) for k0 in range(0, K, kc)])
+    c, i, j = np.ogrid[:Cs, :kh, :kw]
+    offsets = (c * Hf * Wf + i * Wf + j).reshape(-1).astype(np.intp)
+    Wr = int(cuts[-1, 0] + cuts[-1, 1])
+    work, at = _workspace(src.dtype, Cs * Hf * Wf + Wr - out.shape[3], out.shape[2] * Wr * Cp)
+    bias = np.zeros(0, src.dtype) if bias is None else np.ascontiguousarray(bias, src.dtype)
+    args = (src, qh, qw, offsets, w_pack, kc, cuts, bias, out, work, np.array(at))
+    _loop(_implicit_runs, args)(_mm.VERSION, *args)
+
+
+def _implicit_fits(channels, K, stride, pads, dtype):
+    """Whether _implicit serves a product of `channels` output channels and K taps: stride
+    1, a frame of non-negative padding, channels filling slivers of NR to at least 80 %."""
+    nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
+    return (tuple(stride) == (1, 1) and min(pads) >= 0 and K >= IMPLICIT_MIN_K
+            and 4 * -(-channels // nr) * nr <= 5 * channels)
+
+
 def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None):
     """_image_runs with its workspace: per thread the patch matrix P (K x Ho·Wo), the two
     packs (their sizes follow the step's product) and the zero-bordered canvas."""
@@ -212,15 +347,21 @@ def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None)
     bias = np.zeros(0, image.dtype) if bias is None else np.ascontiguousarray(bias, image.dtype)
     args = (_mm._part_address(image.dtype), step, image, grad, w2, bias, out.reshape(-1),
             *window, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc, work, np.array(at))
-    # the loop compiled for these argument types, found by a key that is cheap to make
-    # (numba.typeof takes ~10 us an array: most of a small convolution's Python cost)
-    key = tuple((a.dtype, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous, a.flags.writeable)
-                if isinstance(a, np.ndarray) else type(a) for a in args)
+    _loop(_image_runs, args)(_mm.VERSION, *args)
+
+
+def _loop(function, args):
+    """function compiled for these arguments, found by a key that is cheap to make
+    (numba.typeof takes ~10 us an array: most of a small convolution's Python cost);
+    compiled (or loaded from the cache) once per signature."""
+    key = (function,) + tuple((a.dtype, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous,
+                               a.flags.writeable) if isinstance(a, np.ndarray) else type(a)
+                              for a in args)
     loop = _compiled.get(key)
-    if loop is None:       # compiled (or loaded from the cache) once per signature
+    if loop is None:
         sig = (types.literal(_mm.VERSION),) + tuple(typeof(a) for a in args)
-        loop = _compiled[key] = _image_runs.compile(sig)
-    loop(_mm.VERSION, *args)
+        loop = _compiled[key] = function.compile(sig)
+    return loop
 
 
 _compiled = {}
@@ -232,7 +373,11 @@ def conv2d_forward(x, w, stride, padding, bias=None):
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding)
     x = np.ascontiguousarray(x)
     y = _mm.empty((N, C_out, Ho, Wo), x.dtype)
-    _run(FORWARD, x, x[:0], _weights(w, x.dtype), y, (kh, kw), stride, padding, Ho, Wo, bias)
+    if _implicit_fits(C_out, C * kh * kw, stride, padding, x.dtype):
+        _implicit(x, padding, _weights(w, x.dtype), y, (kh, kw), bias)
+    else:
+        _run(FORWARD, x, x[:0], _weights(w, x.dtype), y, (kh, kw), stride, padding, Ho, Wo,
+             bias)
     return y
 
 
@@ -240,8 +385,13 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
     """d loss / d x (N,C,H,W) from g = d loss / d y (N,C_out,Ho,Wo)."""
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x_shape, w.shape, stride, padding)
     g = np.ascontiguousarray(g)
-    dx = np.empty(x_shape, dtype=g.dtype)        # every pixel is written once, by _fold
-    _run(INPUT_GRAD, dx, g, _weights(w, g.dtype), dx[:0], (kh, kw), stride, padding, Ho, Wo)
+    dx = np.empty(x_shape, dtype=g.dtype)        # every pixel is written once
+    flipped = (kh - 1 - ph, kw - 1 - pw)         # g's frame for the transposed correlation
+    if _implicit_fits(C, C_out * kh * kw, stride, flipped, g.dtype):
+        w_t = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]        # W'[c, o, i, j] = W[o, c, -i, -j]
+        _implicit(g, flipped, w_t.reshape(C, -1), dx, (kh, kw))
+    else:
+        _run(INPUT_GRAD, dx, g, _weights(w, g.dtype), dx[:0], (kh, kw), stride, padding, Ho, Wo)
     return dx
 
 

@@ -275,7 +275,18 @@ def _micro_kernel_rows(R):
     return intrinsic(micro_kernel)
 
 
-def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc, accumulate):
+def _offset_kernel_rows(R):
+    """The micro-kernel for R rows of an a read in place: a[r, p] = a[a_at + offsets[p] + r]
+    (a convolution's input, R neighbouring pixels of one row, tap p at offsets[p])."""
+    def micro_kernel(typingctx, kc, a, a_at, offsets, b_pack, b_at, b_step, c, c_at, ldc,
+                     accumulate):
+        return _micro_kernel_typed(R, kc, a, a_at, b_pack, b_at, b_step, c, c_at, ldc,
+                                   accumulate, offsets)
+    return intrinsic(micro_kernel)
+
+
+def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc, accumulate,
+                        offsets=None):
     """c[c_at + r*ldc + j] (+)= sum over p < kc of
            a_pack[a_at + p*MR + r] * b_pack[b_at + p*b_step + j]    for r < R, j < NR
 
@@ -284,14 +295,18 @@ def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc,
     k loop, then one vector add and store per row of c. b_step is NR for a packed
     sliver of b, or b's row length where its rows are read in place. R is MR but at the bottom
     edge of c, where a tile of 4 or 8 rows covers what is left with fewer wasted
-    rows (a convolution's 16 or 32 output channels: 12 + 4 and 12 + 12 + 8).
+    rows (a convolution's 16 or 32 output channels: 12 + 4 and 12 + 12 + 8). With
+    `offsets` (an integer array), a[r, p] is a_pack[a_at + offsets[p] + r]: a read in place.
     """
-    sig = types.void(types.intp, a_pack, types.intp, b_pack, types.intp, types.intp,
-                     c, types.intp, types.intp, types.boolean)
+    tail = (b_pack, types.intp, types.intp, c, types.intp, types.intp, types.boolean)
+    sig = types.void(types.intp, a_pack, types.intp, *((offsets,) if offsets else ()), *tail)
 
     def codegen(context, builder, signature, args):
+        if offsets:
+            table = context.make_array(offsets)(context, builder, args[3]).data
+            args = args[:3] + args[4:]
         kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc, accumulate = args
-        a_type, b_type, c_type = signature.args[1], signature.args[3], signature.args[6]
+        a_type, b_type, c_type = signature.args[1], signature.args[-7], signature.args[-4]
         a_ptr = context.make_array(a_type)(context, builder, a_pack).data
         b_ptr = context.make_array(b_type)(context, builder, b_pack).data
         c_ptr = context.make_array(c_type)(context, builder, c).data
@@ -328,7 +343,10 @@ def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc,
             p = loop.index
             b_p = builder.load(vector_at(b_ptr, builder.add(b_at, builder.mul(p, b_step))),
                                align=4)
-            a_p = builder.add(a_at, builder.mul(p, const(MR)))
+            if offsets:
+                a_p = builder.add(a_at, builder.load(builder.gep(table, [p], inbounds=True)))
+            else:
+                a_p = builder.add(a_at, builder.mul(p, const(MR)))
             for r in range(R):
                 a_rp = builder.load(builder.gep(a_ptr, [builder.add(a_p, const(r))], inbounds=True))
                 product = builder.fmul(broadcast(a_rp), b_p, flags=["contract"])

@@ -7,11 +7,12 @@ second *process* can. When the CPU kernels are imported and the cache holds no p
 matmul yet (a first run on this machine, or a new NUMBA_CACHE_DIR), `start_if_cold`
 starts `python -m tinydeep.backends.cpu_warmup`. That child runs one float32 step of a
 tiny MLP, trained with SGD and Adam, with NumPy doing its matrix products, and a CNN's
-pooling. It compiles the elementwise, loss, reduction, optimizer and pooling kernels into
-the shared cache, while this process compiles the packed matmul, the largest kernel
-(~5 s). When the step here reaches a kernel the child has cached, Numba loads it from the
-cache instead of compiling it. A kernel the child has not reached yet is compiled here as
-usual, so nothing waits on the child and nothing depends on it finishing.
+pooling and convolution. It compiles the elementwise, loss, reduction, optimizer, pooling
+and implicit-GEMM convolution kernels into the shared cache, while this process compiles
+the packed matmul, the largest kernel (~5 s). When the step here reaches a kernel the child
+has cached, Numba loads it from the cache instead of compiling it. A kernel the child has
+not reached yet is compiled here as usual, so nothing waits on the child and nothing
+depends on it finishing.
 
 Sharing the cache is safe only because of one detail. Numba names a new entry's data file
 by the first free number in the function's index. Two processes that add different
@@ -85,12 +86,13 @@ def _child_data_names(check_only=False):
 def warm_up():
     """One float32 step of a tiny MLP with SGD (momentum) and one with Adam, its matrix
     products done by NumPy: every other kernel of an MLP step compiles (or loads); then a
-    CNN's pooling and bias-gradient kernels."""
+    CNN's pooling, bias-gradient and implicit-GEMM convolution kernels."""
     import numpy as np
 
     import tinydeep as td
     from tinydeep import backends, nn, optim
     from tinydeep import functional as F
+    from tinydeep.backends import cpu_conv
     cpu = backends.get("cpu")
     cpu.matmul = lambda a, b, out=None: np.matmul(a, b, out=out)
     cpu.matmul_nt = lambda a, b, out=None: np.matmul(a, b.T, out=out)
@@ -106,11 +108,14 @@ def warm_up():
         loss.backward()
         opt.step()
         loss.item()
-    # a CNN's kernels beside its convolutions: 2x2 max pooling both ways, the conv bias gradient
+    # a CNN's kernels: 2x2 max pooling both ways, the conv bias gradient, and the implicit
+    # GEMM's loop (self-contained; the other rung's loop calls the packed matmul's parts)
     images = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     pooled, argmax = cpu.max_pool2d(images, (2, 2), (2, 2), (0, 0))
     cpu.max_pool2d_backward(pooled, argmax, images.shape)
     cpu.conv2d_backward_bias(images)
+    cpu_conv._implicit(images, (1, 1), np.ones((32, 27), np.float32),
+                       np.empty((2, 32, 6, 6), np.float32), (3, 3))
 
 
 if __name__ == "__main__":
