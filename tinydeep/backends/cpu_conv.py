@@ -211,10 +211,11 @@ def _image_runs(version, part, step, image, grad, w2, bias, out, kh, kw, sh, sw,
 # The input gradient is the same computation: dx[n] = the valid correlation of g[n],
 # framed by (kh-1-ph, kw-1-pw), with the weights flipped and their channels swapped.
 
-ROWS = tuple(r for r in (_mm.MR, 8, 7, 4) if r <= _mm.MR)     # tile heights on offer
+ROWS = tuple(r for r in (_mm.MR, 8, 7, 5, 4) if r <= _mm.MR)      # tile heights on offer
 IMPLICIT_KC = 128       # slivers of W.T (KC x NR, 16 KiB at float32) stay in L1 (256: 3-10 % slower)
 IMPLICIT_MIN_K = 64     # below, the transpose of the sums costs as much as the product
-_tile_mr, _tile_8, _tile_7, _tile_4 = (_mm._offset_kernel_rows(r) for r in (_mm.MR, 8, 7, 4))
+_tile_mr, _tile_8, _tile_7, _tile_5, _tile_4 = (_mm._offset_kernel_rows(r)
+                                                for r in (_mm.MR, 8, 7, 5, 4))
 
 
 @njit(nogil=True, inline="always")
@@ -227,22 +228,24 @@ def _tile(R, kc, frame, a_at, table, w_pack, b_at, sums, c_at, ldc, more):
         _tile_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
     elif R == 7:
         _tile_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+    elif R == 5:
+        _tile_5(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
     else:
         _tile_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
 
 
-def segments(Wo):
-    """An output row of Wo pixels cut into tiles of heights in ROWS, as rows (start, R):
-    the cut whose tiles cost least, a tile of R pixels costing R + 2 (its sums' loads and
-    stores); the last may run past Wo (those pixels are computed and dropped)."""
+def cut(width):
+    """A row of `width` (output pixels, or a kernel row's taps) cut into tiles of heights in
+    ROWS, as rows (start, R): the cut whose tiles cost least, a tile of R costing R + 2 (its
+    sums' loads and stores); the last may run past the row (what it adds there is dropped)."""
     best = {0: (0, ())}
-    for w in range(Wo):
+    for w in range(width):
         if w in best:
             for r in ROWS:
-                end, cost = min(w + r, Wo), best[w][0] + r + 2
+                end, cost = min(w + r, width), best[w][0] + r + 2
                 if end not in best or cost < best[end][0]:
                     best[end] = (cost, best[w][1] + ((w, r),))
-    return np.array(best[Wo][1], dtype=np.intp)
+    return np.array(best[width][1], dtype=np.intp)
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -262,9 +265,7 @@ def _implicit_runs(version, src, qh, qw, offsets, w_pack, kc, cuts, bias, out, w
         for i in range(frame.size):     # the border (and the tail the last tile reads past)
             frame[i] = 0
         for n in range(t * N // runs, (t + 1) * N // runs):
-            for c in range(Cs):
-                _rows(sf, (n * Cs + c) * Hs * Ws, Ws, frame, c * F + qh * Wf + qw, Wf, Hs, Ws,
-                      False)
+            _frame(sf, n, Cs, Hs, Ws, frame, qh, qw)
             for k0 in range(0, K, kc):
                 kb = min(kc, K - k0)
                 table, more = offsets[k0:k0 + kb], k0 > 0
@@ -276,6 +277,60 @@ def _implicit_runs(version, src, qh, qw, offsets, w_pack, kc, cuts, bias, out, w
                             _tile(R, kb, frame, a_at, table, w_pack, k0 * Cp + j * kb, sums,
                                   c_at + j, Cp, more)
             _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias)
+
+
+@njit(nogil=True, inline="always")
+def _frame(sf, n, Cs, Hs, Ws, frame, qh, qw):
+    # image n's channels into their frames (channel c at c·F), inside a border of (qh, qw)
+    Wf = Ws + 2 * qw
+    F = (Hs + 2 * qh) * Wf
+    for c in range(Cs):
+        _rows(sf, (n * Cs + c) * Hs * Ws, Ws, frame, c * F + qh * Wf + qw, Wf, Hs, Ws, False)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _implicit_weight_runs(version, src, qh, qw, g, pixels, kc, cuts, partial, work, at):
+    # partial[t] (C·kh·Wk, Cp) += over the run's images n and pixels q of
+    #     frame_n[c·F + i·Wf + j + pixels[q]] * g[n, o, q]  at row (c·kh + i)·Wk + j, column o:
+    # the weight gradient, transposed (dW.T = P @ g[n].T), its a-rows R neighbouring taps j
+    # of one kernel row (c, i) read in the frame through the pixels' offset table, b = g[n].T
+    # packed into slivers of NR channels (Q x NR each). Each kernel row of width kw is cut
+    # into tiles `cuts` covering Wk >= kw taps (rows j >= kw are dropped afterwards).
+    literally(version)
+    N, Cs, Hs, Ws = src.shape
+    C_out, Q, Cp = g.shape[1], pixels.size, partial.shape[2]
+    Wf, nr = Ws + 2 * qw, _mm._nr(partial)
+    F, Wk = (Hs + 2 * qh) * Wf, cuts[-1, 0] + cuts[-1, 1]
+    kh, L = partial.shape[1] // (Cs * Wk), nr // 2
+    runs, sf, gf = work.shape[0], src.reshape(-1), g.reshape(-1)
+    o_full, q_full = C_out - C_out % L, Q - Q % L
+    for t in prange(runs):
+        frame, gp, pt = work[t, at[0]:at[1]], work[t, at[1]:at[2]], partial[t].reshape(-1)
+        for i in range(frame.size):     # borders, and channels past C_out: zero
+            frame[i] = 0
+        for i in range(gp.size):
+            gp[i] = 0
+        for i in range(pt.size):
+            pt[i] = 0
+        for n in range(t * N // runs, (t + 1) * N // runs):
+            _frame(sf, n, Cs, Hs, Ws, frame, qh, qw)
+            for o in range(0, o_full, L):       # g[n] (C_out, Q) -> slivers: L x L transposes
+                for q in range(0, q_full, L):
+                    _mm._transpose_tile(gf, (n * C_out + o) * Q + q, Q, gp,
+                                        (o - o % nr) * Q + q * nr + o % nr, nr)
+            for o in range(C_out):
+                for q in range(q_full if o < o_full else 0, Q):
+                    gp[(o - o % nr) * Q + q * nr + o % nr] = gf[(n * C_out + o) * Q + q]
+            for q0 in range(0, Q, kc):
+                kb = min(kc, Q - q0)
+                table = pixels[q0:q0 + kb]
+                for c in range(Cs):
+                    for i in range(kh):
+                        for s in range(cuts.shape[0]):
+                            j, R = cuts[s, 0], cuts[s, 1]
+                            for o in range(0, Cp, nr):
+                                _tile(R, kb, frame, c * F + i * Wf + j, table, gp, o * Q + q0 * nr,
+                                      pt, ((c * kh + i) * Wk + j) * Cp + o, Cp, True)
 
 
 @njit(nogil=True)
@@ -309,7 +364,7 @@ def _implicit(src, pads, w2, out, window, bias=None):
     Hf, Wf = Hs + 2 * qh, Ws + 2 * qw
     nr = _mm.VECTOR_BYTES // src.itemsize
     Cp, kc = -(-C_out // nr) * nr, -(-K // -(-K // IMPLICIT_KC))      # K in equal blocks
-    cuts = segments(out.shape[3])
+    cuts = cut(out.shape[3])
     wide = np.zeros((Cp, K), src.dtype)
     wide[:C_out] = w2
     w_pack = np.concatenate([wide[:, k0:k0 + kc].reshape(Cp // nr, nr, -1).transpose(0, 2, 1)
@@ -323,12 +378,30 @@ def _implicit(src, pads, w2, out, window, bias=None):
     _loop(_implicit_runs, args)(_mm.VERSION, *args)
 
 
-def _implicit_fits(channels, K, stride, pads, dtype):
-    """Whether _implicit serves a product of `channels` output channels and K taps: stride
-    1, a frame of non-negative padding, channels filling slivers of NR to at least 80 %."""
+def _implicit_weight(x, g, w_shape, padding):
+    """d loss / d w (C_out, C, kh, kw) for stride 1 by _implicit_weight_runs."""
+    (C_out, C, kh, kw), (N, _, Ho, Wo), (qh, qw) = w_shape, g.shape, padding
+    Hf, Wf, Q = x.shape[2] + 2 * qh, x.shape[3] + 2 * qw, Ho * Wo
+    nr = _mm.VECTOR_BYTES // g.itemsize
+    Cp, kc, cuts = -(-C_out // nr) * nr, -(-Q // -(-Q // IMPLICIT_KC)), cut(kw)
+    Wk = int(cuts[-1, 0] + cuts[-1, 1])
+    ho, wo = np.ogrid[:Ho, :Wo]
+    pixels = (ho * Wf + wo).reshape(-1).astype(np.intp)
+    partial = np.empty((_mm._threads(), C * kh * Wk, Cp), g.dtype)       # one per run
+    work, at = _workspace(g.dtype, C * Hf * Wf + Wk - kw, Cp * Q)
+    args = (x, qh, qw, g, pixels, kc, cuts, partial, work, np.array(at))
+    _loop(_implicit_weight_runs, args)(_mm.VERSION, *args)
+    dw_t = partial.sum(axis=0).reshape(C, kh, Wk, Cp)[:, :, :kw, :C_out]
+    return np.ascontiguousarray(dw_t.transpose(3, 0, 1, 2))
+
+
+def _implicit_fits(channels, stride, dtype):
+    """Whether the implicit GEMM fits a product of `channels` output channels (output
+    channels, or the input's for dx): stride 1, and they fill slivers of NR to >= 80 %.
+    (The callers add: forward and dx K >= IMPLICIT_MIN_K taps, dx a frame of padding
+    >= 0, dW kernel rows cut with <= 25 % of the taps dropped.)"""
     nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
-    return (tuple(stride) == (1, 1) and min(pads) >= 0 and K >= IMPLICIT_MIN_K
-            and 4 * -(-channels // nr) * nr <= 5 * channels)
+    return tuple(stride) == (1, 1) and 4 * -(-channels // nr) * nr <= 5 * channels
 
 
 def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None):
@@ -373,7 +446,7 @@ def conv2d_forward(x, w, stride, padding, bias=None):
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding)
     x = np.ascontiguousarray(x)
     y = _mm.empty((N, C_out, Ho, Wo), x.dtype)
-    if _implicit_fits(C_out, C * kh * kw, stride, padding, x.dtype):
+    if _implicit_fits(C_out, stride, x.dtype) and C * kh * kw >= IMPLICIT_MIN_K:
         _implicit(x, padding, _weights(w, x.dtype), y, (kh, kw), bias)
     else:
         _run(FORWARD, x, x[:0], _weights(w, x.dtype), y, (kh, kw), stride, padding, Ho, Wo,
@@ -387,7 +460,8 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
     g = np.ascontiguousarray(g)
     dx = np.empty(x_shape, dtype=g.dtype)        # every pixel is written once
     flipped = (kh - 1 - ph, kw - 1 - pw)         # g's frame for the transposed correlation
-    if _implicit_fits(C, C_out * kh * kw, stride, flipped, g.dtype):
+    if (_implicit_fits(C, stride, g.dtype) and C_out * kh * kw >= IMPLICIT_MIN_K
+            and min(flipped) >= 0):
         w_t = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]        # W'[c, o, i, j] = W[o, c, -i, -j]
         _implicit(g, flipped, w_t.reshape(C, -1), dx, (kh, kw))
     else:
@@ -400,6 +474,8 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x, g.dtype)
     K = C * kh * kw
+    if _implicit_fits(C_out, stride, g.dtype) and cut(kw)[-1].sum() * 4 <= kw * 5:
+        return _implicit_weight(x, g, w_shape, padding)
     Kp = _mm.tiles(C_out, K, g.dtype)[1]         # K in whole slivers (see _image_runs)
     partial = np.zeros((_mm._threads(), C_out, Kp), dtype=g.dtype)   # one per run
     _run(WEIGHT_GRAD, x, g, np.empty((C_out, K), g.dtype), partial, (kh, kw),

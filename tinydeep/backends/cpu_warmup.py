@@ -109,13 +109,14 @@ def warm_up():
         opt.step()
         loss.item()
     # a CNN's kernels: 2x2 max pooling both ways, the conv bias gradient, and the implicit
-    # GEMM's loop (self-contained; the other rung's loop calls the packed matmul's parts)
+    # GEMM's loops (self-contained; the other rung's loop calls the packed matmul's parts)
     images = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     pooled, argmax = cpu.max_pool2d(images, (2, 2), (2, 2), (0, 0))
     cpu.max_pool2d_backward(pooled, argmax, images.shape)
     cpu.conv2d_backward_bias(images)
-    cpu_conv._implicit(images, (1, 1), np.ones((32, 27), np.float32),
-                       np.empty((2, 32, 6, 6), np.float32), (3, 3))
+    maps = np.ones((2, 32, 6, 6), np.float32)
+    cpu_conv._implicit(images, (1, 1), np.ones((32, 27), np.float32), maps, (3, 3))
+    cpu_conv._implicit_weight(images, maps, (32, 3, 3, 3), (1, 1))
 
 
 if __name__ == "__main__":
