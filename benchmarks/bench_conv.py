@@ -1,5 +1,6 @@
-"""The convolution ladder: im2col + one big matmul (rung 1) and image-by-image direct
-convolution (rung 2, tinydeep/backends/cpu_conv.py), against PyTorch's conv2d.
+"""The convolution ladder: im2col + one big matmul (rung 1), image by image with a patch
+matrix kept in cache (rung 2) and the implicit GEMM that forms no patch matrix (rung 3; both
+in tinydeep/backends/cpu_conv.py), against PyTorch's conv2d.
 
     python benchmarks/bench_conv.py [--rounds 5] [--json PATH]
 
@@ -9,14 +10,15 @@ input needs none, as in training):
 
     im2col   cols = im2col(x); y = (cols @ W.T) as NCHW; dW = g2.T @ cols;
              dx = col2im(g2 @ W), g2 = g as (N·Ho·Wo, C_out)   (what functional.Conv2d does)
-    direct   cpu_conv.conv2d_forward, conv2d_backward_weight, conv2d_backward_input
+    patches  cpu_conv.conv2d_forward, conv2d_backward_weight, conv2d_backward_input
+             with cpu_conv.IMPLICIT = False
+    implicit the same as the library runs them (the implicit GEMM where it fits)
     torch    torch.nn.functional.conv2d forward + autograd backward (oneDNN on x86)
 
 The layers are the convolutions of the LeNet-style net (conv5 1->32, pool, conv5
 32->64) and of the benchmark's small CNN (conv5 1->16, pool, conv5 16->32), all
 5x5 with padding 2 on 28x28 and 14x14 inputs. Every contender's results are checked
-against the im2col rung before timing. Figures: time of im2col / time of direct
-(the rung's speed-up), and time of direct / PyTorch's.
+against the im2col rung before timing. Figures: each rung's speed-up over the one below.
 """
 import argparse
 import os
@@ -69,13 +71,20 @@ def contenders(x, w, g, input_grad):
               if input_grad else None)
         return y, dw, dx
 
-    def direct():
-        y = cpu_conv.conv2d_forward(x, w, STRIDE, PADDING)
-        dw = cpu_conv.conv2d_backward_weight(g, x, w.shape, STRIDE, PADDING)
-        dx = cpu_conv.conv2d_backward_input(g, w, x.shape, STRIDE, PADDING) if input_grad else None
-        return y, dw, dx
+    def direct(implicit):
+        def layer():
+            cpu_conv.IMPLICIT = implicit
+            try:
+                y = cpu_conv.conv2d_forward(x, w, STRIDE, PADDING)
+                dw = cpu_conv.conv2d_backward_weight(g, x, w.shape, STRIDE, PADDING)
+                dx = (cpu_conv.conv2d_backward_input(g, w, x.shape, STRIDE, PADDING)
+                      if input_grad else None)
+            finally:
+                cpu_conv.IMPLICIT = True
+            return y, dw, dx
+        return layer
 
-    calls = {"im2col": im2col, "direct": direct}
+    calls = {"im2col": im2col, "patches": direct(False), "implicit": direct(True)}
     if torch is not None:
         tx = torch.from_numpy(x).requires_grad_(input_grad)
         tw = torch.from_numpy(w).requires_grad_(True)
@@ -119,20 +128,20 @@ def run(rounds=5, layers=LAYERS, sample_s=0.05, settle_s=0.1):
         t = timing.interleaved(calls, rounds, sample_s, settle_s)
         res["ms"][label] = {k: 1e3 * v for k, v in t.items()}
         direct_rule = cpu_conv.prefer_direct(x_shape, w_shape, STRIDE, PADDING)
-        res["figures"].append(timing.figure(
-            f"conv ladder, {label}, batch {x_shape[0]}, fwd+bwd: im2col time / direct time",
-            t["im2col"] / t["direct"], 1.0, ">=",
-            note=f"{1e3 * t['im2col']:.1f} vs {1e3 * t['direct']:.1f} ms; "
-                 f"prefer_direct: {direct_rule}"
-                 + (f"; PyTorch {1e3 * t['torch']:.1f} ms" if "torch" in t else "")))
+        for low, high in (("im2col", "patches"), ("patches", "implicit")):
+            res["figures"].append(timing.figure(
+                f"conv ladder, {label}, batch {x_shape[0]}, fwd+bwd: {low} time / {high} time",
+                t[low] / t[high], 1.0, ">=",
+                note=f"{1e3 * t[low]:.1f} vs {1e3 * t[high]:.1f} ms; prefer_direct: {direct_rule}"
+                     + (f"; PyTorch {1e3 * t['torch']:.1f} ms" if "torch" in t else "")))
     return res
 
 
 def report(res):
     print("convolution fwd + bwd per layer, median ms of interleaved rounds")
-    print("| layer | im2col | direct | PyTorch |\n|---|---|---|---|")
+    print("| layer | im2col | patches | implicit | PyTorch |\n|---|---|---|---|---|")
     for label, ms in res["ms"].items():
-        print(f"| {label} | {ms['im2col']:.1f} | {ms['direct']:.1f} | "
+        print(f"| {label} | {ms['im2col']:.1f} | {ms['patches']:.1f} | {ms['implicit']:.1f} | "
               f"{ms.get('torch', float('nan')):.1f} |")
 
 

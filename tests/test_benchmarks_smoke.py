@@ -152,12 +152,12 @@ def test_interplay_bench_tiny():
                                   "numpy_after_relu"}
 
 
-def test_conv_bench_tiny_checks_both_rungs():
-    from benchmarks import bench_conv
-    res = bench_conv.run(rounds=1, layers=[("tiny", (2, 2, 6, 6), (3, 2, 5, 5), True)],
+def test_conv_bench_tiny_checks_every_rung():
+    from benchmarks import bench_conv       # 32 output channels: the implicit GEMM's forward and dW
+    res = bench_conv.run(rounds=1, layers=[("tiny", (2, 4, 6, 6), (32, 4, 5, 5), True)],
                          sample_s=1e-3, settle_s=0)
-    well_formed(res["figures"], 1)
-    assert set(res["ms"]["tiny"]) >= {"im2col", "direct"}
+    well_formed(res["figures"], 2)
+    assert set(res["ms"]["tiny"]) >= {"im2col", "patches", "implicit"}
 
 
 def test_plot_speed_puts_tinydeep_faster_right_of_parity():

@@ -50,9 +50,11 @@ def reference(x, w, g, stride, padding):
     return y, dx, dw
 
 
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "patches"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geom", GEOMETRIES, ids=ids)
-def test_direct_matches_the_im2col_reference(geom, dtype, rng):
+def test_direct_matches_the_im2col_reference(geom, dtype, implicit, rng, monkeypatch):
+    monkeypatch.setattr(cpu_conv, "IMPLICIT", implicit)      # False: the patch-matrix path only
     N, C, H, W, C_out, kh, kw, stride, padding = geom
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((C_out, C, kh, kw)).astype(dtype)

@@ -1,4 +1,4 @@
-"""Convolution on the CPU, second rung: image by image, patches kept in cache.
+"""Convolution on the CPU, rungs 2 and 3: image by image, patches kept in cache or never formed.
 
 Rung 1 (cpu.im2col + matmul, in functional.Conv2d) unfolds the patches of the
 whole batch into one matrix, N·Ho·Wo x C·kh·kw (80 MB for the second conv of a
@@ -24,8 +24,14 @@ micro-kernel's panels straight from the cached patch matrix. The batch is split
 into one run of images per thread of Numba's pool (a prange loop); each thread has
 its own patch buffer and, for dW, its own partial sum, added up at the end.
 
-prefer_direct(...) says, by shape, where this rung beats rung 1 (measured:
-benchmarks/bench_conv.py).
+Rung 3, for stride 1 (the implicit GEMM, below): no patch matrix at all. The micro-kernel
+reads its operand straight from the zero-framed image through a table of tap offsets, so
+the unfold and fold passes and the packing of P disappear; tiles are whole runs of output
+pixels by NR channels, so none of a tile is wasted on 14 x 14 maps (forward and input
+gradient: y[n].T = P.T @ W.T; weight gradient: dW.T += P @ g[n].T).
+
+prefer_direct(...) says, by shape, where rungs 2 and 3 beat rung 1 (measured:
+benchmarks/bench_conv.py, which shows all three).
 """
 import numpy as np
 from numba import literally, njit, prange, typeof, types
@@ -212,8 +218,9 @@ def _image_runs(version, part, step, image, grad, w2, bias, out, kh, kw, sh, sw,
 # framed by (kh-1-ph, kw-1-pw), with the weights flipped and their channels swapped.
 
 ROWS = tuple(r for r in (_mm.MR, 8, 7, 5, 4) if r <= _mm.MR)      # tile heights on offer
-IMPLICIT_KC = 128       # slivers of W.T (KC x NR, 16 KiB at float32) stay in L1 (256: 3-10 % slower)
+IMPLICIT_KC = 128       # W.T slivers (KC x NR, 16 KiB at float32) stay in L1 (256: 3-10 % slower)
 IMPLICIT_MIN_K = 64     # below, the transpose of the sums costs as much as the product
+IMPLICIT = True         # False: every shape on the patch-matrix path (the ladder's middle rung)
 _tile_mr, _tile_8, _tile_7, _tile_5, _tile_4 = (_mm._offset_kernel_rows(r)
                                                 for r in (_mm.MR, 8, 7, 5, 4))
 
@@ -401,7 +408,7 @@ def _implicit_fits(channels, stride, dtype):
     (The callers add: forward and dx K >= IMPLICIT_MIN_K taps, dx a frame of padding
     >= 0, dW kernel rows cut with <= 25 % of the taps dropped.)"""
     nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
-    return tuple(stride) == (1, 1) and 4 * -(-channels // nr) * nr <= 5 * channels
+    return IMPLICIT and tuple(stride) == (1, 1) and 4 * -(-channels // nr) * nr <= 5 * channels
 
 
 def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None):
