@@ -402,13 +402,13 @@ def _implicit_weight(x, g, w_shape, padding):
     return np.ascontiguousarray(dw_t.transpose(3, 0, 1, 2))
 
 
-def _implicit_fits(channels, stride, dtype):
+def _implicit_fits(channels, stride, dtype, fill=0.8):
     """Whether the implicit GEMM fits a product of `channels` output channels (output
-    channels, or the input's for dx): stride 1, and they fill slivers of NR to >= 80 %.
+    channels, or the input's for dx): stride 1, and they fill slivers of NR to >= `fill`.
     (The callers add: forward and dx K >= IMPLICIT_MIN_K taps, dx a frame of padding
     >= 0, dW kernel rows cut with <= 25 % of the taps dropped.)"""
     nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
-    return IMPLICIT and tuple(stride) == (1, 1) and 4 * -(-channels // nr) * nr <= 5 * channels
+    return IMPLICIT and tuple(stride) == (1, 1) and channels >= fill * -(-channels // nr) * nr
 
 
 def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None):
@@ -481,7 +481,9 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x, g.dtype)
     K = C * kh * kw
-    if _implicit_fits(C_out, stride, g.dtype) and cut(kw)[-1].sum() * 4 <= kw * 5:
+    # (a first layer's few taps: half-filled slivers still take half the time of rung 2's)
+    fill = 0.5 if K < IMPLICIT_MIN_K else 0.8
+    if _implicit_fits(C_out, stride, g.dtype, fill) and cut(kw)[-1].sum() * 4 <= kw * 5:
         return _implicit_weight(x, g, w_shape, padding)
     Kp = _mm.tiles(C_out, K, g.dtype)[1]         # K in whole slivers (see _image_runs)
     partial = np.zeros((_mm._threads(), C_out, Kp), dtype=g.dtype)   # one per run
