@@ -34,7 +34,8 @@ prefer_direct(...) says, by shape, where rungs 2 and 3 beat rung 1 (measured:
 benchmarks/bench_conv.py, which shows all three).
 """
 import numpy as np
-from numba import literally, njit, prange, typeof, types
+import numba
+from numba import carray, cfunc, literally, njit, prange, typeof, types
 from numba.extending import intrinsic
 
 from . import cpu_matmul as _mm
@@ -49,9 +50,9 @@ SHORT_BYTES = 64     # one short run: 16 float32 / 8 float64, one AVX-512 regist
 
 # One short run: a masked vector load and store (cpu_matmul._vector_run). Rows of a small
 # image (14 or 28 pixels) are too short for LLVM's vectorized loops, which then run
-# element by element. (_rows, _unfold and _fold are not cached on their own: they are
-# built into _image_runs, whose signature carries cpu_matmul.VERSION, so an edit of the
-# intrinsic there never meets a stale copy of them.)
+# element by element. (Nothing here is cached on its own: it is built into the runs' C
+# functions, whose cache entries carry cpu_matmul.VERSION in their names (_c_run), so an
+# edit of the intrinsic there never meets a stale copy.)
 _copy_short = _mm._vector_run(SHORT_BYTES)
 _add_short = _mm._vector_run(SHORT_BYTES, add=True)
 
@@ -152,54 +153,50 @@ def _frame_size(x_shape, ph, pw):
 FORWARD, INPUT_GRAD, WEIGHT_GRAD = 0, 1, 2
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _image_runs(version, part, step, image, grad, w2, bias, out, kh, kw, sh, sw, ph, pw, Ho, Wo,
-                i_hi, j_hi, kc, work, at):
-    # The batch cut into one run of images per thread of Numba's pool (the matmul's and
-    # the elementwise kernels' pool, awake between kernels); image by image, one call of
-    # the packed kernel's per-part body (_mm._gemm_call: the whole of c as one part), its
-    # operands flat arrays with (row, column) strides. W = w2 (C_out, K), P = unfold(x[n]):
+@njit(nogil=True)
+def _image_run(t, part, step, image, grad, w2, bias, out, kh, kw, sh, sw, ph, pw, Ho, Wo,
+               i_hi, j_hi, kc, work, at):
+    # Run t of the batch cut into one run of images per thread (see _runs); image by
+    # image, one call of the packed kernel's per-part body (_mm._gemm_call: the whole of c
+    # as one part), its operands flat arrays with (row, column) strides. W = w2 (C_out, K),
+    # P = unfold(x[n]):
     #   FORWARD      out = y (flat):  y[n] (C_out, HoWo) = W @ P (+ bias[c_out])    image = x
     #   INPUT_GRAD   image = dx:      dP = W.T @ g[n],  dx[n] = fold(dP)
     #   WEIGHT_GRAD  out = one (C_out, Kp) partial sum per run: += g[n] @ P.T      image = x
     # where Kp = j_hi is K rounded up to whole slivers, P's rows K..Kp zero: every sliver
     # of P.T is then packed whole, by vector transposes (a first layer's K = 25 taps
     # would otherwise all go through the element-by-element edge path: 3-4x the time).
-    # (One function for the three steps: Numba compiles a parallel loop and what it calls
-    # once per function, seconds each.) version: cpu_matmul.VERSION, as a literal type.
-    literally(version)
     N, C_out, K, P = image.shape[0], w2.shape[0], w2.shape[1], Ho * Wo
     runs, wf = work.shape[0], w2.reshape(-1)
     Kp = j_hi if step == WEIGHT_GRAD else K
-    for t in prange(runs):
-        p, a_pack, b_pack = work[t, at[0]:at[0] + Kp * P], work[t, at[1]:], work[t, at[2]:]
-        frame = work[t, at[3]:at[4]]
-        for i in range(frame.size):         # (loops, not array expressions: each of those
-            frame[i] = 0                    # would be a parallel loop of its own to compile)
-        for i in range(K * P, Kp * P):
-            p[i] = 0
-        n0 = t * N // runs
-        for n in range(n0, (t + 1) * N // runs):
-            keep = 1 if n == n0 else 2          # W's packed slivers: made once, then reused
-            if step == INPUT_GRAD:
-                _mm._gemm_call(part, wf, 1, K, grad[n].reshape(-1), P, 1, p, K, C_out, P,
-                               0, i_hi, 0, j_hi, kc, a_pack, b_pack, False, keep)
-                _fold(p, n, kh, kw, sh, sw, ph, pw, Ho, Wo, image, frame)
-                continue
-            _unfold(image, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame)
-            if step == FORWARD:
-                yn = out[n * C_out * P:(n + 1) * C_out * P]
-                _mm._gemm_call(part, wf, K, 1, p, P, 1, yn, C_out, K, P, 0, i_hi, 0, j_hi, kc,
-                               a_pack, b_pack, False, keep)
-                if bias.size == C_out:      # per channel: no division per element
-                    for c in range(C_out):
-                        yc, b = yn[c * P:(c + 1) * P], bias[c]
-                        for i in range(P):
-                            yc[i] += b
-            else:
-                _mm._gemm_call(part, grad[n].reshape(-1), P, 1, p, 1, P,
-                               out[t * C_out * Kp:(t + 1) * C_out * Kp], C_out, P, Kp,
-                               0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
+    p, a_pack, b_pack = work[t, at[0]:at[0] + Kp * P], work[t, at[1]:], work[t, at[2]:]
+    frame = work[t, at[3]:at[4]]
+    for i in range(frame.size):
+        frame[i] = 0
+    for i in range(K * P, Kp * P):
+        p[i] = 0
+    n0 = t * N // runs
+    for n in range(n0, (t + 1) * N // runs):
+        keep = 1 if n == n0 else 2          # W's packed slivers: made once, then reused
+        if step == INPUT_GRAD:
+            _mm._gemm_call(part, wf, 1, K, grad[n].reshape(-1), P, 1, p, K, C_out, P,
+                           0, i_hi, 0, j_hi, kc, a_pack, b_pack, False, keep)
+            _fold(p, n, kh, kw, sh, sw, ph, pw, Ho, Wo, image, frame)
+            continue
+        _unfold(image, n, kh, kw, sh, sw, ph, pw, Ho, Wo, p, frame)
+        if step == FORWARD:
+            yn = out[n * C_out * P:(n + 1) * C_out * P]
+            _mm._gemm_call(part, wf, K, 1, p, P, 1, yn, C_out, K, P, 0, i_hi, 0, j_hi, kc,
+                           a_pack, b_pack, False, keep)
+            if bias.size == C_out:      # per channel: no division per element
+                for c in range(C_out):
+                    yc, b = yn[c * P:(c + 1) * P], bias[c]
+                    for i in range(P):
+                        yc[i] += b
+        else:
+            _mm._gemm_call(part, grad[n].reshape(-1), P, 1, p, 1, P,
+                           out[t * C_out * Kp:(t + 1) * C_out * Kp], C_out, P, Kp,
+                           0, i_hi, 0, j_hi, kc, a_pack, b_pack, n > n0, 0)
 
 
 # ------------------------------------------------ implicit GEMM: no patch matrix
@@ -255,35 +252,33 @@ def cut(width):
     return np.array(best[width][1], dtype=np.intp)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _implicit_runs(version, src, qh, qw, offsets, w_pack, kc, cuts, bias, out, work, at):
-    # out[n] = valid correlation of src[n] framed by (qh, qw) zeros, as above; w_pack
-    # holds W.T (K, Cp) cut into k-blocks of kc and slivers of NR: block k0, sliver s,
-    # element (p, lane) at k0·Cp + s·kb·NR + p·NR + lane. One run of images per thread.
-    literally(version)
+@njit(nogil=True)
+def _implicit_run(t, src, qh, qw, offsets, w_pack, kc, cuts, bias, out, work, at):
+    # run t: out[n] = valid correlation of src[n] framed by (qh, qw) zeros, as above,
+    # for the run's images; w_pack holds W.T (K, Cp) cut into k-blocks of kc and slivers
+    # of NR: block k0, sliver s, element (p, lane) at k0·Cp + s·kb·NR + p·NR + lane.
     N, Cs, Hs, Ws = src.shape
     C_out, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
     Hf, Wf, K = Hs + 2 * qh, Ws + 2 * qw, offsets.size
     F, Cp, nr = Hf * Wf, w_pack.size // offsets.size, _mm._nr(out)
     Wr = cuts[-1, 0] + cuts[-1, 1]              # pixels a row of tiles covers (>= Wo)
     runs, sf, of = work.shape[0], src.reshape(-1), out.reshape(-1)
-    for t in prange(runs):
-        frame, sums = work[t, at[0]:at[1]], work[t, at[1]:at[2]]
-        for i in range(frame.size):     # the border (and the tail the last tile reads past)
-            frame[i] = 0
-        for n in range(t * N // runs, (t + 1) * N // runs):
-            _frame(sf, n, Cs, Hs, Ws, frame, qh, qw)
-            for k0 in range(0, K, kc):
-                kb = min(kc, K - k0)
-                table, more = offsets[k0:k0 + kb], k0 > 0
-                for ho in range(Ho):
-                    for s in range(cuts.shape[0]):
-                        wo, R = cuts[s, 0], cuts[s, 1]
-                        a_at, c_at = ho * Wf + wo, (ho * Wr + wo) * Cp
-                        for j in range(0, Cp, nr):
-                            _tile(R, kb, frame, a_at, table, w_pack, k0 * Cp + j * kb, sums,
-                                  c_at + j, Cp, more)
-            _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias)
+    frame, sums = work[t, at[0]:at[1]], work[t, at[1]:at[2]]
+    for i in range(frame.size):     # the border (and the tail the last tile reads past)
+        frame[i] = 0
+    for n in range(t * N // runs, (t + 1) * N // runs):
+        _frame(sf, n, Cs, Hs, Ws, frame, qh, qw)
+        for k0 in range(0, K, kc):
+            kb = min(kc, K - k0)
+            table, more = offsets[k0:k0 + kb], k0 > 0
+            for ho in range(Ho):
+                for s in range(cuts.shape[0]):
+                    wo, R = cuts[s, 0], cuts[s, 1]
+                    a_at, c_at = ho * Wf + wo, (ho * Wr + wo) * Cp
+                    for j in range(0, Cp, nr):
+                        _tile(R, kb, frame, a_at, table, w_pack, k0 * Cp + j * kb, sums,
+                              c_at + j, Cp, more)
+        _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias)
 
 
 @njit(nogil=True, inline="always")
@@ -295,15 +290,14 @@ def _frame(sf, n, Cs, Hs, Ws, frame, qh, qw):
         _rows(sf, (n * Cs + c) * Hs * Ws, Ws, frame, c * F + qh * Wf + qw, Wf, Hs, Ws, False)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _implicit_weight_runs(version, src, qh, qw, g, pixels, kc, cuts, partial, work, at):
-    # partial[t] (C·kh·Wk, Cp) += over the run's images n and pixels q of
+@njit(nogil=True)
+def _implicit_weight_run(t, src, qh, qw, g, pixels, kc, cuts, partial, work, at):
+    # run t: partial[t] (C·kh·Wk, Cp) = sum over the run's images n and pixels q of
     #     frame_n[c·F + i·Wf + j + pixels[q]] * g[n, o, q]  at row (c·kh + i)·Wk + j, column o:
     # the weight gradient, transposed (dW.T = P @ g[n].T), its a-rows R neighbouring taps j
     # of one kernel row (c, i) read in the frame through the pixels' offset table, b = g[n].T
     # packed into slivers of NR channels (Q x NR each). Each kernel row of width kw is cut
     # into tiles `cuts` covering Wk >= kw taps (rows j >= kw are dropped afterwards).
-    literally(version)
     N, Cs, Hs, Ws = src.shape
     C_out, Q, Cp = g.shape[1], pixels.size, partial.shape[2]
     Wf, nr = Ws + 2 * qw, _mm._nr(partial)
@@ -311,33 +305,32 @@ def _implicit_weight_runs(version, src, qh, qw, g, pixels, kc, cuts, partial, wo
     kh, L = partial.shape[1] // (Cs * Wk), nr // 2
     runs, sf, gf = work.shape[0], src.reshape(-1), g.reshape(-1)
     o_full, q_full = C_out - C_out % L, Q - Q % L
-    for t in prange(runs):
-        frame, gp, pt = work[t, at[0]:at[1]], work[t, at[1]:at[2]], partial[t].reshape(-1)
-        for i in range(frame.size):     # borders, and channels past C_out: zero
-            frame[i] = 0
-        for i in range(gp.size):
-            gp[i] = 0
-        for i in range(pt.size):
-            pt[i] = 0
-        for n in range(t * N // runs, (t + 1) * N // runs):
-            _frame(sf, n, Cs, Hs, Ws, frame, qh, qw)
-            for o in range(0, o_full, L):       # g[n] (C_out, Q) -> slivers: L x L transposes
-                for q in range(0, q_full, L):
-                    _mm._transpose_tile(gf, (n * C_out + o) * Q + q, Q, gp,
-                                        (o - o % nr) * Q + q * nr + o % nr, nr)
-            for o in range(C_out):
-                for q in range(q_full if o < o_full else 0, Q):
-                    gp[(o - o % nr) * Q + q * nr + o % nr] = gf[(n * C_out + o) * Q + q]
-            for q0 in range(0, Q, kc):
-                kb = min(kc, Q - q0)
-                table = pixels[q0:q0 + kb]
-                for c in range(Cs):
-                    for i in range(kh):
-                        for s in range(cuts.shape[0]):
-                            j, R = cuts[s, 0], cuts[s, 1]
-                            for o in range(0, Cp, nr):
-                                _tile(R, kb, frame, c * F + i * Wf + j, table, gp, o * Q + q0 * nr,
-                                      pt, ((c * kh + i) * Wk + j) * Cp + o, Cp, True)
+    frame, gp, pt = work[t, at[0]:at[1]], work[t, at[1]:at[2]], partial[t].reshape(-1)
+    for i in range(frame.size):     # borders, and channels past C_out: zero
+        frame[i] = 0
+    for i in range(gp.size):
+        gp[i] = 0
+    for i in range(pt.size):
+        pt[i] = 0
+    for n in range(t * N // runs, (t + 1) * N // runs):
+        _frame(sf, n, Cs, Hs, Ws, frame, qh, qw)
+        for o in range(0, o_full, L):       # g[n] (C_out, Q) -> slivers: L x L transposes
+            for q in range(0, q_full, L):
+                _mm._transpose_tile(gf, (n * C_out + o) * Q + q, Q, gp,
+                                    (o - o % nr) * Q + q * nr + o % nr, nr)
+        for o in range(C_out):
+            for q in range(q_full if o < o_full else 0, Q):
+                gp[(o - o % nr) * Q + q * nr + o % nr] = gf[(n * C_out + o) * Q + q]
+        for q0 in range(0, Q, kc):
+            kb = min(kc, Q - q0)
+            table = pixels[q0:q0 + kb]
+            for c in range(Cs):
+                for i in range(kh):
+                    for s in range(cuts.shape[0]):
+                        j, R = cuts[s, 0], cuts[s, 1]
+                        for o in range(0, Cp, nr):
+                            _tile(R, kb, frame, c * F + i * Wf + j, table, gp, o * Q + q0 * nr,
+                                  pt, ((c * kh + i) * Wk + j) * Cp + o, Cp, True)
 
 
 @njit(nogil=True)
@@ -362,9 +355,101 @@ def _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias):
             yc[i] += b
 
 
+# The runs in parallel. Each run above is a plain serial function, compiled once per dtype
+# as a C function (through an adapter of flat pointers), which one small parallel loop,
+# _runs, calls through its address. (As the parallel loop's own body, Numba's parallel
+# passes took 4-5 s more to compile each, and would compile again whatever it calls.)
+# An adapter's arguments: t, six float arrays, three intp arrays and z, an intp array of
+# the run's sizes and scalars in the order its line of comment gives.
+
+def _implicit_c(t, src, w_pack, bias, out, work, f5, offsets, cuts, at, z):
+    # z: N, Cs, Hs, Ws, C_out, Ho, Wo, qh, qw, kc, K, w_pack size, cuts, bias size, runs, row
+    s = carray(z, 16)
+    _implicit_run(t, carray(src, (s[0], s[1], s[2], s[3])), s[7], s[8], carray(offsets, s[10]),
+                  carray(w_pack, s[11]), s[9], carray(cuts, (s[12], 2)), carray(bias, s[13]),
+                  carray(out, (s[0], s[4], s[5], s[6])), carray(work, (s[14], s[15])),
+                  carray(at, 3))
+
+
+def _implicit_weight_c(t, src, g, partial, work, f4, f5, pixels, cuts, at, z):
+    # z: N, Cs, Hs, Ws, C_out, Q, qh, qw, kc, cuts, runs, rows of partial, Cp, row
+    s = carray(z, 14)
+    _implicit_weight_run(t, carray(src, (s[0], s[1], s[2], s[3])), s[6], s[7],
+                         carray(g, (s[0], s[4], s[5])), carray(pixels, s[5]), s[8],
+                         carray(cuts, (s[9], 2)), carray(partial, (s[10], s[11], s[12])),
+                         carray(work, (s[10], s[13])), carray(at, 3))
+
+
+def _image_c(t, image, grad, w2, bias, out, work, at, i1, i2, z):
+    # z: part, step, N, C, H, W, (grad's shape) Ng, Cg, Hg, Wg, C_out, K, bias size, out
+    #    size, kh, kw, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc, runs, row
+    s = carray(z, 27)
+    _image_run(t, s[0], s[1], carray(image, (s[2], s[3], s[4], s[5])),
+               carray(grad, (s[6], s[7], s[8], s[9])), carray(w2, (s[10], s[11])),
+               carray(bias, s[12]), carray(out, s[13]), s[14], s[15], s[16], s[17], s[18],
+               s[19], s[20], s[21], s[22], s[23], s[24], carray(work, (s[25], s[26])),
+               carray(at, 5))
+
+
+def _c_signature(dtype):
+    """An adapter's C signature: (t, six dtype*, four intp*) -> void."""
+    f, i = types.CPointer(dtype), types.CPointer(types.intp)
+    return types.void(types.intp, *[f] * 6, *[i] * 4)
+
+
+_run_at = _mm.function_at(_c_signature)
+_C_RUNS = {}
+
+
+def _c_run(adapter, dtype):
+    """The address of adapter compiled for dtype as a C function (on first use; cached on
+    disk). Its cache entry carries cpu_matmul.VERSION in its name: the intrinsics built
+    into it come from there, and Numba's cache notices edits to this file only."""
+    address = _C_RUNS.get((adapter, dtype))
+    if address is None:
+        adapter.__qualname__ = f"{adapter.__name__}_{_mm.VERSION}"
+        address = _C_RUNS[adapter, dtype] = cfunc(_c_signature(numba.from_dtype(dtype)),
+                                                  cache=True)(adapter).address
+    return address
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _runs(version, run, runs, f0, f1, f2, f3, f4, f5, i0, i1, i2, z):
+    # runs t = 0 .. runs-1 of the C function at `run`, one per thread of Numba's pool (the
+    # matmul's and the elementwise kernels' pool, awake between kernels). version:
+    # cpu_matmul.VERSION as a literal type (this too builds in intrinsics from there).
+    literally(version)
+    for t in prange(runs):
+        _run_at(run, f0)(np.intp(t), _mm._data(f0), _mm._data(f1), _mm._data(f2),
+                         _mm._data(f3), _mm._data(f4), _mm._data(f5), _mm._data(i0),
+                         _mm._data(i1), _mm._data(i2), _mm._data(z))
+
+
+def _start(adapter, runs, floats, ints, z):
+    """Runs 0 .. runs-1 of adapter (its C function) in parallel by _runs: floats and ints
+    its float and intp arrays, C-contiguous (padded to six and three with empty ones), z
+    its sizes and scalars. Every array goes flat: one compiled loop per dtype."""
+    dtype = floats[0].dtype
+    floats = [a.reshape(-1) for a in floats] + [np.empty(0, dtype)] * (6 - len(floats))
+    ints = [a.reshape(-1) for a in ints] + [np.empty(0, np.intp)] * (3 - len(ints))
+    args = (_c_run(adapter, dtype), runs, *floats, *ints, np.array(z, dtype=np.intp))
+    # _runs compiled for these argument types, found by a key that is cheap to make
+    # (numba.typeof takes ~10 us an array: most of a small convolution's Python cost)
+    key = tuple((a.dtype, a.flags.writeable) if isinstance(a, np.ndarray) else type(a)
+                for a in args)
+    loop = _compiled.get(key)
+    if loop is None:       # compiled (or loaded from the cache) once per signature
+        sig = (types.literal(_mm.VERSION),) + tuple(typeof(a) for a in args)
+        loop = _compiled[key] = _runs.compile(sig)
+    loop(_mm.VERSION, *args)
+
+
+_compiled = {}
+
+
 def _implicit(src, pads, w2, out, window, bias=None):
     """out = the valid correlation of src framed by pads with the weights w2 (C_out,
-    C_src·kh·kw), stride 1, by _implicit_runs, with its workspace."""
+    C_src·kh·kw), stride 1, by _implicit_run, with its workspace."""
     (kh, kw), (qh, qw) = window, pads
     N, Cs, Hs, Ws = src.shape
     C_out, K = w2.shape
@@ -381,12 +466,13 @@ def _implicit(src, pads, w2, out, window, bias=None):
     Wr = int(cuts[-1, 0] + cuts[-1, 1])
     work, at = _workspace(src.dtype, Cs * Hf * Wf + Wr - out.shape[3], out.shape[2] * Wr * Cp)
     bias = np.zeros(0, src.dtype) if bias is None else np.ascontiguousarray(bias, src.dtype)
-    args = (src, qh, qw, offsets, w_pack, kc, cuts, bias, out, work, np.array(at))
-    _loop(_implicit_runs, args)(_mm.VERSION, *args)
+    _start(_implicit_c, work.shape[0], (src, w_pack, bias, out, work),
+           (offsets, cuts, np.array(at)), (*src.shape, C_out, *out.shape[2:], qh, qw, kc, K,
+                                           w_pack.size, len(cuts), bias.size, *work.shape))
 
 
 def _implicit_weight(x, g, w_shape, padding):
-    """d loss / d w (C_out, C, kh, kw) for stride 1 by _implicit_weight_runs."""
+    """d loss / d w (C_out, C, kh, kw) for stride 1 by _implicit_weight_run."""
     (C_out, C, kh, kw), (N, _, Ho, Wo), (qh, qw) = w_shape, g.shape, padding
     Hf, Wf, Q = x.shape[2] + 2 * qh, x.shape[3] + 2 * qw, Ho * Wo
     nr = _mm.VECTOR_BYTES // g.itemsize
@@ -396,8 +482,8 @@ def _implicit_weight(x, g, w_shape, padding):
     pixels = (ho * Wf + wo).reshape(-1).astype(np.intp)
     partial = np.empty((_mm._threads(), C * kh * Wk, Cp), g.dtype)       # one per run
     work, at = _workspace(g.dtype, C * Hf * Wf + Wk - kw, Cp * Q)
-    args = (x, qh, qw, g, pixels, kc, cuts, partial, work, np.array(at))
-    _loop(_implicit_weight_runs, args)(_mm.VERSION, *args)
+    _start(_implicit_weight_c, work.shape[0], (x, g, partial, work), (pixels, cuts, np.array(at)),
+           (*x.shape, C_out, Q, qh, qw, kc, len(cuts), *partial.shape, work.shape[1]))
     dw_t = partial.sum(axis=0).reshape(C, kh, Wk, Cp)[:, :, :kw, :C_out]
     return np.ascontiguousarray(dw_t.transpose(3, 0, 1, 2))
 
@@ -412,7 +498,7 @@ def _implicit_fits(channels, stride, dtype, fill=0.8):
 
 
 def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None):
-    """_image_runs with its workspace: per thread the patch matrix P (K x Ho·Wo), the two
+    """_image_run with its workspace: per thread the patch matrix P (K x Ho·Wo), the two
     packs (their sizes follow the step's product) and the zero-bordered canvas."""
     C_out, K = w2.shape
     (sh, sw), (ph, pw), P = stride, padding, Ho * Wo
@@ -421,30 +507,13 @@ def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None)
     i_hi, j_hi = _mm.tiles(M, cols, image.dtype)
     kc = _mm.kc_for(inner)
     a_size = _mm.MC * kc if step == WEIGHT_GRAD else i_hi * inner      # W's slivers kept whole
-    p_rows = j_hi if step == WEIGHT_GRAD else K                   # see _image_runs
+    p_rows = j_hi if step == WEIGHT_GRAD else K                   # see _image_run
     work, at = _workspace(image.dtype, p_rows * P, a_size, j_hi * kc,
                           _frame_size(image.shape, ph, pw))
     bias = np.zeros(0, image.dtype) if bias is None else np.ascontiguousarray(bias, image.dtype)
-    args = (_mm._part_address(image.dtype), step, image, grad, w2, bias, out.reshape(-1),
-            *window, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc, work, np.array(at))
-    _loop(_image_runs, args)(_mm.VERSION, *args)
-
-
-def _loop(function, args):
-    """function compiled for these arguments, found by a key that is cheap to make
-    (numba.typeof takes ~10 us an array: most of a small convolution's Python cost);
-    compiled (or loaded from the cache) once per signature."""
-    key = (function,) + tuple((a.dtype, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous,
-                               a.flags.writeable) if isinstance(a, np.ndarray) else type(a)
-                              for a in args)
-    loop = _compiled.get(key)
-    if loop is None:
-        sig = (types.literal(_mm.VERSION),) + tuple(typeof(a) for a in args)
-        loop = _compiled[key] = function.compile(sig)
-    return loop
-
-
-_compiled = {}
+    _start(_image_c, work.shape[0], (image, grad, w2, bias, out, work), (np.array(at),),
+           (_mm._part_address(image.dtype), step, *image.shape, *grad.shape, C_out, K,
+            bias.size, out.size, *window, sh, sw, ph, pw, Ho, Wo, i_hi, j_hi, kc, *work.shape))
 
 
 def conv2d_forward(x, w, stride, padding, bias=None):
@@ -485,7 +554,7 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     fill = 0.5 if K < IMPLICIT_MIN_K else 0.8
     if _implicit_fits(C_out, stride, g.dtype, fill) and cut(kw)[-1].sum() * 4 <= kw * 5:
         return _implicit_weight(x, g, w_shape, padding)
-    Kp = _mm.tiles(C_out, K, g.dtype)[1]         # K in whole slivers (see _image_runs)
+    Kp = _mm.tiles(C_out, K, g.dtype)[1]         # K in whole slivers (see _image_run)
     partial = np.zeros((_mm._threads(), C_out, Kp), dtype=g.dtype)   # one per run
     _run(WEIGHT_GRAD, x, g, np.empty((C_out, K), g.dtype), partial, (kh, kw),
          stride, padding, Ho, Wo)

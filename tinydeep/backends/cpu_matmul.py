@@ -661,16 +661,22 @@ def _part_address(dtype):
     return address
 
 
-@intrinsic
-def _function_at(typingctx, address, like):
-    """_part_c for like's dtype as a first-class function value, from its address."""
-    fnty = types.FunctionType(_part_signature(like.dtype))
+def function_at(c_signature):
+    """An intrinsic f(address, like): the C function at `address` whose signature is
+    c_signature(like's dtype), as a first-class function value that jitted code calls."""
+    @intrinsic
+    def at(typingctx, address, like):
+        fnty = types.FunctionType(c_signature(like.dtype))
 
-    def codegen(context, builder, signature, args):
-        value = cgutils.create_struct_proxy(fnty)(context, builder)
-        value.c_addr = builder.inttoptr(args[0], value.c_addr.type)
-        return value._getvalue()
-    return fnty(types.intp, like), codegen
+        def codegen(context, builder, signature, args):
+            value = cgutils.create_struct_proxy(fnty)(context, builder)
+            value.c_addr = builder.inttoptr(args[0], value.c_addr.type)
+            return value._getvalue()
+        return fnty(types.intp, like), codegen
+    return at
+
+
+_function_at = function_at(_part_signature)       # _part_c for like's dtype
 
 
 @intrinsic
