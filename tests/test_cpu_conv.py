@@ -29,6 +29,7 @@ GEOMETRIES = [
     (2, 4, 8, 9, 32, 2, 6, (1, 1), (0, 2)),         # dW only: kernel rows of 6 in tiles of 7
     (3, 1, 28, 28, 32, 5, 5, (1, 1), (2, 2)),       # LeNet's first conv: dW only, 784 pixels
     (2, 1, 9, 9, 16, 5, 5, (1, 1), (2, 2)),         # dW, 25 taps: 16 channels in slivers of 32
+    (2, 32, 3, 3, 32, 5, 5, (1, 1), (1, 1)),        # one output pixel, all three implicit
 ]
 
 
