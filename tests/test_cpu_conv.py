@@ -19,16 +19,17 @@ GEOMETRIES = [
     (2, 2, 5, 40, 3, 3, 3, (1, 1), (1, 1)),         # rows wider than a micro-tile (40 > 32)
     (5, 2, 3, 4, 2, 3, 4, (1, 1), (0, 0)),          # a single output pixel per image
     (2, 3, 6, 6, 80, 3, 3, (1, 1), (1, 1)),         # C_out past the rows that read P in place
-    # the implicit GEMM (stride 1, channels filling >= 80 % of NR-wide slivers; forward
+    # the implicit GEMM (stride 1, channels filling >= 80 % of NR- or NR/2-wide slivers; forward
     # and dx K >= 64 taps, dW kernel rows of 4, 5, 6 (one tap of 7 dropped), 7, ...):
     (2, 32, 14, 14, 64, 5, 5, (1, 1), (2, 2)),      # LeNet's second conv: rows of 7 + 7, k-blocks
     (2, 32, 5, 9, 32, 3, 3, (1, 1), (1, 1)),        # a row of 9 in a tile of 12 (3 dropped)
     (1, 32, 4, 4, 32, 3, 3, (1, 1), (3, 3)),        # padding past the kernel: dx the other rung
-    (2, 16, 7, 10, 32, 3, 5, (1, 1), (1, 2)),       # rectangular; dx implicit at float64 only
-    (2, 8, 6, 6, 40, 3, 3, (1, 1), (1, 1)),         # float64: 40 of 48 channels, zero slivers
+    (2, 16, 7, 10, 32, 3, 5, (1, 1), (1, 2)),       # rectangular; dx in half-width tiles
+    (2, 8, 6, 6, 40, 3, 3, (1, 1), (1, 1)),         # 40 of 48 channels: zero-padded slivers
     (2, 4, 8, 9, 32, 2, 6, (1, 1), (0, 2)),         # dW only: kernel rows of 6 in tiles of 7
     (3, 1, 28, 28, 32, 5, 5, (1, 1), (2, 2)),       # LeNet's first conv: dW only, 784 pixels
-    (2, 1, 9, 9, 16, 5, 5, (1, 1), (2, 2)),         # dW, 25 taps: 16 channels in slivers of 32
+    (2, 1, 9, 9, 16, 5, 5, (1, 1), (2, 2)),         # dW, 25 taps, 16 channels
+    (2, 8, 5, 6, 8, 3, 3, (1, 1), (1, 1)),          # 8 channels: half-width tiles at float64
     (2, 32, 3, 3, 32, 5, 5, (1, 1), (1, 1)),        # one output pixel, all three implicit
 ]
 

@@ -220,22 +220,34 @@ IMPLICIT_MIN_K = 64     # below, the transpose of the sums costs as much as the 
 IMPLICIT = True         # False: every shape on the patch-matrix path (the ladder's middle rung)
 _tile_mr, _tile_8, _tile_7, _tile_5, _tile_4 = (_mm._offset_kernel_rows(r)
                                                 for r in (_mm.MR, 8, 7, 5, 4))
+_half_mr, _half_8, _half_7, _half_5, _half_4 = (_mm._offset_kernel_rows(r, _mm.VECTOR_BYTES // 2)
+                                                for r in (_mm.MR, 8, 7, 5, 4))
 
 
 @njit(nogil=True, inline="always")
-def _tile(R, kc, frame, a_at, table, w_pack, b_at, sums, c_at, ldc, more):
-    # the offset micro-kernel of R rows (R in ROWS)
-    nr = _mm._nr(sums)
-    if R == _mm.MR:
-        _tile_mr(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+def _tile(R, nr, kc, frame, a_at, table, w_pack, b_at, sums, c_at, ldc, more):
+    # the offset micro-kernel of R rows (R in ROWS), nr wide (NR, or NR/2: _half_*)
+    if nr == _mm._nr(sums):
+        if R == _mm.MR:
+            _tile_mr(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        elif R == 8:
+            _tile_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        elif R == 7:
+            _tile_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        elif R == 5:
+            _tile_5(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        else:
+            _tile_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+    elif R == _mm.MR:
+        _half_mr(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
     elif R == 8:
-        _tile_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        _half_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
     elif R == 7:
-        _tile_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        _half_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
     elif R == 5:
-        _tile_5(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        _half_5(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
     else:
-        _tile_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        _half_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
 
 
 def cut(width):
@@ -253,14 +265,14 @@ def cut(width):
 
 
 @njit(nogil=True)
-def _implicit_run(t, src, qh, qw, offsets, w_pack, kc, cuts, bias, out, work, at):
+def _implicit_run(t, src, qh, qw, offsets, w_pack, nr, kc, cuts, bias, out, work, at):
     # run t: out[n] = valid correlation of src[n] framed by (qh, qw) zeros, as above,
     # for the run's images; w_pack holds W.T (K, Cp) cut into k-blocks of kc and slivers
-    # of NR: block k0, sliver s, element (p, lane) at k0·Cp + s·kb·NR + p·NR + lane.
+    # of nr channels: block k0, sliver s, element (p, lane) at k0·Cp + s·kb·nr + p·nr + lane.
     N, Cs, Hs, Ws = src.shape
     C_out, Ho, Wo = out.shape[1], out.shape[2], out.shape[3]
     Hf, Wf, K = Hs + 2 * qh, Ws + 2 * qw, offsets.size
-    F, Cp, nr = Hf * Wf, w_pack.size // offsets.size, _mm._nr(out)
+    F, Cp = Hf * Wf, w_pack.size // offsets.size
     Wr = cuts[-1, 0] + cuts[-1, 1]              # pixels a row of tiles covers (>= Wo)
     runs, sf, of = work.shape[0], src.reshape(-1), out.reshape(-1)
     frame, sums = work[t, at[0]:at[1]], work[t, at[1]:at[2]]
@@ -276,7 +288,7 @@ def _implicit_run(t, src, qh, qw, offsets, w_pack, kc, cuts, bias, out, work, at
                     wo, R = cuts[s, 0], cuts[s, 1]
                     a_at, c_at = ho * Wf + wo, (ho * Wr + wo) * Cp
                     for j in range(0, Cp, nr):
-                        _tile(R, kb, frame, a_at, table, w_pack, k0 * Cp + j * kb, sums,
+                        _tile(R, nr, kb, frame, a_at, table, w_pack, k0 * Cp + j * kb, sums,
                               c_at + j, Cp, more)
         _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias)
 
@@ -291,18 +303,18 @@ def _frame(sf, n, Cs, Hs, Ws, frame, qh, qw):
 
 
 @njit(nogil=True)
-def _implicit_weight_run(t, src, qh, qw, g, pixels, kc, cuts, partial, work, at):
+def _implicit_weight_run(t, src, qh, qw, g, pixels, nr, kc, cuts, partial, work, at):
     # run t: partial[t] (C·kh·Wk, Cp) = sum over the run's images n and pixels q of
     #     frame_n[c·F + i·Wf + j + pixels[q]] * g[n, o, q]  at row (c·kh + i)·Wk + j, column o:
     # the weight gradient, transposed (dW.T = P @ g[n].T), its a-rows R neighbouring taps j
     # of one kernel row (c, i) read in the frame through the pixels' offset table, b = g[n].T
-    # packed into slivers of NR channels (Q x NR each). Each kernel row of width kw is cut
+    # packed into slivers of nr channels (Q x nr each). Each kernel row of width kw is cut
     # into tiles `cuts` covering Wk >= kw taps (rows j >= kw are dropped afterwards).
     N, Cs, Hs, Ws = src.shape
     C_out, Q, Cp = g.shape[1], pixels.size, partial.shape[2]
-    Wf, nr = Ws + 2 * qw, _mm._nr(partial)
+    Wf, L = Ws + 2 * qw, _mm._nr(partial) // 2        # L x L transposes; nr = 2L or L
     F, Wk = (Hs + 2 * qh) * Wf, cuts[-1, 0] + cuts[-1, 1]
-    kh, L = partial.shape[1] // (Cs * Wk), nr // 2
+    kh = partial.shape[1] // (Cs * Wk)
     runs, sf, gf = work.shape[0], src.reshape(-1), g.reshape(-1)
     o_full, q_full = C_out - C_out % L, Q - Q % L
     frame, gp, pt = work[t, at[0]:at[1]], work[t, at[1]:at[2]], partial[t].reshape(-1)
@@ -329,8 +341,8 @@ def _implicit_weight_run(t, src, qh, qw, g, pixels, kc, cuts, partial, work, at)
                     for s in range(cuts.shape[0]):
                         j, R = cuts[s, 0], cuts[s, 1]
                         for o in range(0, Cp, nr):
-                            _tile(R, kb, frame, c * F + i * Wf + j, table, gp, o * Q + q0 * nr,
-                                  pt, ((c * kh + i) * Wk + j) * Cp + o, Cp, True)
+                            _tile(R, nr, kb, frame, c * F + i * Wf + j, table, gp,
+                                  o * Q + q0 * nr, pt, ((c * kh + i) * Wk + j) * Cp + o, Cp, True)
 
 
 @njit(nogil=True)
@@ -363,19 +375,20 @@ def _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias):
 # the run's sizes and scalars in the order its line of comment gives.
 
 def _implicit_c(t, src, w_pack, bias, out, work, f5, offsets, cuts, at, z):
-    # z: N, Cs, Hs, Ws, C_out, Ho, Wo, qh, qw, kc, K, w_pack size, cuts, bias size, runs, row
-    s = carray(z, 16)
+    # z: N, Cs, Hs, Ws, C_out, Ho, Wo, qh, qw, kc, K, w_pack size, cuts, bias size, runs,
+    #    row, nr
+    s = carray(z, 17)
     _implicit_run(t, carray(src, (s[0], s[1], s[2], s[3])), s[7], s[8], carray(offsets, s[10]),
-                  carray(w_pack, s[11]), s[9], carray(cuts, (s[12], 2)), carray(bias, s[13]),
-                  carray(out, (s[0], s[4], s[5], s[6])), carray(work, (s[14], s[15])),
-                  carray(at, 3))
+                  carray(w_pack, s[11]), s[16], s[9], carray(cuts, (s[12], 2)),
+                  carray(bias, s[13]), carray(out, (s[0], s[4], s[5], s[6])),
+                  carray(work, (s[14], s[15])), carray(at, 3))
 
 
 def _implicit_weight_c(t, src, g, partial, work, f4, f5, pixels, cuts, at, z):
-    # z: N, Cs, Hs, Ws, C_out, Q, qh, qw, kc, cuts, runs, rows of partial, Cp, row
-    s = carray(z, 14)
+    # z: N, Cs, Hs, Ws, C_out, Q, qh, qw, kc, cuts, runs, rows of partial, Cp, row, nr
+    s = carray(z, 15)
     _implicit_weight_run(t, carray(src, (s[0], s[1], s[2], s[3])), s[6], s[7],
-                         carray(g, (s[0], s[4], s[5])), carray(pixels, s[5]), s[8],
+                         carray(g, (s[0], s[4], s[5])), carray(pixels, s[5]), s[14], s[8],
                          carray(cuts, (s[9], 2)), carray(partial, (s[10], s[11], s[12])),
                          carray(work, (s[10], s[13])), carray(at, 3))
 
@@ -447,14 +460,13 @@ def _start(adapter, runs, floats, ints, z):
 _compiled = {}
 
 
-def _implicit(src, pads, w2, out, window, bias=None):
+def _implicit(src, pads, w2, out, window, nr, bias=None):
     """out = the valid correlation of src framed by pads with the weights w2 (C_out,
-    C_src·kh·kw), stride 1, by _implicit_run, with its workspace."""
+    C_src·kh·kw), stride 1, by _implicit_run in tiles nr channels wide, with its workspace."""
     (kh, kw), (qh, qw) = window, pads
     N, Cs, Hs, Ws = src.shape
     C_out, K = w2.shape
     Hf, Wf = Hs + 2 * qh, Ws + 2 * qw
-    nr = _mm.VECTOR_BYTES // src.itemsize
     Cp, kc = -(-C_out // nr) * nr, -(-K // -(-K // IMPLICIT_KC))      # K in equal blocks
     cuts = cut(out.shape[3])
     wide = np.zeros((Cp, K), src.dtype)
@@ -468,14 +480,14 @@ def _implicit(src, pads, w2, out, window, bias=None):
     bias = np.zeros(0, src.dtype) if bias is None else np.ascontiguousarray(bias, src.dtype)
     _start(_implicit_c, work.shape[0], (src, w_pack, bias, out, work),
            (offsets, cuts, np.array(at)), (*src.shape, C_out, *out.shape[2:], qh, qw, kc, K,
-                                           w_pack.size, len(cuts), bias.size, *work.shape))
+                                           w_pack.size, len(cuts), bias.size, *work.shape, nr))
 
 
-def _implicit_weight(x, g, w_shape, padding):
-    """d loss / d w (C_out, C, kh, kw) for stride 1 by _implicit_weight_run."""
+def _implicit_weight(x, g, w_shape, padding, nr):
+    """d loss / d w (C_out, C, kh, kw) for stride 1 by _implicit_weight_run, nr channels
+    a tile."""
     (C_out, C, kh, kw), (N, _, Ho, Wo), (qh, qw) = w_shape, g.shape, padding
     Hf, Wf, Q = x.shape[2] + 2 * qh, x.shape[3] + 2 * qw, Ho * Wo
-    nr = _mm.VECTOR_BYTES // g.itemsize
     Cp, kc, cuts = -(-C_out // nr) * nr, -(-Q // -(-Q // IMPLICIT_KC)), cut(kw)
     Wk = int(cuts[-1, 0] + cuts[-1, 1])
     ho, wo = np.ogrid[:Ho, :Wo]
@@ -483,18 +495,22 @@ def _implicit_weight(x, g, w_shape, padding):
     partial = np.empty((_mm._threads(), C * kh * Wk, Cp), g.dtype)       # one per run
     work, at = _workspace(g.dtype, C * Hf * Wf + Wk - kw, Cp * Q)
     _start(_implicit_weight_c, work.shape[0], (x, g, partial, work), (pixels, cuts, np.array(at)),
-           (*x.shape, C_out, Q, qh, qw, kc, len(cuts), *partial.shape, work.shape[1]))
+           (*x.shape, C_out, Q, qh, qw, kc, len(cuts), *partial.shape, work.shape[1], nr))
     dw_t = partial.sum(axis=0).reshape(C, kh, Wk, Cp)[:, :, :kw, :C_out]
     return np.ascontiguousarray(dw_t.transpose(3, 0, 1, 2))
 
 
-def _implicit_fits(channels, stride, dtype, fill=0.8):
-    """Whether the implicit GEMM fits a product of `channels` output channels (output
-    channels, or the input's for dx): stride 1, and they fill slivers of NR to >= `fill`.
-    (The callers add: forward and dx K >= IMPLICIT_MIN_K taps, dx a frame of padding
-    >= 0, dW kernel rows cut with <= 25 % of the taps dropped.)"""
+def _implicit_width(channels, stride, dtype):
+    """The tiles' width (channels) for the implicit GEMM of a product of `channels` output
+    channels (the output's, or the input's for dx): NR, else NR/2, the first whose slivers
+    the channels fill to >= 80 %; 0 where neither does or the stride is not 1. (The callers
+    add: forward and dx K >= IMPLICIT_MIN_K taps, dx a frame of padding >= 0, dW kernel
+    rows cut with <= 25 % of the taps dropped.)"""
     nr = _mm.VECTOR_BYTES // np.dtype(dtype).itemsize
-    return IMPLICIT and tuple(stride) == (1, 1) and channels >= fill * -(-channels // nr) * nr
+    for width in (nr, nr // 2) if IMPLICIT and tuple(stride) == (1, 1) else ():
+        if 5 * channels >= 4 * -(-channels // width) * width:
+            return width
+    return 0
 
 
 def _run(step, image, grad, w2, out, window, stride, padding, Ho, Wo, bias=None):
@@ -522,8 +538,9 @@ def conv2d_forward(x, w, stride, padding, bias=None):
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w.shape, stride, padding)
     x = np.ascontiguousarray(x)
     y = _mm.empty((N, C_out, Ho, Wo), x.dtype)
-    if _implicit_fits(C_out, stride, x.dtype) and C * kh * kw >= IMPLICIT_MIN_K:
-        _implicit(x, padding, _weights(w, x.dtype), y, (kh, kw), bias)
+    nr = _implicit_width(C_out, stride, x.dtype)
+    if nr and C * kh * kw >= IMPLICIT_MIN_K:
+        _implicit(x, padding, _weights(w, x.dtype), y, (kh, kw), nr, bias)
     else:
         _run(FORWARD, x, x[:0], _weights(w, x.dtype), y, (kh, kw), stride, padding, Ho, Wo,
              bias)
@@ -536,10 +553,10 @@ def conv2d_backward_input(g, w, x_shape, stride, padding):
     g = np.ascontiguousarray(g)
     dx = np.empty(x_shape, dtype=g.dtype)        # every pixel is written once
     flipped = (kh - 1 - ph, kw - 1 - pw)         # g's frame for the transposed correlation
-    if (_implicit_fits(C, stride, g.dtype) and C_out * kh * kw >= IMPLICIT_MIN_K
-            and min(flipped) >= 0):
+    nr = _implicit_width(C, stride, g.dtype)
+    if nr and C_out * kh * kw >= IMPLICIT_MIN_K and min(flipped) >= 0:
         w_t = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]        # W'[c, o, i, j] = W[o, c, -i, -j]
-        _implicit(g, flipped, w_t.reshape(C, -1), dx, (kh, kw))
+        _implicit(g, flipped, w_t.reshape(C, -1), dx, (kh, kw), nr)
     else:
         _run(INPUT_GRAD, dx, g, _weights(w, g.dtype), dx[:0], (kh, kw), stride, padding, Ho, Wo)
     return dx
@@ -550,10 +567,9 @@ def conv2d_backward_weight(g, x, w_shape, stride, padding):
     N, C, C_out, kh, kw, sh, sw, ph, pw, Ho, Wo = _geometry(x.shape, w_shape, stride, padding)
     g, x = np.ascontiguousarray(g), np.ascontiguousarray(x, g.dtype)
     K = C * kh * kw
-    # (a first layer's few taps: half-filled slivers still take half the time of rung 2's)
-    fill = 0.5 if K < IMPLICIT_MIN_K else 0.8
-    if _implicit_fits(C_out, stride, g.dtype, fill) and cut(kw)[-1].sum() * 4 <= kw * 5:
-        return _implicit_weight(x, g, w_shape, padding)
+    nr = _implicit_width(C_out, stride, g.dtype)
+    if nr and cut(kw)[-1].sum() * 4 <= kw * 5:
+        return _implicit_weight(x, g, w_shape, padding, nr)
     Kp = _mm.tiles(C_out, K, g.dtype)[1]         # K in whole slivers (see _image_run)
     partial = np.zeros((_mm._threads(), C_out, Kp), dtype=g.dtype)   # one per run
     _run(WEIGHT_GRAD, x, g, np.empty((C_out, K), g.dtype), partial, (kh, kw),

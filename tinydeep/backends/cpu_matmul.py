@@ -275,18 +275,19 @@ def _micro_kernel_rows(R):
     return intrinsic(micro_kernel)
 
 
-def _offset_kernel_rows(R):
+def _offset_kernel_rows(R, vector_bytes=VECTOR_BYTES):
     """The micro-kernel for R rows of an a read in place: a[r, p] = a[a_at + offsets[p] + r]
-    (a convolution's input, R neighbouring pixels of one row, tap p at offsets[p])."""
+    (a convolution's input, R neighbouring pixels of one row, tap p at offsets[p]), its
+    rows vector_bytes wide (half a kernel vector for a layer of 16 channels)."""
     def micro_kernel(typingctx, kc, a, a_at, offsets, b_pack, b_at, b_step, c, c_at, ldc,
                      accumulate):
         return _micro_kernel_typed(R, kc, a, a_at, b_pack, b_at, b_step, c, c_at, ldc,
-                                   accumulate, offsets)
+                                   accumulate, offsets, vector_bytes)
     return intrinsic(micro_kernel)
 
 
 def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc, accumulate,
-                        offsets=None):
+                        offsets=None, vector_bytes=VECTOR_BYTES):
     """c[c_at + r*ldc + j] (+)= sum over p < kc of
            a_pack[a_at + p*MR + r] * b_pack[b_at + p*b_step + j]    for r < R, j < NR
 
@@ -310,7 +311,7 @@ def _micro_kernel_typed(R, kc, a_pack, a_at, b_pack, b_at, b_step, c, c_at, ldc,
         a_ptr = context.make_array(a_type)(context, builder, a_pack).data
         b_ptr = context.make_array(b_type)(context, builder, b_pack).data
         c_ptr = context.make_array(c_type)(context, builder, c).data
-        nr = VECTOR_BYTES * 8 // c_type.dtype.bitwidth
+        nr = vector_bytes * 8 // c_type.dtype.bitwidth
         vec = ir.VectorType(context.get_value_type(c_type.dtype), nr)
         i32, i8_ptr = ir.IntType(32), ir.IntType(8).as_pointer()
 

@@ -115,8 +115,9 @@ def warm_up():
     cpu.max_pool2d_backward(pooled, argmax, images.shape)
     cpu.conv2d_backward_bias(images)
     maps = np.ones((2, 32, 6, 6), np.float32)
-    cpu_conv._implicit(images, (1, 1), np.ones((32, 27), np.float32), maps, (3, 3))
-    cpu_conv._implicit_weight(images, maps, (32, 3, 3, 3), (1, 1))
+    nr = cpu_conv._implicit_width(32, (1, 1), np.float32)
+    cpu_conv._implicit(images, (1, 1), np.ones((32, 27), np.float32), maps, (3, 3), nr)
+    cpu_conv._implicit_weight(images, maps, (32, 3, 3, 3), (1, 1), nr)
 
 
 if __name__ == "__main__":
