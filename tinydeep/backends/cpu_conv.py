@@ -218,36 +218,36 @@ ROWS = tuple(r for r in (_mm.MR, 8, 7, 5, 4) if r <= _mm.MR)      # tile heights
 IMPLICIT_KC = 128       # W.T slivers (KC x NR, 16 KiB at float32) stay in L1 (256: 3-10 % slower)
 IMPLICIT_MIN_K = 64     # below, the transpose of the sums costs as much as the product
 IMPLICIT = True         # False: every shape on the patch-matrix path (the ladder's middle rung)
-_tile_mr, _tile_8, _tile_7, _tile_5, _tile_4 = (_mm._offset_kernel_rows(r)
-                                                for r in (_mm.MR, 8, 7, 5, 4))
-_half_mr, _half_8, _half_7, _half_5, _half_4 = (_mm._offset_kernel_rows(r, _mm.VECTOR_BYTES // 2)
-                                                for r in (_mm.MR, 8, 7, 5, 4))
+def _tiles(vector_bytes):
+    """tile(R, ...): the offset micro-kernel of R rows (R in ROWS), vector_bytes wide."""
+    k_mr, k_8, k_7, k_5, k_4 = (_mm._offset_kernel_rows(r, vector_bytes)
+                                for r in (_mm.MR, 8, 7, 5, 4))
+
+    @njit(nogil=True, inline="always")
+    def tile(R, kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more):
+        if R == _mm.MR:
+            k_mr(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        elif R == 8:
+            k_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        elif R == 7:
+            k_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        elif R == 5:
+            k_5(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        else:
+            k_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+    return tile
+
+
+_tile_full, _tile_half = _tiles(_mm.VECTOR_BYTES), _tiles(_mm.VECTOR_BYTES // 2)
 
 
 @njit(nogil=True, inline="always")
 def _tile(R, nr, kc, frame, a_at, table, w_pack, b_at, sums, c_at, ldc, more):
-    # the offset micro-kernel of R rows (R in ROWS), nr wide (NR, or NR/2: _half_*)
+    # a tile of R rows by nr channels: NR (a kernel vector), or NR/2
     if nr == _mm._nr(sums):
-        if R == _mm.MR:
-            _tile_mr(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-        elif R == 8:
-            _tile_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-        elif R == 7:
-            _tile_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-        elif R == 5:
-            _tile_5(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-        else:
-            _tile_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-    elif R == _mm.MR:
-        _half_mr(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-    elif R == 8:
-        _half_8(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-    elif R == 7:
-        _half_7(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
-    elif R == 5:
-        _half_5(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        _tile_full(R, kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
     else:
-        _half_4(kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
+        _tile_half(R, kc, frame, a_at, table, w_pack, b_at, nr, sums, c_at, ldc, more)
 
 
 def cut(width):
