@@ -207,9 +207,10 @@ def _image_run(t, part, step, image, grad, w2, bias, out, kh, kw, sh, sw, ph, pw
 #     y[n].T (Ho·Wo, C_out) = P.T (Ho·Wo, K) @ W.T (K, C_out)
 # runs on a micro-kernel that reads its a-rows, R neighbouring pixels of one output row,
 # in the frame itself through the offset table (cpu_matmul._offset_kernel_rows), with
-# W.T packed once into slivers of NR output channels. Tiles are R pixels by NR channels:
-# an output row of 14 is two tiles of 7, C_out = 64 two slivers, so no row or column of a
-# tile is wasted (y = W @ P, NR pixels a tile, wastes 224/196 at 14x14). The tiles' sums
+# W.T packed once into slivers of NR output channels (NR/2 where those fit the channels
+# better: 16 of them). Tiles are R pixels by NR channels: an output row of 14 is two tiles
+# of 7, C_out = 64 two slivers, so no row or column of a tile is wasted (y = W @ P, NR
+# pixels a tile, wastes 224/196 at 14x14). The tiles' sums
 # gather in a (Ho·Wr, Cp) scratch that is transposed into y[n], adding the bias.
 # The input gradient is the same computation: dx[n] = the valid correlation of g[n],
 # framed by (kh-1-ph, kw-1-pw), with the weights flipped and their channels swapped.
@@ -218,6 +219,8 @@ ROWS = tuple(r for r in (_mm.MR, 8, 7, 5, 4) if r <= _mm.MR)      # tile heights
 IMPLICIT_KC = 128       # W.T slivers (KC x NR, 16 KiB at float32) stay in L1 (256: 3-10 % slower)
 IMPLICIT_MIN_K = 64     # below, the transpose of the sums costs as much as the product
 IMPLICIT = True         # False: every shape on the patch-matrix path (the ladder's middle rung)
+
+
 def _tiles(vector_bytes):
     """tile(R, ...): the offset micro-kernel of R rows (R in ROWS), vector_bytes wide."""
     k_mr, k_8, k_7, k_5, k_4 = (_mm._offset_kernel_rows(r, vector_bytes)

@@ -109,7 +109,7 @@ def warm_up():
         opt.step()
         loss.item()
     # a CNN's kernels: 2x2 max pooling both ways, the conv bias gradient, and the implicit
-    # GEMM's loops (self-contained; the other rung's loop calls the packed matmul's parts)
+    # GEMM's runs and their parallel loop (the other rung's runs call the packed matmul)
     images = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     pooled, argmax = cpu.max_pool2d(images, (2, 2), (2, 2), (0, 0))
     cpu.max_pool2d_backward(pooled, argmax, images.shape)
