@@ -130,7 +130,8 @@ def run(rounds=5, layers=LAYERS, sample_s=0.05, settle_s=0.1):
         direct_rule = cpu_conv.prefer_direct(x_shape, w_shape, STRIDE, PADDING)
         for low, high in (("im2col", "patches"), ("patches", "implicit")):
             res["figures"].append(timing.figure(
-                f"conv ladder, {label}, batch {x_shape[0]}, fwd+bwd: {low} time / {high} time",
+                f"conv ladder {low} -> {high}, {label}, batch {x_shape[0]}, fwd+bwd: "
+                f"{low} time / {high} time",
                 t[low] / t[high], 1.0, ">=",
                 note=f"{1e3 * t[low]:.1f} vs {1e3 * t[high]:.1f} ms; prefer_direct: {direct_rule}"
                      + (f"; PyTorch {1e3 * t['torch']:.1f} ms" if "torch" in t else "")))
