@@ -34,8 +34,7 @@ prefer_direct(...) says, by shape, where rungs 2 and 3 beat rung 1 (measured:
 benchmarks/bench_conv.py, which shows all three).
 """
 import numpy as np
-import numba
-from numba import carray, cfunc, literally, njit, prange, typeof, types
+from numba import carray, literally, njit, prange, typeof, types
 from numba.extending import intrinsic
 
 from . import cpu_matmul as _mm
@@ -315,11 +314,10 @@ def _implicit_weight_run(t, src, qh, qw, g, pixels, nr, kc, cuts, partial, work,
     # into tiles `cuts` covering Wk >= kw taps (rows j >= kw are dropped afterwards).
     N, Cs, Hs, Ws = src.shape
     C_out, Q, Cp = g.shape[1], pixels.size, partial.shape[2]
-    Wf, L = Ws + 2 * qw, _mm._nr(partial) // 2        # L x L transposes; nr = 2L or L
+    Wf = Ws + 2 * qw
     F, Wk = (Hs + 2 * qh) * Wf, cuts[-1, 0] + cuts[-1, 1]
     kh = partial.shape[1] // (Cs * Wk)
     runs, sf, gf = work.shape[0], src.reshape(-1), g.reshape(-1)
-    o_full, q_full = C_out - C_out % L, Q - Q % L
     frame, gp, pt = work[t, at[0]:at[1]], work[t, at[1]:at[2]], partial[t].reshape(-1)
     for i in range(frame.size):     # borders, and channels past C_out: zero
         frame[i] = 0
@@ -329,13 +327,8 @@ def _implicit_weight_run(t, src, qh, qw, g, pixels, nr, kc, cuts, partial, work,
         pt[i] = 0
     for n in range(t * N // runs, (t + 1) * N // runs):
         _frame(sf, n, Cs, Hs, Ws, frame, qh, qw)
-        for o in range(0, o_full, L):       # g[n] (C_out, Q) -> slivers: L x L transposes
-            for q in range(0, q_full, L):
-                _mm._transpose_tile(gf, (n * C_out + o) * Q + q, Q, gp,
-                                    (o - o % nr) * Q + q * nr + o % nr, nr)
-        for o in range(C_out):
-            for q in range(q_full if o < o_full else 0, Q):
-                gp[(o - o % nr) * Q + q * nr + o % nr] = gf[(n * C_out + o) * Q + q]
+        for o in range(0, C_out, nr):       # g[n] (C_out, Q) -> slivers of nr channels
+            _transpose(gf, (n * C_out + o) * Q, Q, min(nr, C_out - o), Q, gp, o * Q, nr)
         for q0 in range(0, Q, kc):
             kb = min(kc, Q - q0)
             table = pixels[q0:q0 + kb]
@@ -348,22 +341,28 @@ def _implicit_weight_run(t, src, qh, qw, g, pixels, nr, kc, cuts, partial, work,
                                   o * Q + q0 * nr, pt, ((c * kh + i) * Wk + j) * Cp + o, Cp, True)
 
 
+@njit(nogil=True, inline="always")
+def _transpose(x, at_x, ld, rows, cols, dst, at, step):
+    # dst[at + q·step + r] = x[at_x + r·ld + q] for r < rows, q < cols: L x L in-register
+    # transposes (L = NR/2; _mm._transpose_tile), the edges element by element
+    L = _mm._nr(dst) // 2
+    r_full, q_full = rows - rows % L, cols - cols % L
+    for r in range(0, r_full, L):
+        for q in range(0, q_full, L):
+            _mm._transpose_tile(x, at_x + r * ld + q, ld, dst, at + q * step + r, step)
+    for r in range(rows):
+        for q in range(q_full if r < r_full else 0, cols):
+            dst[at + q * step + r] = x[at_x + r * ld + q]
+
+
 @njit(nogil=True)
 def _transpose_sums(sums, Cp, Wr, of, n, C_out, Ho, Wo, bias):
-    # out[n, c, ho, wo] = sums[(ho·Wr + wo)·Cp + c] (+ bias[c]): L x L in-register
-    # transposes (L = NR/2) along runs of pixels that lie in order in both (the whole
-    # image where Wr = Wo, else each row), the edges element by element
-    L, P = _mm._nr(of) // 2, Ho * Wo
+    # out[n, c, ho, wo] = sums[(ho·Wr + wo)·Cp + c] (+ bias[c]), along runs of pixels that
+    # lie in order in both (the whole image where Wr = Wo, else each row)
+    P, y = Ho * Wo, n * C_out * Ho * Wo
     run, count = (P, 1) if Wr == Wo else (Wo, Ho)
-    c_full, q_full, y = C_out - C_out % L, run - run % L, n * C_out * P
     for h in range(count):
-        s, o = h * Wr * Cp, y + h * Wo
-        for c in range(0, c_full, L):
-            for q in range(0, q_full, L):
-                _mm._transpose_tile(sums, s + q * Cp + c, Cp, of, o + c * P + q, P)
-        for c in range(C_out):
-            for q in range(q_full if c < c_full else 0, run):
-                of[o + c * P + q] = sums[s + q * Cp + c]
+        _transpose(sums, h * Wr * Cp, Cp, run, C_out, of, y + h * Wo, P)
     for c in range(C_out if bias.size else 0):
         yc, b = of[y + c * P:y + (c + 1) * P], bias[c]
         for i in range(P):          # (indices from 0: vectorized, no wrap-around checks)
@@ -414,19 +413,11 @@ def _c_signature(dtype):
 
 
 _run_at = _mm.function_at(_c_signature)
-_C_RUNS = {}
 
-
-def _c_run(adapter, dtype):
-    """The address of adapter compiled for dtype as a C function (on first use; cached on
-    disk). Its cache entry carries cpu_matmul.VERSION in its name: the intrinsics built
-    into it come from there, and Numba's cache notices edits to this file only."""
-    address = _C_RUNS.get((adapter, dtype))
-    if address is None:
-        adapter.__qualname__ = f"{adapter.__name__}_{_mm.VERSION}"
-        address = _C_RUNS[adapter, dtype] = cfunc(_c_signature(numba.from_dtype(dtype)),
-                                                  cache=True)(adapter).address
-    return address
+# The adapters' cache entries carry cpu_matmul.VERSION in their names: the intrinsics
+# built into them come from there, and Numba's cache notices edits to this file only.
+for _adapter in (_implicit_c, _implicit_weight_c, _image_c):
+    _adapter.__qualname__ = f"{_adapter.__name__}_{_mm.VERSION}"
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -448,7 +439,8 @@ def _start(adapter, runs, floats, ints, z):
     dtype = floats[0].dtype
     floats = [a.reshape(-1) for a in floats] + [np.empty(0, dtype)] * (6 - len(floats))
     ints = [a.reshape(-1) for a in ints] + [np.empty(0, np.intp)] * (3 - len(ints))
-    args = (_c_run(adapter, dtype), runs, *floats, *ints, np.array(z, dtype=np.intp))
+    args = (_mm.c_address(adapter, _c_signature, dtype), runs, *floats, *ints,
+            np.array(z, dtype=np.intp))
     # _runs compiled for these argument types, found by a key that is cheap to make
     # (numba.typeof takes ~10 us an array: most of a small convolution's Python cost)
     key = tuple((a.dtype, a.flags.writeable) if isinstance(a, np.ndarray) else type(a)
