@@ -1,12 +1,19 @@
 """Run every benchmark and write benchmarks/results.json, results.png and README_TABLE.md.
 
     python -m benchmarks [--quick] [--only matmul conv relu grid_sample train interplay coldstart cuda]
-                         [--out FOLDER]
+                         [--out FOLDER] [--avx2]
 
 Each benchmark runs in turn in this process (the cold start in child processes);
 one that fails is recorded with its error and the others still run. Every
 figure is a ratio of two medians from interleaved rounds in one run (see
 timing.py). --quick takes fewer rounds: for a look, not for the README.
+
+--avx2 runs the same benchmarks on the code path of a CPU without AVX-512 (AMD Zen 3, older
+Intel), on whatever x86 this is: tinydeep compiles for Zen 3 (NUMBA_CPU_NAME=znver3: AVX2 and
+FMA, tiles of 6 x 16), and the baselines are held to AVX2 too (PyTorch's ATen, oneDNN, MKL
+and OpenBLAS by their environment variables, AVX2_ENV), so each ratio compares two AVX2
+codes. The caches are still this machine's, and so is the core that runs the instructions:
+a stand-in for such a CPU, not a measurement on one.
 """
 import argparse
 import datetime
@@ -23,6 +30,11 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from benchmarks import machine  # noqa: E402
+
+# the environment of --avx2: every library in the run on its AVX2 code path
+AVX2_ENV = {"NUMBA_CPU_NAME": "znver3", "ATEN_CPU_CAPABILITY": "avx2",
+            "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+            "OPENBLAS_CORETYPE": "Haswell"}
 
 NAMES = ("matmul", "conv", "relu", "grid_sample", "train", "interplay", "coldstart", "cuda")
 COMMAND = "python -m benchmarks"
@@ -200,7 +212,8 @@ def figure_png(record, path):
     ax.set_yticklabels(labels, fontsize=7.5)
     ax.set_xlabel("tinydeep's speed relative to the baseline, log scale "
                   "(1x = parity line; right of it tinydeep is faster; dotted: the target)")
-    ax.set_title(f"tinydeep benchmarks — {record['machine']['cpu']}, "
+    path_note = " (--avx2: AVX2 code paths)" if record["command"].endswith("--avx2") else ""
+    ax.set_title(f"tinydeep benchmarks{path_note} — {record['machine']['cpu']}, "
                  f"{record['machine']['threads']['cpu_count']} CPUs, {record['date'][:10]}; "
                  f"green: target met", fontsize=10)
     fig.tight_layout()
@@ -215,14 +228,23 @@ def main(argv=None):
     ap.add_argument("--only", nargs="+", choices=NAMES, help="run only these benchmarks")
     ap.add_argument("--out", default=HERE, help="folder for results.json, results.png, "
                                                 "README_TABLE.md (default: benchmarks/)")
+    ap.add_argument("--avx2", action="store_true",
+                    help="tinydeep and the baselines on their AVX2 code paths (see above)")
     args = ap.parse_args(argv)
+    if args.avx2 and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
+        # the libraries read these variables when they load: run again in a child that has them
+        argv = sys.argv[1:] if argv is None else list(argv)
+        done = subprocess.run([sys.executable, "-m", "benchmarks", *argv], cwd=ROOT,
+                              env={**os.environ, **AVX2_ENV})
+        raise SystemExit(done.returncode)
     from tinydeep.experiments.records import atomic_write, check_writable, save_json
     check_writable(args.out)
 
     t0 = time.perf_counter()
     info = machine.info()
     print(machine.describe(info), flush=True)
-    record = {"command": COMMAND + (" --quick" if args.quick else ""), "commit": commit(),
+    record = {"command": COMMAND + (" --quick" if args.quick else "") +
+              (" --avx2" if args.avx2 else ""), "commit": commit(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "quick": args.quick, "machine": info, "results": {}, "figures": [], "errors": {},
               "skipped": []}

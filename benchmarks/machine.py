@@ -88,7 +88,19 @@ def describe(m):
     return (f"{m['cpu']}: {t['cpu_count']} CPUs, numba {t['numba']} threads"
             f"{' (' + t['numba_layer'] + ')' if t.get('numba_layer') else ''}, torch {t['torch']}; "
             f"numpy BLAS {m['numpy_blas_gflops']:.0f} GFLOP/s (fp32 1024³), "
-            f"copy {m['copy_gbs']:.1f} GB/s{load}")
+            f"copy {m['copy_gbs']:.1f} GB/s{load}{isa()}")
+
+
+def isa():
+    """', numba compiles for <cpu>' where NUMBA_CPU_NAME names a CPU other than this one
+    (benchmarks --avx2), with the baselines' own instruction-set caps; '' otherwise."""
+    name = os.environ.get("NUMBA_CPU_NAME", "host")
+    if name == "host":
+        return ""
+    caps = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                                             "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE")
+            if k in os.environ]
+    return f"; numba compiles for {name}" + (f", baselines held by {', '.join(caps)}" if caps else "")
 
 
 if __name__ == "__main__":

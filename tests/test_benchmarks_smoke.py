@@ -54,6 +54,19 @@ def test_machine_info_quick():
     assert "CPUs" in machine.describe(info)
 
 
+def test_avx2_environment_selects_the_avx2_code_path():
+    """--avx2's environment makes tinydeep tile for AVX2 (6 x 64-byte micro-tiles: 16
+    accumulator registers, no AVX-512) and the machine line say so, whatever this CPU is."""
+    import subprocess
+    code = ("from tinydeep.backends import cpu_matmul as m; from benchmarks import machine; "
+            "print(m.MR, m.VECTOR_BYTES, m._HAS_AVX512); print(machine.isa())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=runner.ROOT, env={**os.environ, **runner.AVX2_ENV,
+                                               "TINYDEEP_WARMUP": "0"}).stdout.splitlines()
+    assert out[0] == "6 64 False"
+    assert out[1].startswith("; numba compiles for znver3") and "ONEDNN_MAX_CPU_ISA=AVX2" in out[1]
+
+
 def test_matmul_bench_tiny(monkeypatch):
     monkeypatch.setattr(bench_matmul, "SETTLE_S", 0.0)
     res = bench_matmul.run(repeats=1, cases=[("48^3", "matmul", 48, 48, 48),
