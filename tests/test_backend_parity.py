@@ -328,6 +328,30 @@ def test_elementwise_random_shapes(shape, op, dtype, layout, seed):
     run_both("relu", (mk.with_zeros(*shape),), {}, dtype)
 
 
+# (full shape, the broadcast operand's own shape): a bias, a column, a per-channel scale,
+# trailing and middle blocks, a scalar, and one on the general path (kept axes not adjacent)
+BROADCASTS = [((5, 7), (7,)), ((6, 5), (6, 1)), ((3, 4, 5, 6), (1, 4, 1, 1)),
+              ((2, 3, 4, 5), (4, 5)), ((2, 3, 4, 5), (1, 3, 4, 1)), ((3, 4), ()),
+              ((3, 1, 5), (3, 1, 1)), ((4, 5), (1, 1)), ((2, 3, 4), (2, 1, 4))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", sorted(BINARY))
+def test_binary_of_a_broadcast_view(op, dtype):
+    """Tensor ops pass broadcast views (np.broadcast_to, zero strides) to the kernels, and
+    the CPU backend reads an operand broadcast from a vector in place
+    (cpu_elementwise._vector): checked against the reference on the same views, with the
+    broadcast operand first and second."""
+    mk = Maker(np.random.default_rng(zlib.crc32(f"broadcast {op}".encode())), dtype)
+    for shape, small in BROADCASTS:
+        a, b = binary_inputs(mk, op, *shape, ties=False)
+        a_small, b_small = binary_inputs(mk, op, *small, ties=False)
+        for x, y in ((a, np.broadcast_to(b_small, shape)), (np.broadcast_to(a_small, shape), b)):
+            got, want = cpu.binary(op, x, y), ref.binary(op, x, y)
+            assert got.shape == want.shape == shape
+            assert_close(got, want, dtype, f"{op} of a broadcast view, {shape} and {small}")
+
+
 @HYPOTHESIS
 @given(data=st.data(), shape=st.lists(st.integers(1, 7), min_size=1, max_size=4).map(tuple),
        dtype=dtypes, layout=layouts, keepdims=st.booleans(), seed=seeds)
@@ -455,6 +479,19 @@ def test_sgd_matches_two_unrolled_steps(backend, momentum, nesterov, wd):
     np.testing.assert_allclose(param, p2, rtol=1e-12, atol=1e-12)
     if mu:
         np.testing.assert_allclose(buf, b2, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape,axes", [((16, 8, 9, 7), (0, 2, 3)), ((3, 5, 600), (0, 2)),
+                                        ((2, 3, 4, 5, 6), (0, 1, 4)), ((1, 2, 1), (0, 2))])
+def test_sum_of_every_axis_but_a_middle_run(shape, axes, dtype):
+    """Batch-norm statistics and per-channel gradients (cpu._sum_middle_kernel, lanes of
+    _SUM_COLS: a 600-long run takes three) against NumPy's float64 sum."""
+    x = Maker(np.random.default_rng(7), dtype).normal(*shape)
+    for keepdims in (False, True):
+        got = run_both("sum", (x,), dict(axis=axes, keepdims=keepdims), dtype)
+        np.testing.assert_allclose(got, np.sum(x.astype(np.float64), axis=axes,
+                                               keepdims=keepdims), **TOL[np.dtype(dtype)])
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))

@@ -146,6 +146,24 @@ def _sum_rows_kernel(x, out):
             out[i0 + i] = acc[i]
 
 
+@njit(parallel=True, cache=True)
+def _sum_middle_kernel(x, out):
+    # out[k] = Σ_o Σ_i x[o, k, i]  for x (O, K, I): every axis summed but a middle run
+    # (per-channel sums of NCHW: O = N, K = C, I = H·W). One task per k, which reads its
+    # O runs of I contiguous elements into _SUM_COLS float64 lane sums (independent, so
+    # the inner loop vectorizes), added up at the end.
+    O, K, I = x.shape
+    for k in prange(K):
+        acc = np.zeros(_SUM_COLS)
+        for o in range(O):
+            for i0 in range(0, I, _SUM_COLS):
+                n = np.uint64(min(I - i0, _SUM_COLS))
+                row = x[o, k, i0:]
+                for i in range(n):
+                    acc[i] += row[i]
+        out[k] = acc.sum()
+
+
 def _runs(axes):
     """Sorted axes -> runs of adjacent axes as (start, stop): (0, 1, 3) -> [(0, 2), (3, 4)]."""
     runs = []
@@ -177,6 +195,15 @@ def sum(x, axis=None, keepdims=False):
         r = np.empty(y.shape[len(axes):], dtype=x.dtype)
         _sum_rows_kernel(y.reshape(R, -1), r.reshape(-1))
         return r.reshape((1,) * len(axes) + r.shape) if keepdims else r
+    kept = math.prod(y.shape[runs[0][1]:runs[-1][0]])
+    if (len(runs) == 2 and runs[0][0] == 0 and runs[-1][1] == y.ndim and y.size
+            and kept >= cpu_matmul._threads()):
+        # One kept run between summed ones (batch-norm statistics, a per-channel
+        # gradient): one pass, a task per kept element.
+        r = np.empty(kept, dtype=x.dtype)
+        _sum_middle_kernel(y.reshape(math.prod(y.shape[:runs[0][1]]), kept, -1), r)
+        y = r.reshape(tuple(1 if d in axes else n for d, n in enumerate(x.shape)))
+        runs = []
     for k, (start, stop) in enumerate(runs):
         shape = y.shape
         O, R, I = (math.prod(shape[:start]), math.prod(shape[start:stop]),

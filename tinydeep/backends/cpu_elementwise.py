@@ -10,6 +10,8 @@ part of the kernel's type signature, Numba's on-disk cache keeps every op's
 loop apart (`cache=True` works, unlike kernels made in a factory); the name
 carries scalar_ops.VERSION so an edit there never meets a stale loop.
 """
+import math
+
 import numpy as np
 from numba import literally, njit, prange, typeof, types
 from numba.extending import overload
@@ -70,6 +72,24 @@ def _zip_backward_kernel(op, a, b, y, g, da, db):
         db[i] = _call(op, 2, (a[i], b[i], y[i], g[i]))
 
 
+@njit(parallel=True, cache=True)
+def _zip_vector_kernel(op, x, v, y, K, I, v_first):
+    # y = f(x, v), or f(v, x) where v_first, for x and y viewed as (O, K, I) and v a vector
+    # along K: an operand broadcast from a bias (I = 1) or a per-channel (1, C, 1, 1) array,
+    # read where it lies instead of first broadcast into a full-size copy
+    literally(op)
+    if I == 1:                          # v along the last axis: rows of K
+        for o in prange(y.size // K):
+            for k in range(K):
+                at = o * K + k
+                y[at] = _call(op, 0, (v[k], x[at])) if v_first else _call(op, 0, (x[at], v[k]))
+    else:                               # v[k] along a run of I
+        for t in prange(y.size // I):
+            vk = v[t % K]
+            for at in range(t * I, t * I + I):
+                y[at] = _call(op, 0, (vk, x[at])) if v_first else _call(op, 0, (x[at], vk))
+
+
 _compiled = {}
 
 
@@ -100,9 +120,38 @@ def unary_backward(op, x, y, grad, out=None):
     return dx
 
 
+def _vector(v):
+    """(v_flat, K, I) where v, a broadcast view, holds K contiguous elements along one run
+    of its axes and repeats them along the others, which run I elements after it (a
+    scalar: K = I = 1); None otherwise."""
+    run = [d for d in range(v.ndim) if v.strides[d] != 0 and v.shape[d] > 1]
+    if run and run != list(range(run[0], run[-1] + 1)):
+        return None
+    s, e = (run[0], run[-1] + 1) if run else (v.ndim, v.ndim)
+    flat = v[tuple(slice(None) if s <= d < e else 0 for d in range(v.ndim))]
+    if not flat.flags.c_contiguous:
+        return None
+    I = math.prod(v.shape[e:]) if run else 1
+    return flat.reshape(-1), flat.size, I
+
+
 def binary(op, a, b, out=None):
     check_op(BINARY, op)
     y = _result(out, a)
+    # One operand broadcast from a vector, the other whole: the vector is read in place.
+    for x, v, v_first in ((a, b, False), (b, a, True)):
+        form = None if v.flags.c_contiguous or not x.flags.c_contiguous else _vector(v)
+        if form is not None and y.flags.c_contiguous and y.size:
+            v_flat, K, I = form
+            key = (_zip_vector_kernel, op, x.dtype, v_flat.dtype)
+            loop = _compiled.get(key)
+            if loop is None:
+                arr = typeof(y.reshape(-1))
+                loop = _compiled[key] = _zip_vector_kernel.compile(
+                    (types.literal(f"{op}/{VERSION}"), typeof(x.reshape(-1)),
+                     typeof(v_flat), arr, types.intp, types.intp, types.boolean))
+            loop(f"{op}/{VERSION}", x.reshape(-1), v_flat, y.reshape(-1), K, I, v_first)
+            return y
     _run(_zip_kernel, op, a, b, y)
     return y
 
