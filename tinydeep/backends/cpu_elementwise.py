@@ -76,18 +76,26 @@ def _zip_backward_kernel(op, a, b, y, g, da, db):
 def _zip_vector_kernel(op, x, v, y, K, I, v_first):
     # y = f(x, v), or f(v, x) where v_first, for x and y viewed as (O, K, I) and v a vector
     # along K: an operand broadcast from a bias (I = 1) or a per-channel (1, C, 1, 1) array,
-    # read where it lies instead of first broadcast into a full-size copy
+    # read where it lies instead of first broadcast into a full-size copy. (Unsigned
+    # indices: no wrap-around checks, so the inner loops vectorize.)
     literally(op)
-    if I == 1:                          # v along the last axis: rows of K
-        for o in prange(y.size // K):
-            for k in range(K):
-                at = o * K + k
-                y[at] = _call(op, 0, (v[k], x[at])) if v_first else _call(op, 0, (x[at], v[k]))
-    else:                               # v[k] along a run of I
-        for t in prange(y.size // I):
+    n = np.uint64(K if I == 1 else I)   # the inner loop: a row of K (I = 1), or a run of I
+    for t in prange(y.size // n):
+        at = np.uint64(t) * n
+        if I == 1 and v_first:
+            for i in range(n):
+                y[at + i] = _call(op, 0, (v[i], x[at + i]))
+        elif I == 1:
+            for i in range(n):
+                y[at + i] = _call(op, 0, (x[at + i], v[i]))
+        elif v_first:
             vk = v[t % K]
-            for at in range(t * I, t * I + I):
-                y[at] = _call(op, 0, (vk, x[at])) if v_first else _call(op, 0, (x[at], vk))
+            for i in range(n):
+                y[at + i] = _call(op, 0, (vk, x[at + i]))
+        else:
+            vk = v[t % K]
+            for i in range(n):
+                y[at + i] = _call(op, 0, (x[at + i], vk))
 
 
 _compiled = {}
