@@ -102,15 +102,22 @@ def _sum_kernel(x, rows_per_part, out):
     O, R, I = x.shape
     P = (R + rows_per_part - 1) // rows_per_part
     parts = np.zeros((P, O, I))
+    xf = x.reshape(-1)
     for task in prange(P * O):
         p, o = task // O, task % O
         r0 = p * rows_per_part
         r1 = min(r0 + rows_per_part, R)
-        if I == 1:  # reducing the last axis: a scalar accumulator
-            s = 0.0
-            for r in range(r0, r1):
-                s += x[o, r, 0]
-            parts[p, o, 0] = s
+        if I == 1:  # the last axis: four accumulators, so four adds are in flight, not one
+            at, n = np.uint64(o * R + r0), np.uint64(r1 - r0)
+            s0 = s1 = s2 = s3 = 0.0
+            for r in range(np.uint64(0), n - n % np.uint64(4), np.uint64(4)):
+                s0 += xf[at + r]
+                s1 += xf[at + r + np.uint64(1)]
+                s2 += xf[at + r + np.uint64(2)]
+                s3 += xf[at + r + np.uint64(3)]
+            for r in range(n - n % np.uint64(4), n):
+                s0 += xf[at + r]
+            parts[p, o, 0] = (s0 + s1) + (s2 + s3)
         else:
             acc = parts[p, o]
             for r in range(r0, r1):
