@@ -722,8 +722,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 run.data = (run * (1 - momentum) + new * momentum).data
     else:
         centered, var = input - running_mean.reshape(shape), running_var.reshape(shape)
-    y = centered / (var + eps).sqrt()
-    y = y if weight is None else y * weight.reshape(shape)
+    # (x - mean) · scale, scale = weight / sqrt(var + eps) worked out on the per-channel
+    # statistics first, as PyTorch does: one pass over x (and its backward) instead of two
+    scale = (var + eps) ** -0.5
+    y = centered * (scale if weight is None else scale * weight.reshape(shape))
     return y if bias is None else y + bias.reshape(shape)
 
 

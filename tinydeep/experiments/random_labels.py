@@ -122,17 +122,19 @@ def small_cnn(in_shape, channels=(16, 32), classes=NUM_CLASSES, layers=nn):
                         L.Flatten(), L.Linear(c2 * (h // 4) * (w // 4), classes))
 
 
-def with_batchnorm(model):
+def with_batchnorm(model, layers=nn):
     """The net with BatchNorm (PyTorch's defaults) between each Linear or Conv2d and its ReLU,
-    as Inception has it; the same layers, so the same initial weights (BatchNorm draws none)."""
-    layers = [m for m in model.modules() if not list(m.children())]
+    as Inception has it; the same layers, so the same initial weights (BatchNorm draws none).
+    `layers`: tinydeep.nn, or torch.nn for a PyTorch net."""
+    L = layers
+    leaves = [m for m in model.modules() if not list(m.children())]
     out = []
-    for layer, after in zip(layers, layers[1:] + [None]):
+    for layer, after in zip(leaves, leaves[1:] + [None]):
         out.append(layer)
-        if isinstance(after, nn.ReLU) and isinstance(layer, (nn.Linear, nn.Conv2d)):
-            norm = nn.BatchNorm1d if isinstance(layer, nn.Linear) else nn.BatchNorm2d
+        if isinstance(after, L.ReLU) and isinstance(layer, (L.Linear, L.Conv2d)):
+            norm = L.BatchNorm1d if isinstance(layer, L.Linear) else L.BatchNorm2d
             out.append(norm(layer.weight.shape[0]))
-    return nn.Sequential(*out)
+    return L.Sequential(*out)
 
 
 class Shift1d:
