@@ -11,6 +11,7 @@ Two models at batch 128, float32:
           -> ReLU -> max-pool 2 -> linear (32·7·7 -> 10), the small CNN of
           tinydeep.experiments.random_labels
     lenet the same with 1->32 and 32->64 channels (a LeNet-style net)
+    bn    the small CNN with BatchNorm2d after each conv (before its ReLU), in training mode
 
 Before timing, both frameworks take one step from the same weights and the
 losses and updated weights are compared (they must agree to 1e-4), so the two
@@ -31,7 +32,7 @@ except ImportError:
 import tinydeep as td  # noqa: E402
 from tinydeep import functional as F  # noqa: E402
 from tinydeep import nn, optim  # noqa: E402
-from tinydeep.experiments.random_labels import small_cnn  # noqa: E402
+from tinydeep.experiments.random_labels import small_cnn, with_batchnorm  # noqa: E402
 
 try:
     from benchmarks import machine, timing
@@ -44,7 +45,7 @@ try:
 except ImportError:
     torch = None
 
-TARGETS = {"mlp": 0.8, "cnn": 1.0, "lenet": 1.0}
+TARGETS = {"mlp": 0.8, "cnn": 1.0, "lenet": 1.0, "bn": 1.0}
 LENET = (32, 64)   # the LeNet-style net's channels: conv5 1->32, pool, conv5 32->64, pool, linear
 LR, MOMENTUM = 0.01, 0.9
 
@@ -53,7 +54,8 @@ def tinydeep_model(kind, size, width, channels):
     td.manual_seed(0)
     if kind == "mlp":
         return nn.MLP(size * size, width, 2, 10)
-    return small_cnn((1, size, size), channels, 10)
+    cnn = small_cnn((1, size, size), channels, 10)
+    return with_batchnorm(cnn) if kind == "bn" else cnn
 
 
 def torch_model(kind, size, width, channels):
@@ -61,7 +63,8 @@ def torch_model(kind, size, width, channels):
     if kind == "mlp":
         return tn.Sequential(tn.Linear(size * size, width), tn.ReLU(), tn.Linear(width, width),
                              tn.ReLU(), tn.Linear(width, 10))
-    return small_cnn((1, size, size), channels, 10, layers=tn)
+    cnn = small_cnn((1, size, size), channels, 10, layers=tn)
+    return with_batchnorm(cnn, layers=tn) if kind == "bn" else cnn
 
 
 def copy_weights(model, tmodel):
@@ -120,7 +123,7 @@ def run(rounds=7, batch=128, size=28, width=512, channels=(16, 32), sample_s=0.0
     results = {"benchmark": "train", "batch": batch, "size": size, "width": width,
                "channels": list(channels), "torch": getattr(torch, "__version__", None),
                "ms": {}, "figures": []}
-    for kind in ("mlp", "cnn", "lenet"):
+    for kind in ("mlp", "cnn", "lenet", "bn"):
         if kind == "lenet" and tuple(channels) != (16, 32):
             continue                    # reduced runs (tests) time the two others only
         ours, theirs, check = steps("cnn" if kind == "lenet" else kind, batch, size, width,
@@ -137,7 +140,9 @@ def run(rounds=7, batch=128, size=28, width=512, channels=(16, 32), sample_s=0.0
                  "cnn": "small CNN step (conv5 1->16, pool, conv5 16->32, pool, linear), "
                         "batch 128: time / PyTorch's",
                  "lenet": "LeNet-style CNN step (conv5 1->32, pool, conv5 32->64, pool, "
-                          "linear), batch 128: time / PyTorch's"}[kind]
+                          "linear), batch 128: time / PyTorch's",
+                 "bn": "small CNN with BatchNorm2d after each conv, batch 128: "
+                       "time / PyTorch's"}[kind]
         if (batch, size, width, tuple(channels)) != (128, 28, 512, (16, 32)):
             label += f" [reduced: batch {batch}, size {size}, width {width}, channels {channels}]"
         results["figures"].append(timing.figure(

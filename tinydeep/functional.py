@@ -702,9 +702,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
-    """Normalize over every dim but 1 (channels). In training, by the batch's statistics,
-    and the running ones move by `momentum` (the variance's unbiased estimate, as
-    PyTorch's); in eval, by the running statistics."""
+    """Normalize over every dim but 1 (channels): in training by the batch's statistics, the
+    running ones moving by `momentum` (unbiased variance, as PyTorch); in eval by those."""
     _need_tensor("batch_norm", input)
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
@@ -722,8 +721,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 run.data = (run * (1 - momentum) + new * momentum).data
     else:
         centered, var = input - running_mean.reshape(shape), running_var.reshape(shape)
-    # (x - mean) · scale, scale = weight / sqrt(var + eps) worked out on the per-channel
-    # statistics first, as PyTorch does: one pass over x (and its backward) instead of two
+    # (x - mean) · weight/√(var + ε), the per-channel scale first (as PyTorch): one full pass
     scale = (var + eps) ** -0.5
     y = centered * (scale if weight is None else scale * weight.reshape(shape))
     return y if bias is None else y + bias.reshape(shape)

@@ -564,8 +564,8 @@ class _Binary(Function):
         a, b = self._arrays(a, b)
         self.a, self.b = a, b
         shape = np.broadcast_shapes(a.shape, b.shape)
-        bc = self.backend.broadcast_to
-        return getattr(self.backend, self.kernel)(bc(a, shape), bc(b, shape))
+        a, b = (x if x.shape == shape else self.backend.broadcast_to(x, shape) for x in (a, b))
+        return getattr(self.backend, self.kernel)(a, b)
 
     def _arrays(self, a, b):
         # a Python number takes the dtype of the tensor it meets (made on its device)

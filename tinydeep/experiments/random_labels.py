@@ -124,17 +124,15 @@ def small_cnn(in_shape, channels=(16, 32), classes=NUM_CLASSES, layers=nn):
 
 def with_batchnorm(model, layers=nn):
     """The net with BatchNorm (PyTorch's defaults) between each Linear or Conv2d and its ReLU,
-    as Inception has it; the same layers, so the same initial weights (BatchNorm draws none).
-    `layers`: tinydeep.nn, or torch.nn for a PyTorch net."""
-    L = layers
+    as Inception has it (BatchNorm draws no weights); `layers`: tinydeep.nn or torch.nn."""
     leaves = [m for m in model.modules() if not list(m.children())]
     out = []
     for layer, after in zip(leaves, leaves[1:] + [None]):
         out.append(layer)
-        if isinstance(after, L.ReLU) and isinstance(layer, (L.Linear, L.Conv2d)):
-            norm = L.BatchNorm1d if isinstance(layer, L.Linear) else L.BatchNorm2d
+        if isinstance(after, layers.ReLU) and isinstance(layer, (layers.Linear, layers.Conv2d)):
+            norm = layers.BatchNorm1d if isinstance(layer, layers.Linear) else layers.BatchNorm2d
             out.append(norm(layer.weight.shape[0]))
-    return L.Sequential(*out)
+    return layers.Sequential(*out)
 
 
 class Shift1d:
