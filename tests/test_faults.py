@@ -757,6 +757,7 @@ def test_a_signal_held_when_the_block_fails_is_sent_again_not_lost():
     interrupt still reaches the program (chained to the error), so a caller that catches
     the error does not go on training."""
     from tinydeep.signals import signals_at_checkpoints
+    signal.signal(signal.SIGINT, signal.default_int_handler)     # Python's, whatever ran before
     with pytest.raises(KeyboardInterrupt) as caught:
         with signals_at_checkpoints():
             signal.raise_signal(signal.SIGINT)            # held: only noted

@@ -85,9 +85,10 @@ def signals_at_checkpoints():
                 restore()
                 signal.raise_signal(signum)   # the default action: the process ends
 
-    def restore():
+    def restore():      # (not over a handler set since: a later block's, or the program's)
         for s, handler in before.items():
-            signal.signal(s, handler)
+            if signal.getsignal(s) is note:
+                signal.signal(s, handler)
     try:
         yield deliver
     except BaseException:
