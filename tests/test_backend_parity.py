@@ -494,6 +494,21 @@ def test_sum_of_every_axis_but_a_middle_run(shape, axes, dtype):
                                                keepdims=keepdims), **TOL[np.dtype(dtype)])
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("p", [2.0, 1.0, 3.0])
+def test_pow_scalar_fast_exponents_are_pow_to_the_bit(p, dtype):
+    """The CPU's x² and x¹ are products, not pow calls: the same bits as NumPy's power,
+    infinities, NaN and -0 included (x³ stays a pow call: checked to rounding)."""
+    x = Maker(np.random.default_rng(11), dtype).normal(1000)
+    x[:6] = [np.inf, -np.inf, np.nan, -0.0, 0.0, 1e30]
+    got, want = cpu.pow_scalar(x, p), np.power(x, x.dtype.type(p))
+    if p < 3:
+        assert np.array_equal(got, want, equal_nan=True)
+        assert (np.signbit(got) == np.signbit(want)).all()
+    else:
+        assert_close(got, want, dtype, "pow_scalar")
+
+
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
 def test_sum_of_a_million_float32(backend):
     k = BACKENDS[backend]
