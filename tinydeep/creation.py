@@ -143,17 +143,13 @@ def stack(tensors, dim=0):
 
 
 def where(condition, input, other):
-    """input where condition holds, else other (broadcast): the picked elements of each
-    placed in the result, so an inf or NaN in the branch not taken never leaks (as x·0 would)."""
-    cond = condition.numpy() if isinstance(condition, Tensor) else np.asarray(condition)
+    """input where condition holds, else other (broadcast); a NaN or inf not picked never leaks."""
+    cond = np.asarray(condition.numpy() if isinstance(condition, Tensor) else condition, bool)
     ref = input if isinstance(input, Tensor) else other
-    tensors = [t if isinstance(t, Tensor) else Tensor(t, device=ref.device, dtype=ref.dtype)
-               for t in (input, other)]
-    shape = np.broadcast_shapes(cond.shape, *(t.shape for t in tensors))
-    cond = np.broadcast_to(cond.astype(np.bool_), shape)
-    a, b = (t.expand(shape) if t.shape != shape else t for t in tensors)
-    return (Place.apply(a[cond], index=cond, shape=shape)
-            + Place.apply(b[~cond], index=~cond, shape=shape))
+    a, b = [t if isinstance(t, Tensor) else Tensor(t, device=ref.device, dtype=ref.dtype)
+            for t in (input, other)]
+    keep, drop = (Tensor(m, device=t.device, dtype=t.dtype) for m, t in ((cond, a), (~cond, b)))
+    return Elementwise.apply(a, keep, op="pick") + Elementwise.apply(b, drop, op="pick")
 
 
 def maximum(input, other):

@@ -722,8 +722,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         centered, var = input - running_mean.reshape(shape), running_var.reshape(shape)
     # (x - mean) · weight/√(var + ε), the per-channel scale first (as PyTorch): one full pass
-    scale = (var + eps) ** -0.5
-    y = centered * (scale if weight is None else scale * weight.reshape(shape))
+    y = centered * ((var + eps) ** -0.5 * (1.0 if weight is None else weight.reshape(shape)))
     return y if bias is None else y + bias.reshape(shape)
 
 

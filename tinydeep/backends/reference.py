@@ -1,9 +1,7 @@
-"""ReferenceBackend: the meaning of every kernel and array helper of the
-contract (backends/base.py), in plain vectorized NumPy.
+"""ReferenceBackend: the meaning of every kernel and helper of the contract (backends/base.py).
 
-This module is the oracle: `cpu.py` must compute the same numbers (to a
-stated tolerance, see tests/test_backend_parity.py). Each kernel is the
-shortest NumPy that states its math; speed is not a goal here.
+This module is the oracle: `cpu.py` must compute the same numbers (to a stated tolerance, see
+tests/test_backend_parity.py). Each kernel is the shortest NumPy that states its math.
 
 Arrays are float32 or float64, of any layout; a result has the dtype of the
 inputs. `out`, where offered, is an optional preallocated C-contiguous result,
@@ -213,6 +211,10 @@ def index_backward(grad, index, shape):
     """The gradient of y = x[index]: zeros(shape) with grad scatter-added at `index`
     (an element picked twice gets both gradients)."""
     dx = np.zeros(shape, dtype=grad.dtype)
+    if all(np.ndim(i) == 0 or getattr(i, "dtype", None) == np.bool_     # slices, ints, masks
+           for i in (index if isinstance(index, tuple) else (index,))):  # pick each element
+        dx[index] = grad                                # once: no np.add.at (~50x slower)
+        return dx
     np.add.at(dx, index, grad)
     return dx
 

@@ -85,6 +85,8 @@ BINARY = {
     "minimum": (lambda a, b: np.minimum(a, b),
                 lambda a, b, y, g: g * ((a < b) + 0.5 * (a == b)),
                 lambda a, b, y, g: g * ((b < a) + 0.5 * (a == b))),
+    "pick": (lambda a, m: where(m != 0, a, 0), lambda a, m, y, g: where(m != 0, g, 0),  # td.where
+             lambda a, m, y, g: 0 * g),
 }
 
 # Changes with this file: compiled loops are cached under "name/VERSION", so editing a
