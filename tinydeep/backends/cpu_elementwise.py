@@ -101,17 +101,18 @@ def _zip_vector_kernel(op, x, v, y, K, I, v_first):
 _compiled = {}
 
 
-def _run(kernel, op, *arrays):
-    """kernel(op, *arrays) with flat C-contiguous arrays (outputs last, written in place),
-    through the compiled loop for this op and these array types: looked up once, then
+def _run(kernel, op, *arrays, scalars=()):
+    """kernel(op, *arrays, *scalars) with flat C-contiguous arrays (outputs last, written in
+    place), through the compiled loop for this op and these types: looked up once, then
     called directly (a call by name would retype the literal every time)."""
     flat = [(a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1) for a in arrays]
-    key = (kernel, op) + tuple((a.dtype, a.flags.writeable) for a in flat)
+    key = (kernel, op) + tuple((a.dtype, a.flags.writeable) for a in flat) + tuple(
+        type(s) for s in scalars)
     loop = _compiled.get(key)
     if loop is None:
-        sig = (types.literal(f"{op}/{VERSION}"),) + tuple(typeof(a) for a in flat)
+        sig = (types.literal(f"{op}/{VERSION}"),) + tuple(typeof(a) for a in flat + list(scalars))
         loop = _compiled[key] = kernel.compile(sig)
-    loop(f"{op}/{VERSION}", *flat)
+    loop(f"{op}/{VERSION}", *flat, *scalars)
 
 
 def unary(op, x, out=None):
@@ -151,14 +152,7 @@ def binary(op, a, b, out=None):
         form = None if v.flags.c_contiguous or not x.flags.c_contiguous else _vector(v)
         if form is not None and y.flags.c_contiguous and y.size:
             v_flat, K, I = form
-            key = (_zip_vector_kernel, op, x.dtype, v_flat.dtype)
-            loop = _compiled.get(key)
-            if loop is None:
-                arr = typeof(y.reshape(-1))
-                loop = _compiled[key] = _zip_vector_kernel.compile(
-                    (types.literal(f"{op}/{VERSION}"), typeof(x.reshape(-1)),
-                     typeof(v_flat), arr, types.intp, types.intp, types.boolean))
-            loop(f"{op}/{VERSION}", x.reshape(-1), v_flat, y.reshape(-1), K, I, v_first)
+            _run(_zip_vector_kernel, op, x, v_flat, y, scalars=(K, I, v_first))
             return y
     _run(_zip_kernel, op, a, b, y)
     return y
