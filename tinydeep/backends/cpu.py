@@ -109,7 +109,8 @@ def _sum_kernel(x, rows_per_part, out):
     # the rounding error grows with the part length, not with R.
     O, R, I = x.shape
     P = (R + rows_per_part - 1) // rows_per_part
-    parts = np.zeros((P, O, I))
+    direct = P == 1 and I == 1      # rows of a last-axis sum, one part each: straight to out
+    parts = np.zeros((0 if direct else P, O, I))
     xf = x.reshape(-1)
     for task in prange(P * O):
         p, o = task // O, task % O
@@ -125,14 +126,17 @@ def _sum_kernel(x, rows_per_part, out):
                 s3 += xf[at + r + np.uint64(3)]
             for r in range(n - n % np.uint64(4), n):
                 s0 += xf[at + r]
-            parts[p, o, 0] = (s0 + s1) + (s2 + s3)
+            if direct:
+                out[o, 0] = (s0 + s1) + (s2 + s3)
+            else:
+                parts[p, o, 0] = (s0 + s1) + (s2 + s3)
         else:
             acc = parts[p, o]
             for r in range(r0, r1):
                 row = x[o, r]
                 for i in range(I):
                     acc[i] += row[i]
-    for o in prange(O):
+    for o in prange(0 if direct else O):
         for i in range(I):
             s = 0.0
             for p in range(P):
