@@ -556,16 +556,17 @@ _CONSTANT.requires_grad, _CONSTANT._ctx = False, None
 
 
 class _Binary(Function):
-    """Elementwise a ∘ b with NumPy broadcasting: broadcast above the kernel,
-    unbroadcast the gradients."""
+    """Elementwise a ∘ b, NumPy broadcasting: broadcast above the kernel, unbroadcast the grads."""
     kernel = None
 
     def forward(self, a, b):
         a, b = self._arrays(a, b)
         self.a, self.b = a, b
         shape = np.broadcast_shapes(a.shape, b.shape)
-        a, b = (x if x.shape == shape else self.backend.broadcast_to(x, shape) for x in (a, b))
-        return getattr(self.backend, self.kernel)(a, b)
+        return getattr(self.backend, self.kernel)(self._bc(a, shape), self._bc(b, shape))
+
+    def _bc(self, x, shape):    # a kernel's input of `shape` (broadcast_to is ~5 us a call)
+        return x if x.shape == shape else self.backend.broadcast_to(x, shape)
 
     def _arrays(self, a, b):
         # a Python number takes the dtype of the tensor it meets (made on its device)
@@ -610,7 +611,7 @@ class Mul(_Binary):
     kernel = "mul"
 
     def backward(self, g):  # d(ab) = b da + a db
-        k, shape, bc = self.backend, g.shape, self.backend.broadcast_to
+        k, shape, bc = self.backend, g.shape, self._bc
         ga = k.mul(g, bc(self.b, shape)) if self.needs_grad[0] else None
         gb = k.mul(g, bc(self.a, shape)) if self.needs_grad[1] else None
         return self._grads(ga, gb)
@@ -624,8 +625,7 @@ class Div(_Binary):
         return self.y
 
     def backward(self, g):  # d(a/b) = da / b - (a/b) db / b, as -(a/b)/b: no b² to overflow
-        k, shape, bc = self.backend, g.shape, self.backend.broadcast_to
-        b = bc(self.b, shape)
+        k, b = self.backend, self._bc(self.b, g.shape)
         ga = k.div(g, b) if self.needs_grad[0] else None
         gb = k.mul_scalar(k.div(k.mul(g, self.y), b), -1.0) if self.needs_grad[1] else None
         return self._grads(ga, gb)
@@ -753,8 +753,8 @@ class Elementwise(_Binary):
     def forward(self, a, b, op):
         a, b = self._arrays(a, b)
         self.a, self.b, self.op = a, b, op
-        shape, bc = np.broadcast_shapes(a.shape, b.shape), self.backend.broadcast_to
-        self.ab = (bc(a, shape), bc(b, shape))
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        self.ab = (self._bc(a, shape), self._bc(b, shape))
         self.y = self.backend.binary(op, *self.ab)
         return self.y
 
