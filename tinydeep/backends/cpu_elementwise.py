@@ -8,7 +8,8 @@ function for the loop body, so each op gets its own machine code (as fast as a
 loop written by hand) while the loop's source stays one. Because the name is
 part of the kernel's type signature, Numba's on-disk cache keeps every op's
 loop apart (`cache=True` works, unlike kernels made in a factory); the name
-carries scalar_ops.VERSION so an edit there never meets a stale loop.
+carries scalar_ops.VERSION and cpu_math.VERSION (the float32 exp and tanh used here)
+so an edit there never meets a stale loop.
 """
 import math
 
@@ -17,7 +18,10 @@ from numba import literally, njit, prange, typeof, types
 from numba.extending import overload
 
 from .reference import _result
-from .scalar_ops import BINARY, UNARY, VERSION, check_op
+from . import cpu_math, scalar_ops
+from .scalar_ops import BINARY, UNARY, check_op
+
+VERSION = scalar_ops.VERSION + cpu_math.VERSION
 
 _jitted = {}
 
