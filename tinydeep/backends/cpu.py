@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling
+from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling, scalar_ops
 from . import cpu_memory  # noqa: F401  (imported for its effect: freed arrays are reused)
 from . import cpu_warmup
 from .base import KERNELS, backend_class
@@ -237,33 +237,48 @@ def sum(x, axis=None, keepdims=False):
 
 # --- softmax and cross-entropy ------------------------------------------------------------
 
+# A row's max and sum as reductions LLVM may reorder, so that they run in vector lanes
+# (a max is the same in any order; the sum is kept in float64 lanes). A NaN in the row
+# still reaches the result: through its exp, in the sum.
+@njit(fastmath={"reassoc", "nsz", "nnan"}, cache=True)
+def _row_max(r):
+    mx = r[0]
+    for n in range(np.uint64(1), np.uint64(r.size)):
+        mx = max(mx, r[n])
+    return mx
+
+
+@njit(fastmath={"reassoc"}, cache=True)
+def _row_sum(r):
+    s = 0.0
+    for n in range(np.uint64(r.size)):
+        s += r[n]
+    return s
+
+
 @njit(parallel=True, cache=True)
 def _log_softmax_kernel(x, logp):
-    # logp[m, n] = (x[m, n] - max_m) - log Σ_k exp(x[m, k] - max_m), one row per task
-    M, N = x.shape
-    for m in prange(M):
-        mx = x[m, 0]
-        for n in range(1, N):
-            if x[m, n] > mx:
-                mx = x[m, n]
-        s = 0.0
-        for n in range(N):
-            s += math.exp(x[m, n] - mx)
-        log_s = math.log(s)
-        for n in range(N):
-            logp[m, n] = (x[m, n] - mx) - log_s
+    # logp[m, n] = x[m, n] - (max_m + log Σ_k exp(x[m, k] - max_m)), one row per task;
+    # the row of exps is kept in logp's row to be summed. (scalar_ops.exp: cpu_math's for
+    # float32.)
+    for m in prange(x.shape[0]):
+        r, o = x[m], logp[m]
+        mx = _row_max(r)
+        for n in range(np.uint64(r.size)):
+            o[n] = scalar_ops.exp(r[n] - mx)
+        shift = mx + math.log(_row_sum(o))
+        for n in range(np.uint64(r.size)):
+            o[n] = r[n] - shift
 
 
 @njit(parallel=True, cache=True)
 def _log_softmax_backward_kernel(logp, grad, dx):
     # dx[m, n] = grad[m, n] - exp(logp[m, n]) · Σ_k grad[m, k]
-    M, N = logp.shape
-    for m in prange(M):
-        g_sum = 0.0
-        for n in range(N):
-            g_sum += grad[m, n]
-        for n in range(N):
-            dx[m, n] = grad[m, n] - math.exp(logp[m, n]) * g_sum
+    for m in prange(logp.shape[0]):
+        lp, g, d = logp[m], grad[m], dx[m]
+        g_sum = _row_sum(g)
+        for n in range(np.uint64(lp.size)):
+            d[n] = g[n] - scalar_ops.exp(lp[n]) * g_sum
 
 
 @njit(parallel=True, cache=True)
@@ -271,10 +286,10 @@ def _cross_entropy_backward_kernel(logp, targets, scale, dz):
     # dz[m, n] = (softmax[m, n] - [n = t_m]) · scale,  scale = grad_loss / M
     M, N = logp.shape
     for m in prange(M):
-        for n in range(N):
-            dz[m, n] = math.exp(logp[m, n]) * scale
+        for n in range(np.uint64(N)):
+            dz[m, n] = scalar_ops.exp(logp[m, n]) * scale
         t = targets[m]
-        dz[m, t] = (math.exp(logp[m, t]) - 1) * scale
+        dz[m, t] = (scalar_ops.exp(logp[m, t]) - 1) * scale
 
 
 def log_softmax(x):
