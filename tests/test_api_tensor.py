@@ -125,6 +125,13 @@ MODULE_LEVEL = {
     "matmul 2-D": (lambda x, y: TD(x).matmul(x, y), [(2, 3), (3, 4)]),
     "matmul 1-D": (lambda x, y: TD(x).matmul(x, y), [(3,), (3, 4)]),
     "matmul dot": (lambda x, y: TD(x).matmul(x, y), [(3,), (3,)]),
+    "matmul 2-D @ 1-D": (lambda x, y: TD(x).matmul(x, y), [(2, 3), (3,)]),
+    "@ 3-D by 2-D": (lambda x, y: x @ y, [(4, 2, 3), (3, 5)]),
+    "@ 4-D by 1-D": (lambda x, y: x @ y, [(2, 4, 2, 3), (3,)]),
+    "@ 1-D by 3-D": (lambda x, y: x @ y, [(3,), (4, 3, 2)]),
+    "@ batched": (lambda x, y: x @ y, [(4, 2, 3), (4, 3, 5)]),
+    "@ batch broadcast": (lambda x, y: x @ y, [(2, 1, 2, 3), (4, 3, 5)]),
+    "@ 2-D by 3-D": (lambda x, y: x @ y, [(2, 3), (4, 3, 5)]),
 }
 
 
@@ -272,3 +279,9 @@ def test_bad_arguments_get_clear_errors():
         td.ones(2, 2, 2).t()
     with pytest.raises(ValueError, match="clamp"):
         x.clamp()
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(2, 3\) do not match \(3 != 2\)"):
+        x @ x
+    with pytest.raises(ValueError, match="batch shapes of \\(2, 2, 3\\) and \\(3, 3, 4\\)"):
+        td.ones(2, 2, 3) @ td.ones(3, 3, 4)
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        td.tensor(2.0) @ x

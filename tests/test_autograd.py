@@ -136,8 +136,8 @@ def test_bad_inputs_raise_clear_errors():
     a, b = td.tensor(np.ones((3, 4))), td.tensor(np.ones((5, 2)))
     with pytest.raises(ValueError, match=r"\(3, 4\) and \(5, 2\)"):
         a @ b
-    with pytest.raises(ValueError, match="2-D"):
-        td.tensor(np.ones(3)) @ td.tensor(np.ones(3))
+    with pytest.raises(ValueError, match="at least 1 dimension"):   # 1-D and N-D: as torch's
+        td.tensor(1.0) @ td.tensor(np.ones(3))
     with pytest.raises(ValueError, match="do not broadcast"):
         a + b
     with pytest.raises(TypeError, match="int64"):

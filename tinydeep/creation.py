@@ -162,12 +162,6 @@ def minimum(input, other):
 
 
 def matmul(input, other):
-    """input @ other for 1-D and 2-D tensors (a 1-D side is a row or a column, dropped
-    after, as PyTorch's)."""
-    a = input.unsqueeze(0) if input.ndim == 1 else input
-    b = other.unsqueeze(1) if other.ndim == 1 else other
-    y = a @ b
-    if input.ndim == 1:
-        y = y.squeeze(0)
-    return y.squeeze(-1) if other.ndim == 1 else y
+    """input @ other, as torch.matmul (1-D sides, batches of matrices: see tensor.MatMul)."""
+    return input @ other
 

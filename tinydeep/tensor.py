@@ -665,23 +665,61 @@ class Cast(Function):
         return (self.backend.astype(g, self.src),)
 
 
+def _batched(k, kernel, x, y, batch, shape):
+    """kernel(x[i], y[i]) for every matrix of the batch (x and y broadcast to it first),
+    into one array of batch + shape."""
+    xs, ys = (k.contiguous(k.broadcast_to(v, batch + tuple(v.shape)[-2:])).reshape(
+        (-1,) + tuple(v.shape)[-2:]) for v in (x, y))
+    out = k.full((len(xs),) + shape, 0, x.dtype)
+    for i in range(len(xs)):
+        kernel(xs[i], ys[i], out=out[i])
+    return out.reshape(batch + shape)
+
+
 class MatMul(Function):
+    """a @ b as torch.matmul: a 1-D a is a row, a 1-D b a column (the unit axis dropped
+    after); axes before the last two are batches of matrices, broadcast as NumPy's. With
+    a 2-D b the product is one product of all of a's rows."""
     def forward(self, a, b):
         if not hasattr(a, "shape") or not hasattr(b, "shape"):
             raise TypeError("matmul needs two tensors")
         check_float("matmul", a, b)
-        if a.ndim != 2 or b.ndim != 2:
-            raise ValueError(f"matmul needs 2-D tensors, got shapes {a.shape} and {b.shape}")
-        if a.shape[1] != b.shape[0]:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match "
-                             f"({a.shape[1]} != {b.shape[0]})")
-        self.a, self.b = a, b
-        return self.backend.matmul(a, b)
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: both need at least 1 dimension, got {a.shape} and {b.shape}")
+        A = a.reshape(1, -1) if a.ndim == 1 else a
+        B = b.reshape(-1, 1) if b.ndim == 1 else b
+        (*batch_a, M, K), (*batch_b, K_b, N) = A.shape, B.shape
+        if K != K_b:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match ({K} != {K_b})")
+        try:
+            batch = np.broadcast_shapes(tuple(batch_a), tuple(batch_b))
+        except ValueError:
+            raise ValueError(f"matmul: the batch shapes of {a.shape} and {b.shape} do not broadcast"
+                             ) from None
+        k, self.A, self.B, self.batch, self.shapes = self.backend, A, B, batch, (a.shape, b.shape)
+        if B.ndim == 2:
+            y = k.matmul(A if A.ndim == 2 else k.contiguous(A).reshape(-1, K), B)
+        else:
+            y = _batched(k, k.matmul, A, B, batch, (M, N))
+        return y.reshape(batch + (M,) * (a.ndim > 1) + (N,) * (b.ndim > 1))
 
-    def backward(self, g):  # C = AB: dA = dC Bᵀ, dB = Aᵀ dC
-        k = self.backend
-        return (k.matmul_nt(g, self.b) if self.needs_grad[0] else None,
-                k.matmul_tn(self.a, g) if self.needs_grad[1] else None)
+    def backward(self, g):  # C = AB: dA = dC Bᵀ, dB = Aᵀ dC, summed over broadcast batches
+        k, A, B, batch = self.backend, self.A, self.B, self.batch
+        (M, K), N = tuple(A.shape)[-2:], tuple(B.shape)[-1]
+        G = k.contiguous(g).reshape(batch + (M, N))
+        da = db = None
+        if B.ndim == 2:
+            G = G.reshape(-1, N)
+            if self.needs_grad[0]:
+                da = k.matmul_nt(G, B)
+            if self.needs_grad[1]:
+                db = k.matmul_tn(A if A.ndim == 2 else k.contiguous(A).reshape(-1, K), G)
+        else:
+            if self.needs_grad[0]:
+                da = unbroadcast(k, _batched(k, k.matmul_nt, G, B, batch, (M, K)), A.shape)
+            if self.needs_grad[1]:
+                db = unbroadcast(k, _batched(k, k.matmul_tn, A, G, batch, (K, N)), B.shape)
+        return tuple(None if d is None else d.reshape(shape) for d, shape in zip((da, db), self.shapes))
 
 
 class Sum(Function):
