@@ -99,6 +99,11 @@ TINY_CASES = {
     "cross_entropy_backward": lambda mk: [
         ((ref.log_softmax(mk.normal(m, n)), mk.ints(n, m), gl), {})
         for m, n in [(1, 1), (5, 4)] for gl in (1.0, 0.37)],
+    "batch_norm": lambda mk: [((mk.normal(n, c, i, scale=2.0), mk.normal(c), mk.normal(c), 1e-5), {})
+                              for n, c, i in [(2, 3, 5), (7, 2, 1)]],
+    "batch_norm_backward": lambda mk: [
+        ((x, mk.normal(*x.shape), *ref.batch_norm(x, w, w, 1e-5)[1:], w, 1e-5), {})
+        for n, c, i in [(2, 3, 5), (7, 2, 1)] for x, w in [(mk.normal(n, c, i), mk.normal(c))]],
     "im2col": lambda mk: [((mk.normal(*g[:4]), *g[4:]), {}) for g in CONV],
     "col2im": lambda mk: [((mk.normal(N * Ho * Wo, C * g[4] * g[5]), g[:4], *g[4:]), {})
                           for g in CONV for N, C, Ho, Wo in [_conv_out(g)]],

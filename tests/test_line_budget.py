@@ -9,10 +9,11 @@ Two numbers, printed on every test run and bounded:
             Bounded on their own, API_BUDGET = 800, and reported with the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
-            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,050 (was 7,000
+            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,100 (was 7,000
             until the session of 2026-11-26 added the PyTorch API files, the fault policy,
             signals, MNIST-1D, sweeps and the GPU compile report; 9,000 until the ninth
-            session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines).
+            session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines,
+            and batch norm two contract kernels with their meaning in base.py, +45).
 
 Lines are physical lines (as `wc -l` counts them), docstrings and comments included:
 they are part of what a reader reads.
@@ -24,7 +25,7 @@ CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
 API = ("tensor_api.py", "creation.py", "nn_layers.py", "lr_scheduler.py")
 CORE_BUDGET = 2400
 API_BUDGET = 800
-READABLE_BUDGET = 9050
+READABLE_BUDGET = 9100
 
 
 def is_fast_variant(path):

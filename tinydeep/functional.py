@@ -700,29 +700,46 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return y if bias is None else y + bias
 
 
+class BatchNorm(Function):
+    """Training-mode batch norm of x as (N, C, I) by the batch's statistics (the backend's
+    batch_norm kernels); the running (mean, var) move by momentum, var unbiased (PyTorch's)."""
+    def forward(self, x, weight, bias, eps, running):
+        check_float("batch_norm", *(a for a in (x, weight, bias) if a is not None))
+        k, (N, C) = self.backend, x.shape[:2]
+        weight, bias = (k.full((C,), v, x.dtype) if a is None else a for a, v in ((weight, 1), (bias, 0)))
+        self.x, self.eps, self.weight = k.contiguous(x).reshape(N, C, -1), eps, weight
+        y, self.mean, self.var = k.batch_norm(self.x, weight, bias, eps)
+        n, (run_mean, run_var, m) = N * self.x.shape[2], running
+        for run, new in ((run_mean, self.mean), (run_var, k.mul_scalar(self.var, n / (n - 1)))):
+            if run is not None:
+                run.data = k.add(k.mul_scalar(run.data, 1 - m), k.mul_scalar(new, m))
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        k = self.backend
+        dx, dw, db = k.batch_norm_backward(self.x, k.contiguous(g).reshape(self.x.shape),
+                                           self.mean, self.var, self.weight, self.eps)
+        return (dx.reshape(g.shape), dw if self.needs_grad[1] else None,
+                db if self.needs_grad[2] else None)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """Normalize over every dim but 1 (channels): in training by the batch's statistics, the
     running ones moving by `momentum` (unbiased variance, as PyTorch); in eval by those."""
     _need_tensor("batch_norm", input)
-    dims = (0,) + tuple(range(2, input.ndim))
     shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
     if training:
         n = input.numel() // input.shape[1]
         if n < 2:
             raise ValueError(f"Expected more than 1 value per channel when training, got input "
                              f"size {input.shape}")
-        mu = input.mean(dims, keepdims=True)
-        centered = input - mu
-        var = (centered * centered).mean(dims, keepdims=True)
-        if running_mean is not None:
-            with_grad_off = (mu.detach().reshape(-1), var.detach().reshape(-1) * (n / (n - 1)))
-            for run, new in zip((running_mean, running_var), with_grad_off):
-                run.data = (run * (1 - momentum) + new * momentum).data
-    else:
-        centered, var = input - running_mean.reshape(shape), running_var.reshape(shape)
+        return BatchNorm.apply(input, weight, bias, eps=eps,
+                               running=(running_mean, running_var, momentum))
     # (x - mean) · weight/√(var + ε), the per-channel scale first (as PyTorch): one full pass
-    y = centered * ((var + eps) ** -0.5 * (1.0 if weight is None else weight.reshape(shape)))
+    scale = (running_var.reshape(shape) + eps) ** -0.5
+    scale = scale if weight is None else scale * weight.reshape(shape)
+    y = (input - running_mean.reshape(shape)) * scale
     return y if bias is None else y + bias.reshape(shape)
 
 

@@ -23,6 +23,7 @@ KERNELS = (
     "add", "sub", "mul", "div", "mul_scalar", "pow_scalar", "exp", "add_rowvec",
     "relu", "relu_backward", "sum",
     "log_softmax", "log_softmax_backward", "cross_entropy", "cross_entropy_backward",
+    "batch_norm", "batch_norm_backward",
     "im2col", "col2im", "max_pool2d", "max_pool2d_backward",
     "affine_grid", "affine_grid_backward", "bilinear_sample", "bilinear_sample_backward",
     "index_backward", "sgd_update", "adam_update",
@@ -129,6 +130,31 @@ class Backend:
     def cross_entropy_backward(self, logp, targets, grad_loss):
         """d logits = (softmax - onehot(t)) · grad_loss / M; grad_loss a number or 0-d array."""
 
+    # --- batch norm (training: the batch's statistics); composed here of the kernels above,
+    # for every backend that has no fused version -----------------------------------------
+    def batch_norm(self, x, weight, bias, eps):
+        """(y, mean, var) for x (N, C, I), per channel c over n and i: mean, biased var,
+        y = (x - mean)·scale + bias with scale = weight/√(var + ε) (PyTorch's order)."""
+        n, bc = x.shape[0] * x.shape[2], lambda v: self.broadcast_to(v.reshape(1, -1, 1), x.shape)
+        mean = self.mul_scalar(self.sum(x, axis=(0, 2)), 1 / n)
+        centered = self.sub(x, bc(mean))
+        var = self.mul_scalar(self.sum(self.mul(centered, centered), axis=(0, 2)), 1 / n)
+        scale = self.mul(weight, self.pow_scalar(self.add(var, self.full(var.shape, eps, x.dtype)),
+                                                 -0.5))
+        return self.add(self.mul(centered, bc(scale)), bc(bias)), mean, var
+
+    def batch_norm_backward(self, x, grad, mean, var, weight, eps):
+        """(dx, dweight, dbias) of batch_norm: with invstd = 1/√(var + ε), x̂ = (x - mean)·invstd
+        and n = N·I, dbias = Σ g, dweight = Σ g·x̂, dx = weight·invstd·(g - dbias/n - x̂·dweight/n)
+        (the mean and var depend on x too: the two subtracted terms)."""
+        n, bc = x.shape[0] * x.shape[2], lambda v: self.broadcast_to(v.reshape(1, -1, 1), x.shape)
+        invstd = self.pow_scalar(self.add(var, self.full(var.shape, eps, x.dtype)), -0.5)
+        x_hat = self.mul(self.sub(x, bc(mean)), bc(invstd))
+        dbias, dweight = self.sum(grad, axis=(0, 2)), self.sum(self.mul(grad, x_hat), axis=(0, 2))
+        inner = self.sub(self.sub(grad, bc(self.mul_scalar(dbias, 1 / n))),
+                         self.mul(x_hat, bc(self.mul_scalar(dweight, 1 / n))))
+        return self.mul(inner, bc(self.mul(weight, invstd))), dweight, dbias
+
     # --- convolution and pooling ------------------------------------------------------
     def im2col(self, x, kh, kw, stride, padding):
         """cols[(n, ho, wo), (c, i, j)] = x[n, c, ho·sh - ph + i, wo·sw - pw + j] (0 outside):
@@ -209,9 +235,10 @@ class Backend:
         """a[index] for a host index (ints, slices, integer or bool arrays)."""
 
 
-# The families' named members are defined above; every other entry only states its
-# meaning, and raises until a backend implements it.
-for _name in set(CONTRACT) - {"add", "sub", "mul", "div", "exp", "relu", "relu_backward"}:
+# The families' named members and batch norm are defined above; every other entry only
+# states its meaning, and raises until a backend implements it.
+for _name in set(CONTRACT) - {"add", "sub", "mul", "div", "exp", "relu", "relu_backward",
+                              "batch_norm", "batch_norm_backward"}:
     setattr(Backend, _name, declared(getattr(Backend, _name)))
 
 
