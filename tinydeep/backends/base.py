@@ -3,9 +3,9 @@
 A backend is one object (`backends.get(device)`) with two kinds of methods:
 kernels (arrays in, arrays out, no autograd) and array helpers (the few things
 the Tensor layer does to `.data` itself). `Backend` declares all of them with
-their math; `ReferenceBackend` (reference.py) implements every one in NumPy
-and so defines the meaning; `CpuBackend` (cpu.py) inherits it and overrides
-what Numba makes faster; `CudaBackend` (cuda.py) implements everything on
+their math; `ReferenceBackend` (reference.py) implements every one in NumPy (batch
+norm: composed here of the others) and so defines the meaning; `CpuBackend` (cpu.py)
+overrides what Numba makes faster; `CudaBackend` (cuda.py) implements the rest on
 device arrays. Return types are part of the contract: arrays, never Python
 numbers (a loss is a 0-d array on every device, so the GPU never waits).
 
