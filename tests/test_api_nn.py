@@ -93,6 +93,8 @@ CASES = {
     "conv2d same dilation": (lambda x, w: FF(x).conv2d(x, w, padding="same", dilation=(2, 1)),
                              [(1, 1, 5, 5), (2, 1, 3, 3)]),
     "layer_norm": (lambda x, w, b: FF(x).layer_norm(x, (4,), w, b), [(3, 4), (4,), (4,)]),
+    "layer_norm 2 dims": (lambda x, w, b: FF(x).layer_norm(x, (4, 5), w, b), [(2, 3, 4, 5), (4, 5), (4, 5)]),
+    "layer_norm plain": (lambda x: FF(x).layer_norm(x, (6,)), [(4, 6)]),
     "batch_norm train": (lambda x, w, b: FF(x).batch_norm(x, None, None, w, b, training=True),
                          [(4, 3, 2), (3,), (3,)]),
 }

@@ -689,13 +689,13 @@ def adaptive_avg_pool2d(input, output_size):
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
-    """(x - mean) / √(var + ε) over the last len(normalized_shape) dims (biased var)."""
+    """(x - mean) / √(var + ε) over the last len(normalized_shape) dims (biased var): batch
+    norm's kernels with each row as a channel, then weight and bias elementwise."""
     n = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[input.ndim - len(n):]) != n:
         raise ValueError(f"layer_norm: input shape {input.shape} does not end in {n}")
-    dims = tuple(range(input.ndim - len(n), input.ndim))
-    mu = input.mean(dims, keepdims=True)
-    y = (input - mu) / (input.var(dims, unbiased=False, keepdim=True) + eps).sqrt()
+    rows = input.reshape(1, -1, int(np.prod(n)))
+    y = BatchNorm.apply(rows, None, None, eps=eps, running=(None, None, 0)).reshape(input.shape)
     y = y if weight is None else y * weight
     return y if bias is None else y + bias
 
@@ -710,8 +710,8 @@ class BatchNorm(Function):
         self.x, self.eps, self.weight = k.contiguous(x).reshape(N, C, -1), eps, weight
         y, self.mean, self.var = k.batch_norm(self.x, weight, bias, eps)
         n, (run_mean, run_var, m) = N * self.x.shape[2], running
-        for run, new in ((run_mean, self.mean), (run_var, k.mul_scalar(self.var, n / (n - 1)))):
-            if run is not None:
+        if run_mean is not None:
+            for run, new in ((run_mean, self.mean), (run_var, k.mul_scalar(self.var, n / (n - 1)))):
                 run.data = k.add(k.mul_scalar(run.data, 1 - m), k.mul_scalar(new, m))
         return y.reshape(x.shape)
 
