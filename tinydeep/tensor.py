@@ -668,9 +668,10 @@ class Cast(Function):
 def _batched(k, kernel, x, y, batch, shape):
     """kernel(x[i], y[i]) for every matrix of the batch (x and y broadcast to it first),
     into one array of batch + shape."""
+    count = int(np.prod(batch, dtype=np.int64))
     xs, ys = (k.contiguous(k.broadcast_to(v, batch + tuple(v.shape)[-2:])).reshape(
-        (-1,) + tuple(v.shape)[-2:]) for v in (x, y))
-    out = k.full((len(xs),) + shape, 0, x.dtype)
+        (count,) + tuple(v.shape)[-2:]) for v in (x, y))
+    out = k.full((count,) + shape, 0, x.dtype)
     for i in range(len(xs)):
         kernel(xs[i], ys[i], out=out[i])
     return out.reshape(batch + shape)
@@ -697,8 +698,9 @@ class MatMul(Function):
             raise ValueError(f"matmul: the batch shapes of {a.shape} and {b.shape} do not broadcast"
                              ) from None
         k, self.A, self.B, self.batch, self.shapes = self.backend, A, B, batch, (a.shape, b.shape)
+        self.rows = int(np.prod(batch, dtype=np.int64)) * M   # a's rows, stacked (2-D b)
         if B.ndim == 2:
-            y = k.matmul(A if A.ndim == 2 else k.contiguous(A).reshape(-1, K), B)
+            y = k.matmul(A if A.ndim == 2 else k.contiguous(A).reshape(self.rows, K), B)
         else:
             y = _batched(k, k.matmul, A, B, batch, (M, N))
         return y.reshape(batch + (M,) * (a.ndim > 1) + (N,) * (b.ndim > 1))
@@ -709,11 +711,11 @@ class MatMul(Function):
         G = k.contiguous(g).reshape(batch + (M, N))
         da = db = None
         if B.ndim == 2:
-            G = G.reshape(-1, N)
+            G = G.reshape(self.rows, N)
             if self.needs_grad[0]:
                 da = k.matmul_nt(G, B)
             if self.needs_grad[1]:
-                db = k.matmul_tn(A if A.ndim == 2 else k.contiguous(A).reshape(-1, K), G)
+                db = k.matmul_tn(A if A.ndim == 2 else k.contiguous(A).reshape(self.rows, K), G)
         else:
             if self.needs_grad[0]:
                 da = unbroadcast(k, _batched(k, k.matmul_nt, G, B, batch, (M, K)), A.shape)
