@@ -715,7 +715,8 @@ def test_family_matches_torch_values_and_gradients(op):
         if op == "pow":
             inputs[0][0, :3], inputs[1][0, :3] = 0.0, [0.0, 2.0, 1.5]
     ts = [torch.tensor(v, requires_grad=True) for v in inputs]
-    torch_op = {"pick": lambda a, m: torch.where(m != 0, a, 0.0)}.get(op, getattr(torch, op, None))
+    torch_op = {"pick": lambda a, m: torch.where(m != 0, a, 0.0),
+                "gelu": torch.nn.functional.gelu}.get(op, getattr(torch, op, None))
     y_t = torch_op(*ts)
     y_t.backward(torch.tensor(g))
     for name in _backends():

@@ -431,7 +431,7 @@ def gelu(x, approximate="none"):
         return 0.5 * x * (1.0 + (0.7978845608028654 * (x + 0.044715 * x * x * x)).tanh())
     if approximate != "none":
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return x * (0.5 * (1.0 + Unary.apply(x * 0.7071067811865476, op="erf")))
+    return Unary.apply(x, op="gelu")
 
 
 def dropout(x, p=0.5, training=True):

@@ -256,7 +256,7 @@ def _row_sum(r):
     return s
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"contract"})  # (cpu_math's exp)
 def _log_softmax_kernel(x, logp):
     # logp[m, n] = x[m, n] - (max_m + log Σ_k exp(x[m, k] - max_m)), one row per task;
     # the row of exps is kept in logp's row to be summed. (scalar_ops.exp: cpu_math's for
@@ -271,7 +271,7 @@ def _log_softmax_kernel(x, logp):
             o[n] = r[n] - shift
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"contract"})  # (cpu_math's exp)
 def _log_softmax_backward_kernel(logp, grad, dx):
     # dx[m, n] = grad[m, n] - exp(logp[m, n]) · Σ_k grad[m, k]
     for m in prange(logp.shape[0]):
@@ -281,7 +281,7 @@ def _log_softmax_backward_kernel(logp, grad, dx):
             d[n] = g[n] - scalar_ops.exp(lp[n]) * g_sum
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath={"contract"})  # (cpu_math's exp)
 def _cross_entropy_backward_kernel(logp, targets, scale, dz):
     # dz[m, n] = (softmax[m, n] - [n = t_m]) · scale,  scale = grad_loss / M
     M, N = logp.shape

@@ -24,6 +24,7 @@ from .scalar_ops import BINARY, UNARY, check_op
 VERSION = scalar_ops.VERSION + cpu_math.VERSION
 
 _jitted = {}
+_CONTRACT = {"contract"}   # a·b + c fused (cpu_math's polynomials inline here)
 
 
 def _call(op, which, args):
@@ -47,28 +48,28 @@ def _call_typed(op, which, args):
                 lambda op, which, args: f(args[0], args[1], args[2], args[3])][len(args) - 1]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=_CONTRACT)
 def _map_kernel(op, x, y):
     literally(op)
     for i in prange(y.size):
         y[i] = _call(op, 0, (x[i],))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=_CONTRACT)
 def _map_backward_kernel(op, x, y, g, dx):
     literally(op)
     for i in prange(dx.size):
         dx[i] = _call(op, 1, (x[i], y[i], g[i]))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=_CONTRACT)
 def _zip_kernel(op, a, b, y):
     literally(op)
     for i in prange(y.size):
         y[i] = _call(op, 0, (a[i], b[i]))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=_CONTRACT)
 def _zip_backward_kernel(op, a, b, y, g, da, db):
     literally(op)
     for i in prange(da.size):
@@ -76,7 +77,7 @@ def _zip_backward_kernel(op, a, b, y, g, da, db):
         db[i] = _call(op, 2, (a[i], b[i], y[i], g[i]))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=_CONTRACT)
 def _zip_vector_kernel(op, x, v, y, K, I, v_first):
     # y = f(x, v), or f(v, x) where v_first, for x and y viewed as (O, K, I) and v a vector
     # along K: an operand broadcast from a bias (I = 1) or a per-channel (1, C, 1, 1) array,

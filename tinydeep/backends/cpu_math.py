@@ -17,9 +17,11 @@ values, over every 61st float32: at most 1.003 ulp for exp, 1.30 for tanh, 1.003
 erf (NumPy's float32 exp and tanh there: 2.37 and 1.36); tests/test_cpu_math.py holds
 them to 1.5, 2 and 1.5.
 
-These overload scalar_ops.exp, .tanh and .erf on the CPU target: the elementwise
-families and the softmax kernels pick them up; float64 keeps libm's functions (and
-the GPU its own).
+These overload scalar_ops.exp, .tanh and .erf on the CPU target, inlined into the
+calling loop (Numba IR: LLVM would not inline erf's two branches, and a call stops the
+loop's vectorization): the elementwise families and the softmax kernels pick them up,
+and compile with fastmath 'contract' for them. float64 keeps libm's functions (and the
+GPU its own).
 """
 import math
 import zlib
@@ -102,6 +104,6 @@ def _float32_or_libm(fast, libm):
     return typer
 
 
-overload(scalar_ops.exp, target="cpu", jit_options=_FAST)(_float32_or_libm(exp32, math.exp))
-overload(scalar_ops.tanh, target="cpu", jit_options=_FAST)(_float32_or_libm(tanh32, math.tanh))
-overload(scalar_ops.erf, target="cpu", jit_options=_FAST)(_float32_or_libm(erf32, math.erf))
+overload(scalar_ops.exp, target="cpu", inline="always")(_float32_or_libm(exp32, math.exp))
+overload(scalar_ops.tanh, target="cpu", inline="always")(_float32_or_libm(tanh32, math.tanh))
+overload(scalar_ops.erf, target="cpu", inline="always")(_float32_or_libm(erf32, math.erf))

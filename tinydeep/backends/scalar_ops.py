@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.special
+from numba import types
 from numba.extending import overload
 
 
@@ -50,8 +51,15 @@ def where(cond, a, b):
     return np.where(cond, a, b)
 
 
+def like(x, c):
+    """The number c in x's float type: NumPy keeps a float32 array float32 beside a Python
+    float, compiled code would make the expression float64 (and call float64 functions)."""
+    return c
+
+
 overload(power)(lambda a, b: lambda a, b: a ** b)
 overload(where)(lambda cond, a, b: lambda cond, a, b: a if cond else b)
+overload(like)(lambda x, c: (lambda x, c: np.float32(c)) if x == types.float32 else (lambda x, c: c))
 
 
 UNARY = {
@@ -63,6 +71,10 @@ UNARY = {
     "tanh": (lambda x: tanh(x), lambda x, y, g: g * (1 - y * y)),
     "erf": (lambda x: erf(x), lambda x, y, g: g * 1.1283791670955126 * exp(-x * x)),  # 2/√π
     "sigmoid": (lambda x: 1 / (1 + exp(-x)), lambda x, y, g: g * y * (1 - y)),
+    # x·Φ(x) = ½x(1 + erf(x/√2)), dx = g·(Φ(x) + x·φ(x)), φ(x) = e^(-x²/2)/√(2π)
+    "gelu": (lambda x: x * (0.5 + 0.5 * erf(x * like(x, 0.7071067811865476))),
+             lambda x, y, g: g * (0.5 + 0.5 * erf(x * like(x, 0.7071067811865476))
+                                  + x * like(x, 0.3989422804014327) * exp(x * x * like(x, -0.5)))),
     # max(x, 0) with a NaN passing through; the gradient flows where the unit was active
     # (y > 0 iff x > 0, so either the input or the output may be passed as x)
     "relu": (lambda x: np.maximum(x, 0), lambda x, y, g: where(x > 0, g, 0)),
