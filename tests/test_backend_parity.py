@@ -651,7 +651,7 @@ def unary_input(mk, op, *shape):
 def binary_inputs(mk, op, *shape, ties=True):
     a = mk.uniform(0.2, 3.0, *shape) if op == "pow" else mk.normal(*shape)
     b = mk.away_from_zero(*shape) if op == "div" else mk.normal(*shape)
-    if ties and op in ("maximum", "minimum") and a.size:
+    if ties and op in ("maximum", "minimum", "clamp_min", "clamp_max") and a.size:
         b = np.array(b)
         b.reshape(-1)[::3] = np.asarray(a).reshape(-1)[::3]   # ties split the gradient
         b = arrange(b, mk.layout)

@@ -136,16 +136,8 @@ def clamp(self, min=None, max=None):
     """min(max(x, lo), hi); the gradient flows where lo <= x <= hi, as PyTorch's."""
     if min is None and max is None:
         raise ValueError("clamp: give min, max or both")
-    y, keep = self, None
-    for bound, op, inside in ((min, "maximum", "greater_equal"), (max, "minimum", "less_equal")):
-        if bound is not None:
-            mask = _astype(self._compare(bound, inside), self.dtype)
-            keep = mask if keep is None else keep * mask
-    value = self.detach()
-    value = value if min is None else Elementwise.apply(value, min, op="maximum")
-    value = value if max is None else Elementwise.apply(value, max, op="minimum")
-    # value + (x - x.detach())·keep: the clamped values, the gradient g·keep
-    return value + (self - self.detach()) * keep
+    y = self if min is None else Elementwise.apply(self, min, op="clamp_min")
+    return y if max is None else Elementwise.apply(y, max, op="clamp_max")
 
 
 def unsqueeze(self, dim):

@@ -97,6 +97,11 @@ BINARY = {
     "minimum": (lambda a, b: np.minimum(a, b),
                 lambda a, b, y, g: g * ((a < b) + 0.5 * (a == b)),
                 lambda a, b, y, g: g * ((b < a) + 0.5 * (a == b))),
+    # clamp by a bound b: the gradient goes to x where x is inside (ties too), else to b (PyTorch's)
+    "clamp_min": (lambda a, b: np.maximum(a, b), lambda a, b, y, g: g * (a >= b),
+                  lambda a, b, y, g: g * (a < b)),
+    "clamp_max": (lambda a, b: np.minimum(a, b), lambda a, b, y, g: g * (a <= b),
+                  lambda a, b, y, g: g * (a > b)),
     "pick": (lambda a, m: where(m != 0, a, 0), lambda a, m, y, g: where(m != 0, g, 0),  # td.where
              lambda a, m, y, g: 0 * g),
 }
