@@ -177,3 +177,19 @@ def test_hypothesis_shapes(M, K, N, kernel, dtype, layout_a, layout_b, seed):
     else:
         got = cm.matmul_tn(layouts(np.ascontiguousarray(a.T))[layout_a], layouts(b)[layout_b])
     check(got, a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("P, M, K, N", [(5, 3, 4, 7), (3, 1, 1, 1), (7, 33, 17, 65), (0, 4, 5, 6),
+                                        (2, 64, 64, 64), (2, 70, 65, 66)])   # the last two: packed
+def test_batched_products(P, M, K, N, dtype):
+    """matmul_batched, small products in one loop and large ones packed, on C-ordered and
+    transposed (swapped-axes) operands, as backward passes hand them."""
+    rng = np.random.default_rng(P * M + K * N)
+    a, b = rng.standard_normal((P, M, K)).astype(dtype), rng.standard_normal((P, K, N)).astype(dtype)
+    at, bt = np.ascontiguousarray(a.swapaxes(1, 2)), np.ascontiguousarray(b.swapaxes(1, 2))
+    for x, y in ((a, b), (at.swapaxes(1, 2), b), (a, bt.swapaxes(1, 2))):
+        got = cm.matmul_batched(x, y)
+        assert got.shape == (P, M, N) and got.dtype == dtype
+        for p in range(P):
+            check(got[p], a[p], b[p])

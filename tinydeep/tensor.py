@@ -665,16 +665,20 @@ class Cast(Function):
         return (self.backend.astype(g, self.src),)
 
 
-def _batched(k, kernel, x, y, batch, shape):
-    """kernel(x[i], y[i]) for every matrix of the batch (x and y broadcast to it first),
-    into one array of batch + shape."""
+def _batched(k, x, y, batch, ta=False, tb=False):
+    """x[i] @ y[i] (x[i]ᵀ where ta, y[i]ᵀ where tb) for every matrix of the batch, x and y
+    broadcast to it first: in one call where the backend has matmul_batched (the CPU)."""
     count = int(np.prod(batch, dtype=np.int64))
     xs, ys = (k.contiguous(k.broadcast_to(v, batch + tuple(v.shape)[-2:])).reshape(
         (count,) + tuple(v.shape)[-2:]) for v in (x, y))
-    out = k.full((count,) + shape, 0, x.dtype)
-    for i in range(len(xs)):
-        kernel(xs[i], ys[i], out=out[i])
-    return out.reshape(batch + shape)
+    if hasattr(k, "matmul_batched"):
+        out = k.matmul_batched(xs.swapaxes(1, 2) if ta else xs, ys.swapaxes(1, 2) if tb else ys)
+    else:
+        kernel = k.matmul_tn if ta else k.matmul_nt if tb else k.matmul
+        out = k.full((count, xs.shape[2 if ta else 1], ys.shape[1 if tb else 2]), 0, x.dtype)
+        for i in range(count):
+            kernel(xs[i], ys[i], out=out[i])
+    return out.reshape(batch + tuple(out.shape)[1:])
 
 
 class MatMul(Function):
@@ -702,7 +706,7 @@ class MatMul(Function):
         if B.ndim == 2:
             y = k.matmul(A if A.ndim == 2 else k.contiguous(A).reshape(self.rows, K), B)
         else:
-            y = _batched(k, k.matmul, A, B, batch, (M, N))
+            y = _batched(k, A, B, batch)
         return y.reshape(batch + (M,) * (a.ndim > 1) + (N,) * (b.ndim > 1))
 
     def backward(self, g):  # C = AB: dA = dC Bᵀ, dB = Aᵀ dC, summed over broadcast batches
@@ -718,9 +722,9 @@ class MatMul(Function):
                 db = k.matmul_tn(A if A.ndim == 2 else k.contiguous(A).reshape(self.rows, K), G)
         else:
             if self.needs_grad[0]:
-                da = unbroadcast(k, _batched(k, k.matmul_nt, G, B, batch, (M, K)), A.shape)
+                da = unbroadcast(k, _batched(k, G, B, batch, tb=True), A.shape)
             if self.needs_grad[1]:
-                db = unbroadcast(k, _batched(k, k.matmul_tn, A, G, batch, (K, N)), B.shape)
+                db = unbroadcast(k, _batched(k, A, G, batch, ta=True), B.shape)
         return tuple(None if d is None else d.reshape(shape) for d, shape in zip((da, db), self.shapes))
 
 

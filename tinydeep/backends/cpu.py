@@ -586,6 +586,8 @@ CpuBackend = backend_class("cpu", ReferenceBackend, {
 for _name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
               "conv2d_backward_bias", "prefer_direct"):
     setattr(CpuBackend, _name, staticmethod(getattr(cpu_conv, _name)))
+# Also beside it: batches of products in one call (tensor.MatMul's N-D case; elsewhere one each).
+CpuBackend.matmul_batched = staticmethod(cpu_matmul.matmul_batched)
 BACKEND = CpuBackend()
 
 

@@ -46,7 +46,7 @@ from .. import compile_notice
 compile_notice.install()     # one line on stderr when a kernel compiles (first run only)
 
 __all__ = ["matmul", "matmul_nt", "matmul_tn",
-           "matmul_naive", "matmul_blocked", "matmul_packed"]
+           "matmul_naive", "matmul_blocked", "matmul_packed", "matmul_batched"]
 
 
 # Big results are recycled. A fresh array of tens of MB comes from the OS as
@@ -889,3 +889,38 @@ def matmul_nt(a, b, out=None):
 def matmul_tn(a, b, out=None):
     """a (K,M).T @ b (K,N) -> (M,N); a.T is a view, packing reads it in place."""
     return matmul_packed(a.T, b, out)
+
+
+# ------------------------------------------- batches of matrices (torch.matmul's N-D case)
+
+SMALL_PRODUCT = 64 ** 3   # below this many multiply-adds a product is a few µs: the per-call
+                          # cost of the packed kernel (~10-15 µs) would dominate
+
+
+@njit(parallel=True, fastmath={"contract"}, cache=True)
+def _batched_kernel(a, b, c):
+    # c[p] = a[p] @ b[p], a task per row (p, i) of all the products: the row of c adds up rows
+    # of b (i-k-j, vectorized along N)
+    P, M, K = a.shape
+    N = b.shape[2]
+    for t in prange(P * M):
+        p, i = t // M, t % M
+        row = c[p, i]
+        row[:] = 0
+        for k in range(K):
+            aik, bk = a[p, i, k], b[p, k]
+            for j in range(np.uint64(N)):
+                row[j] += aik * bk[j]
+
+
+def matmul_batched(a, b):
+    """c[p] = a[p] @ b[p] for a (P,M,K), b (P,K,N) of any layout: small products all in one
+    parallel loop, large ones by the packed kernel one after another."""
+    (P, M, K), N = a.shape, b.shape[2]
+    c = np.empty((P, M, N), dtype=a.dtype)
+    if M * N * K >= SMALL_PRODUCT:
+        for p in range(P):
+            matmul_packed(a[p], b[p], c[p])
+    elif c.size:
+        _batched_kernel(np.ascontiguousarray(a), np.ascontiguousarray(b), c)
+    return c
