@@ -8,7 +8,7 @@ function for the loop body, so each op gets its own machine code (as fast as a
 loop written by hand) while the loop's source stays one. Because the name is
 part of the kernel's type signature, Numba's on-disk cache keeps every op's
 loop apart (`cache=True` works, unlike kernels made in a factory); the name
-carries scalar_ops.VERSION and cpu_math.VERSION (the float32 exp and tanh used here)
+carries scalar_ops.VERSION and cpu_math.VERSION (the float32 exp, tanh and erf here)
 so an edit there never meets a stale loop.
 """
 import math
