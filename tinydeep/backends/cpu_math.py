@@ -35,7 +35,9 @@ from numba.extending import intrinsic, overload
 from . import scalar_ops
 
 F = np.float32
-VERSION = f"{zlib.crc32(Path(__file__).read_bytes()):08x}"   # in the elementwise loops' cache key
+# In the elementwise loops' cache key. (cpu.py's softmax kernels are cached by cpu.py's own
+# date, as Numba does: after an edit here, touch cpu.py, or they keep the old code.)
+VERSION = f"{zlib.crc32(Path(__file__).read_bytes()):08x}"
 _FAST = {"fastmath": {"contract"}}   # a·b + c as one fused multiply-add: fewer roundings
 
 
