@@ -4,6 +4,9 @@ Measured through the CPU backend's elementwise families (the path every op takes
 ulps of the correctly rounded float32 result, with float64 NumPy as the exact value.
 """
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -66,3 +69,24 @@ def test_float64_keeps_libm():
     np.testing.assert_array_equal(K.unary("exp", x), [math.exp(v) for v in x])
     for op in ("tanh", "erf"):
         np.testing.assert_array_equal(K.unary(op, x), [getattr(math, op)(v) for v in x])
+
+
+def test_first_compile_warns_nothing(tmp_path):
+    """A new user's first run compiles these loops: Numba must not print its internal
+    warnings (a branch inlined into a parallel loop once gave NumbaIRAssumptionWarning)."""
+    code = """if True:
+        import warnings
+        import numpy as np
+        from numba.core.errors import NumbaWarning
+        warnings.simplefilter("error", NumbaWarning)
+        from tinydeep.backends import cpu
+        z = np.random.default_rng(0).standard_normal((16, 10)).astype(np.float32)
+        lp = cpu.log_softmax(z)
+        cpu.log_softmax_backward(lp, z)
+        cpu.cross_entropy_backward(lp, np.zeros(16, np.int64), 1.0)
+        for op in ("exp", "tanh", "erf", "gelu", "sigmoid"):
+            cpu.unary_backward(op, z, cpu.unary(op, z), z)
+    """
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), TINYDEEP_WARMUP="0")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "Warning" not in run.stderr, run.stderr[-2000:]

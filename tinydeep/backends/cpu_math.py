@@ -38,7 +38,6 @@ F = np.float32
 # In the elementwise loops' cache key. (cpu.py's softmax kernels are cached by cpu.py's own
 # date, as Numba does: after an edit here, touch cpu.py, or they keep the old code.)
 VERSION = f"{zlib.crc32(Path(__file__).read_bytes()):08x}"
-_FAST = {"fastmath": {"contract"}}   # a·b + c as one fused multiply-add: fewer roundings
 
 
 @intrinsic
@@ -49,55 +48,57 @@ def _float_from_bits(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
-@njit(inline="always", **_FAST)
+@intrinsic
+def _select(typingctx, cond, a, b):
+    """a where cond, else b: one LLVM select. (A branch, `a if cond else b`, inlined into a
+    parallel loop made Numba print NumbaIRAssumptionWarning at the first compile.)"""
+    def codegen(context, builder, signature, args):
+        return builder.select(*args)
+    return a(types.boolean, a, a), codegen
+
+
+@njit(inline="always")
 def exp32(x):
-    v = x if x > F(-104.0) else F(-104.0)          # e^-104 < the smallest subnormal: 0
-    v = v if v < F(89.0) else F(89.0)              # e^89 > the largest float32: inf
+    v = _select(x > F(-104.0), x, F(-104.0))       # e^-104 < the smallest subnormal: 0
+    v = _select(v < F(89.0), v, F(89.0))           # e^89 > the largest float32: inf
     n = (v * F(1.4426950408889634) + F(12582912.0)) - F(12582912.0)   # round(v/ln2): 1.5·2^23
     r = (v - n * F(0.693359375)) + n * F(2.12194440e-4)
-    p = F(1.9875691500e-4)
-    for c in (F(1.3981999507e-3), F(8.3334519073e-3), F(4.1665795894e-2),
-              F(1.6666665459e-1), F(5.0000001201e-1)):
-        p = p * r + c
+    p = ((((F(1.9875691500e-4) * r + F(1.3981999507e-3)) * r + F(8.3334519073e-3)) * r
+          + F(4.1665795894e-2)) * r + F(1.6666665459e-1)) * r + F(5.0000001201e-1)
     p = (p * r) * r + r + F(1.0)
     k = np.int32(n)
     h = k >> 1                                     # 2^n = 2^h · 2^(n-h), each a normal float
     y = p * _float_from_bits((h + 127) << 23) * _float_from_bits((k - h + 127) << 23)
-    return y if x == x else x                      # NaN in, NaN out
+    return _select(x == x, y, x)                   # NaN in, NaN out
 
 
-@njit(inline="always", **_FAST)
+@njit(inline="always")
 def tanh32(x):
     a = abs(x)
     z = x * x
-    p = F(-5.70498872745e-3)
-    for c in (F(2.06390887954e-2), F(-5.37397155531e-2), F(1.33314422036e-1),
-              F(-3.33332819422e-1)):
-        p = p * z + c
+    p = (((F(-5.70498872745e-3) * z + F(2.06390887954e-2)) * z + F(-5.37397155531e-2)) * z
+         + F(1.33314422036e-1)) * z + F(-3.33332819422e-1)
     small = p * z * x + x
-    small = small if small != 0 else x             # tanh(±0) = ±0
+    small = _select(small != F(0.0), small, x)     # tanh(±0) = ±0
     e = exp32(a + a)
     large = F(1.0) - F(2.0) / (e + F(1.0))
-    large = large if x >= F(0.0) else -large
-    return small if a < F(0.625) else (large if x == x else x)
+    large = _select(x >= F(0.0), large, -large)
+    return _select(a < F(0.625), small, _select(x == x, large, x))
 
 
-@njit(inline="always", **_FAST)
+@njit(inline="always")
 def erf32(x):
     t = abs(x)
     s = x * x
-    q = F(-5.96761703e-4)
-    for c in (F(4.99119423e-3), F(-2.67681349e-2), F(1.12819925e-1), F(-3.76125336e-1),
-              F(1.28379166e-1)):
-        q = q * s + c
+    q = ((((F(-5.96761703e-4) * s + F(4.99119423e-3)) * s + F(-2.67681349e-2)) * s
+          + F(1.12819925e-1)) * s + F(-3.76125336e-1)) * s + F(1.28379166e-1)
     small = q * x + x
     p = (F(-1.72853470e-5) * t + F(3.83197126e-4)) * s + (F(-3.88396438e-3) * t
                                                          + F(2.42546219e-2))
-    for c in (F(-1.06777877e-1), F(-6.34846687e-1), F(-1.28717512e-1)):
-        p = p * t + c
+    p = ((p * t + F(-1.06777877e-1)) * t + F(-6.34846687e-1)) * t + F(-1.28717512e-1)
     large = F(1.0) - exp32(p * t - t)
-    large = large if x >= F(0.0) else -large
-    return small if t <= F(0.927734375) else (large if x == x else x)
+    large = _select(x >= F(0.0), large, -large)
+    return _select(t <= F(0.927734375), small, _select(x == x, large, x))
 
 
 def _float32_or_libm(fast, libm):
