@@ -325,6 +325,9 @@ def test_layers_match_torch(device):  # noqa: F811
         np.testing.assert_allclose(a(X).numpy(), b(XT).numpy(), rtol=1e-10, atol=1e-12)
     ln, lt = nn.LayerNorm(4).double().to(device), TNN.LayerNorm(4).double()
     np.testing.assert_allclose(ln(X).numpy(), lt(XT).detach().numpy(), rtol=1e-10, atol=1e-12)
+    empty = td.tensor(np.zeros((0, 3, 4)), device=device, dtype=np.float64, requires_grad=True)
+    ln(empty).sum().backward()                  # an empty batch: an empty result, as torch's
+    assert ln(empty).shape == (0, 3, 4) and empty.grad.shape == (0, 3, 4)
     emb, et = nn.Embedding(5, 3).double().to(device), TNN.Embedding(5, 3).double()
     _twin(emb, et)
     idx = np.array([[0, 4], [4, 2]])

@@ -707,7 +707,8 @@ class BatchNorm(Function):
         check_float("batch_norm", *(a for a in (x, weight, bias) if a is not None))
         k, (N, C) = self.backend, x.shape[:2]
         weight, bias = (k.full((C,), v, x.dtype) if a is None else a for a, v in ((weight, 1), (bias, 0)))
-        self.x, self.eps, self.weight = k.contiguous(x).reshape(N, C, -1), eps, weight
+        I = int(np.prod(x.shape[2:], dtype=np.int64))            # (not -1: a 0 in N or C)
+        self.x, self.eps, self.weight = k.contiguous(x).reshape(N, C, I), eps, weight
         y, self.mean, self.var = k.batch_norm(self.x, weight, bias, eps)
         n, (run_mean, run_var, m) = N * self.x.shape[2], running
         if run_mean is not None:
