@@ -101,6 +101,25 @@ def add_rowvec(x, b, out=None):
 _SUM_PART = 8192  # elements summed by one task before partial sums are combined
 
 
+# A row's max and sum as reductions LLVM may reorder, so that they run in vector lanes
+# (a max is the same in any order; the sum is kept in float64 lanes). A NaN in the row
+# still reaches the result: through its exp, in the sum.
+@njit(fastmath={"reassoc", "nsz", "nnan"}, cache=True)
+def _row_max(r):
+    mx = r[0]
+    for n in range(np.uint64(1), np.uint64(r.size)):
+        mx = max(mx, r[n])
+    return mx
+
+
+@njit(fastmath={"reassoc"}, cache=True)
+def _row_sum(r):
+    s = 0.0
+    for n in range(np.uint64(r.size)):
+        s += r[n]
+    return s
+
+
 @njit(parallel=True, cache=True)
 def _sum_kernel(x, rows_per_part, out):
     # out[o, i] = Σ_r x[o, r, i]  for x (O, R, I).
@@ -116,20 +135,12 @@ def _sum_kernel(x, rows_per_part, out):
         p, o = task // O, task % O
         r0 = p * rows_per_part
         r1 = min(r0 + rows_per_part, R)
-        if I == 1:  # the last axis: four accumulators, so four adds are in flight, not one
-            at, n = np.uint64(o * R + r0), np.uint64(r1 - r0)
-            s0 = s1 = s2 = s3 = 0.0
-            for r in range(np.uint64(0), n - n % np.uint64(4), np.uint64(4)):
-                s0 += xf[at + r]
-                s1 += xf[at + r + np.uint64(1)]
-                s2 += xf[at + r + np.uint64(2)]
-                s3 += xf[at + r + np.uint64(3)]
-            for r in range(n - n % np.uint64(4), n):
-                s0 += xf[at + r]
+        if I == 1:  # the last axis: a row in vector lanes
+            r_sum = _row_sum(xf[o * R + r0:o * R + r1])
             if direct:
-                out[o, 0] = (s0 + s1) + (s2 + s3)
+                out[o, 0] = r_sum
             else:
-                parts[p, o, 0] = (s0 + s1) + (s2 + s3)
+                parts[p, o, 0] = r_sum
         else:
             acc = parts[p, o]
             for r in range(r0, r1):
@@ -168,19 +179,13 @@ def _sum_rows_kernel(x, out):
 @njit(parallel=True, cache=True)
 def _sum_middle_kernel(x, out):
     # out[k] = Σ_o Σ_i x[o, k, i]  for x (O, K, I): every axis summed but a middle run
-    # (per-channel sums of NCHW: O = N, K = C, I = H·W). One task per k, which reads its
-    # O runs of I contiguous elements into _SUM_COLS float64 lane sums (independent, so
-    # the inner loop vectorizes), added up at the end.
-    O, K, I = x.shape
-    for k in prange(K):
-        acc = np.zeros(_SUM_COLS)
-        for o in range(O):
-            for i0 in range(0, I, _SUM_COLS):
-                n = np.uint64(min(I - i0, _SUM_COLS))
-                row = x[o, k, i0:]
-                for i in range(n):
-                    acc[i] += row[i]
-        out[k] = acc.sum()
+    # (per-channel sums of NCHW: O = N, K = C, I = H·W). One task per k, its O runs of I
+    # contiguous elements each summed in vector lanes.
+    for k in prange(x.shape[1]):
+        s = 0.0
+        for o in range(x.shape[0]):
+            s += _row_sum(x[o, k])
+        out[k] = s
 
 
 def _runs(axes):
@@ -236,25 +241,6 @@ def sum(x, axis=None, keepdims=False):
 
 
 # --- softmax and cross-entropy ------------------------------------------------------------
-
-# A row's max and sum as reductions LLVM may reorder, so that they run in vector lanes
-# (a max is the same in any order; the sum is kept in float64 lanes). A NaN in the row
-# still reaches the result: through its exp, in the sum.
-@njit(fastmath={"reassoc", "nsz", "nnan"}, cache=True)
-def _row_max(r):
-    mx = r[0]
-    for n in range(np.uint64(1), np.uint64(r.size)):
-        mx = max(mx, r[n])
-    return mx
-
-
-@njit(fastmath={"reassoc"}, cache=True)
-def _row_sum(r):
-    s = 0.0
-    for n in range(np.uint64(r.size)):
-        s += r[n]
-    return s
-
 
 @njit(parallel=True, cache=True, fastmath={"contract"})  # (cpu_math's exp)
 def _log_softmax_kernel(x, logp):
