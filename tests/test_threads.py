@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from tinydeep import compile_notice, threads
+from tinydeep import threads
+from tinydeep.backends import cpu_warmup
 
 
 def test_blas_limits_caps_numpy_blas_inside_the_block():
@@ -21,9 +22,9 @@ def test_blas_limits_caps_numpy_blas_inside_the_block():
     assert after == [p["num_threads"] for p in blas]
 
 
-def test_compile_notice_says_one_line_for_a_tinydeep_kernel_only():
-    lines = []
-    listener = compile_notice._FirstCompile(lines.append)
+def test_first_compile_says_one_line_and_starts_the_helper_for_a_tinydeep_kernel_only():
+    lines, starts = [], []
+    listener = cpu_warmup._FirstCompile(lines.append, lambda: starts.append(1))
     from numba.core import event
     event.register("numba:compile", listener)
     try:
@@ -35,9 +36,9 @@ def test_compile_notice_says_one_line_for_a_tinydeep_kernel_only():
 
         inside.__module__ = "tinydeep.backends.some_kernels"
         njit(outside)(1)                   # not tinydeep's: no line
-        assert lines == []
+        assert lines == [] and starts == []
         njit(inside)(1)
-        njit(inside)(1.5)                  # a second compile: still one line
-        assert lines == [compile_notice.MESSAGE]
+        njit(inside)(1.5)                  # a second compile: still one line, one start
+        assert lines == [cpu_warmup.MESSAGE] and starts == [1]
     finally:
         event.unregister("numba:compile", listener)

@@ -31,7 +31,6 @@ from numba import njit, prange
 
 from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling, scalar_ops
 from . import cpu_memory  # noqa: F401  (imported for its effect: freed arrays are reused)
-from . import cpu_warmup
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend, _out_size, _pair, _result
 
@@ -121,38 +120,26 @@ def _row_sum(r):
 
 
 @njit(parallel=True, cache=True)
-def _sum_kernel(x, rows_per_part, out):
-    # out[o, i] = Σ_r x[o, r, i]  for x (O, R, I).
-    # The R rows are cut into parts of `rows_per_part`; one task sums one part of
-    # one o in float64, then the parts are added: parallel even when O = 1, and
-    # the rounding error grows with the part length, not with R.
+def _sum_kernel(x, rows_per_part, parts):
+    # parts[p, o, i] = Σ_r x[o, r, i] over the rows r of part p, for x (O, R, I): the R rows
+    # are cut into parts of `rows_per_part`, one task sums one part of one o in float64
+    # (parts starts at 0), and sum() adds the parts: parallel even when O = 1, and the
+    # rounding error grows with the part length, not with R. (One parallel loop: each one
+    # more costs about a second of compiling on a first run.)
     O, R, I = x.shape
-    P = (R + rows_per_part - 1) // rows_per_part
-    direct = P == 1 and I == 1      # rows of a last-axis sum, one part each: straight to out
-    parts = np.zeros((0 if direct else P, O, I))
     xf = x.reshape(-1)
-    for task in prange(P * O):
+    for task in prange(parts.shape[0] * O):
         p, o = task // O, task % O
         r0 = p * rows_per_part
         r1 = min(r0 + rows_per_part, R)
         if I == 1:  # the last axis: a row in vector lanes
-            r_sum = _row_sum(xf[o * R + r0:o * R + r1])
-            if direct:
-                out[o, 0] = r_sum
-            else:
-                parts[p, o, 0] = r_sum
+            parts[p, o, 0] = _row_sum(xf[o * R + r0:o * R + r1])
         else:
             acc = parts[p, o]
             for r in range(r0, r1):
                 row = x[o, r]
                 for i in range(I):
                     acc[i] += row[i]
-    for o in prange(0 if direct else O):
-        for i in range(I):
-            s = 0.0
-            for p in range(P):
-                s += parts[p, o, i]
-            out[o, i] = s
 
 
 _SUM_COLS = 256  # columns one task of _sum_rows_kernel sums (its float64 accumulators: 2 KiB)
@@ -232,8 +219,12 @@ def sum(x, axis=None, keepdims=False):
         shape = y.shape
         O, R, I = (math.prod(shape[:start]), math.prod(shape[start:stop]),
                    math.prod(shape[stop:]))
-        r = np.empty((O, I), dtype=x.dtype if k == len(runs) - 1 else np.float64)
-        _sum_kernel(y.reshape(O, R, I), max(1, _SUM_PART // max(I, 1)), r)
+        rows_per_part = max(1, _SUM_PART // max(I, 1))
+        parts = np.zeros((-(-R // rows_per_part), O, I))
+        _sum_kernel(y.reshape(O, R, I), rows_per_part, parts)
+        r = parts[0] if len(parts) == 1 else parts.sum(axis=0)
+        if k == len(runs) - 1:
+            r = r.astype(x.dtype, copy=False)
         y = r.reshape(shape[:start] + (1,) * (stop - start) + shape[stop:])
     if keepdims:
         return y
@@ -580,4 +571,3 @@ BACKEND = CpuBackend()
 def __getattr__(name):  # cpu.add, cpu.index_backward...: the kernels it inherits
     return getattr(BACKEND, name)
 
-cpu_warmup.start_if_cold()     # a first run: a helper process compiles beside this one

@@ -41,9 +41,9 @@ from numba.core import cgutils, config
 from numba.extending import intrinsic
 from numba.np.ufunc import parallel as _numba_parallel
 
-from .. import compile_notice
+from . import cpu_warmup
 
-compile_notice.install()     # one line on stderr when a kernel compiles (first run only)
+cpu_warmup.install()   # a first run: one line on stderr, and a helper process compiles too
 
 __all__ = ["matmul", "matmul_nt", "matmul_tn",
            "matmul_naive", "matmul_blocked", "matmul_packed", "matmul_batched"]

@@ -1,18 +1,30 @@
-"""A first run compiles on both cores: a helper process fills Numba's cache while this one
-compiles the matrix product.
+"""A first run: one line says that kernels compile, and a helper process compiles the
+training step's kernels beside this one.
 
-With an empty kernel cache, the first training step spends ~10 s compiling, one kernel
-after another: Numba compiles under a process-wide lock, so a thread cannot help. A
-second *process* can. When the CPU kernels are imported and the cache holds no packed
-matmul yet (a first run on this machine, or a new NUMBA_CACHE_DIR), `start_if_cold`
-starts `python -m tinydeep.backends.cpu_warmup`. That child runs one float32 step of a
-tiny MLP, trained with SGD and Adam, with NumPy doing its matrix products, and a CNN's
-pooling and convolution. It compiles the elementwise, loss, reduction, optimizer, pooling
-and implicit-GEMM convolution kernels into the shared cache, while this process compiles
-the packed matmul, the largest kernel (~5 s). When the step here reaches a kernel the child
-has cached, Numba loads it from the cache instead of compiling it. A kernel the child has
-not reached yet is compiled here as usual, so nothing waits on the child and nothing
-depends on it finishing.
+Numba compiles a kernel on its first call and keeps the machine code in its on-disk cache;
+only a cache miss compiles (the "numba:compile" event fires then, and not for a kernel
+loaded from the cache). With an empty cache, the first training step spends ~10 s
+compiling, one kernel after another, and without a word a progress bar would sit frozen.
+`install()` (done by the modules that hold kernels: the CPU backend, the glyph renderer)
+listens for that event; on the first compile of a tinydeep kernel in the process it
+
+  - prints, through tqdm.write when tqdm is loaded (an open bar is redrawn below it),
+
+        tinydeep: compiling the CPU kernels for this machine (first run only; cached afterwards)...
+
+    (TINYDEEP_QUIET_COMPILE=1 silences it), and
+  - calls `start_if_cold`: when the cache holds no packed matmul yet (a first run on this
+    machine, or a new NUMBA_CACHE_DIR), it starts `python -m tinydeep.backends.cpu_warmup`.
+
+Numba compiles under a process-wide lock, so a thread cannot help; a second *process* can.
+The child runs one float32 step of a tiny MLP, trained with SGD and Adam, with NumPy doing
+its matrix products, a whole-tensor sum, and a CNN's pooling and convolution. It compiles
+the elementwise, loss, reduction, optimizer, pooling and implicit-GEMM convolution kernels
+into the shared cache, while this process compiles what it meets first: the glyph renderer
+of a demo's data, then the packed matmul, the largest kernel (~4 s). When the step here
+reaches a kernel the child has cached, Numba loads it from the cache instead of compiling
+it. A kernel the child has not reached yet is compiled here as usual, so nothing waits on
+the child and nothing depends on it finishing.
 
 Sharing the cache is safe only because of one detail. Numba names a new entry's data file
 by the first free number in the function's index. Two processes that add different
@@ -30,7 +42,51 @@ import subprocess
 import sys
 import uuid
 
+from numba.core import event
+
 CHILD = "TINYDEEP_WARMUP_CHILD"
+MESSAGE = ("tinydeep: compiling the CPU kernels for this machine "
+           "(first run only; cached afterwards)...")
+
+
+class _FirstCompile(event.Listener):
+    def __init__(self, write, start=None):
+        self.write = write
+        self.start = start or start_if_cold
+        self.done = False
+
+    def on_start(self, ev):
+        if self.done:
+            return
+        dispatcher = ev.data.get("dispatcher") if isinstance(ev.data, dict) else None
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+        if module.startswith("tinydeep"):
+            self.done = True
+            if not os.environ.get("TINYDEEP_QUIET_COMPILE"):
+                self.write(MESSAGE)
+            self.start()
+
+    def on_end(self, ev):
+        pass
+
+
+def _write(line):
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None and hasattr(tqdm, "tqdm"):
+        tqdm.tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
+_listener = None
+
+
+def install():
+    """Listen for the first compile of a tinydeep kernel in this process (idempotent)."""
+    global _listener
+    if _listener is None:
+        _listener = _FirstCompile(_write)
+        event.register("numba:compile", _listener)
 
 
 def _cache_is_cold():
@@ -84,8 +140,9 @@ def _child_data_names(check_only=False):
 
 
 def warm_up():
-    """One float32 step of a tiny MLP with SGD (momentum) and one with Adam, its matrix
-    products done by NumPy: every other kernel of an MLP step compiles (or loads); then a
+    """One float32 step of a tiny MLP with SGD (momentum), as experiments.fit takes it (its
+    count of hits too), and one with Adam, their matrix products done by NumPy: every other
+    kernel of an MLP step compiles (or loads), in the order the step meets them; then a
     CNN's pooling, bias-gradient and implicit-GEMM convolution kernels."""
     import numpy as np
 
@@ -103,11 +160,13 @@ def warm_up():
     for make in (lambda p: optim.SGD(p, lr=0.1, momentum=0.9), lambda p: optim.Adam(p)):
         model = nn.MLP(8, 8, 2, 3)
         opt = make(model.parameters())
-        loss = F.cross_entropy(model(x), y)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        loss.item()
+        hits = (logits.argmax(1) == y).float().sum()
+        (hits + hits).item()
     # a CNN's kernels: 2x2 max pooling both ways, the conv bias gradient, and the implicit
     # GEMM's runs and their parallel loop (the other rung's runs call the packed matmul)
     images = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)

@@ -25,6 +25,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from ..backends import cpu_warmup
+
+cpu_warmup.install()   # a first run: its first compile says so, and starts the warm-up helper
+
 LATENT_NAMES = ("rotation", "scale", "aspect", "shear", "shift_x", "shift_y", "width",
                 "taper", "bend", "waist", "bulge", "noise")
 # rotation in degrees, shear as the x-shift per unit of y, shifts and width as
