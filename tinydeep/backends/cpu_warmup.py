@@ -140,10 +140,11 @@ def _child_data_names(check_only=False):
 
 
 def warm_up():
-    """One float32 step of a tiny MLP with SGD (momentum), as experiments.fit takes it (its
-    count of hits too), and one with Adam, their matrix products done by NumPy: every other
-    kernel of an MLP step compiles (or loads), in the order the step meets them; then a
-    CNN's pooling, bias-gradient and implicit-GEMM convolution kernels."""
+    """The kernels of a first training step, in the order a first run needs them most: one
+    float32 step of a tiny MLP with SGD (momentum), as experiments.fit takes it (its count
+    of hits too), its matrix products done by NumPy, so that every other kernel of an MLP
+    step compiles; a CNN's pooling, bias-gradient and implicit-GEMM convolution kernels;
+    then a step with Adam."""
     import numpy as np
 
     import tinydeep as td
@@ -157,9 +158,10 @@ def warm_up():
     rng = np.random.default_rng(0)
     x = td.tensor(rng.standard_normal((4, 8)).astype(np.float32))
     y = td.tensor(rng.integers(0, 3, 4))
-    for make in (lambda p: optim.SGD(p, lr=0.1, momentum=0.9), lambda p: optim.Adam(p)):
+
+    def step(make_optimizer):
         model = nn.MLP(8, 8, 2, 3)
-        opt = make(model.parameters())
+        opt = make_optimizer(model.parameters())
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         opt.zero_grad()
@@ -167,16 +169,20 @@ def warm_up():
         opt.step()
         hits = (logits.argmax(1) == y).float().sum()
         (hits + hits).item()
-    # a CNN's kernels: 2x2 max pooling both ways, the conv bias gradient, and the implicit
-    # GEMM's runs and their parallel loop (the other rung's runs call the packed matmul)
+
+    step(lambda p: optim.SGD(p, lr=0.1, momentum=0.9))
+    # a CNN's kernels: 2x2 max pooling both ways, the implicit GEMM's runs and their
+    # parallel loop (the other rung's runs, for a thin first layer, the first process
+    # meets before this could be ready), and the conv bias gradient
     images = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     pooled, argmax = cpu.max_pool2d(images, (2, 2), (2, 2), (0, 0))
-    cpu.max_pool2d_backward(pooled, argmax, images.shape)
-    cpu.conv2d_backward_bias(images)
     maps = np.ones((2, 32, 6, 6), np.float32)
     nr = cpu_conv._implicit_width(32, (1, 1), np.float32)
     cpu_conv._implicit(images, (1, 1), np.ones((32, 27), np.float32), maps, (3, 3), nr)
     cpu_conv._implicit_weight(images, maps, (32, 3, 3, 3), (1, 1), nr)
+    cpu.max_pool2d_backward(pooled, argmax, images.shape)
+    cpu.conv2d_backward_bias(images)
+    step(optim.Adam)
 
 
 if __name__ == "__main__":
