@@ -181,10 +181,12 @@ def test_hypothesis_shapes(M, K, N, kernel, dtype, layout_a, layout_b, seed):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("P, M, K, N", [(5, 3, 4, 7), (3, 1, 1, 1), (7, 33, 17, 65), (0, 4, 5, 6),
-                                        (2, 64, 64, 64), (2, 70, 65, 66)])   # the last two: packed
+                                        (3, 2, 0, 4), (2, 64, 64, 64), (5, 70, 65, 66),
+                                        (1, 40, 30, 50), (2, 260, 256, 257)])
 def test_batched_products(P, M, K, N, dtype):
-    """matmul_batched, small products in one loop and large ones packed, on C-ordered and
-    transposed (swapped-axes) operands, as backward passes hand them."""
+    """matmul_batched, whole products per thread (and, the last two, a product at a time on
+    all threads: fewer products than threads, a large product), on C-ordered and transposed
+    (swapped-axes) operands, as backward passes hand them."""
     rng = np.random.default_rng(P * M + K * N)
     a, b = rng.standard_normal((P, M, K)).astype(dtype), rng.standard_normal((P, K, N)).astype(dtype)
     at, bt = np.ascontiguousarray(a.swapaxes(1, 2)), np.ascontiguousarray(b.swapaxes(1, 2))

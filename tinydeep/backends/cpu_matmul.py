@@ -893,34 +893,48 @@ def matmul_tn(a, b, out=None):
 
 # ------------------------------------------- batches of matrices (torch.matmul's N-D case)
 
-SMALL_PRODUCT = 64 ** 3   # below this many multiply-adds a product is a few µs: the per-call
-                          # cost of the packed kernel (~10-15 µs) would dominate
+LARGE_PRODUCT = 256 ** 3   # from this many multiply-adds a product keeps both threads busy on
+                           # its own; below, a thread does whole products (no split per product)
 
 
-@njit(parallel=True, fastmath={"contract"}, cache=True)
-def _batched_kernel(a, b, c):
-    # c[p] = a[p] @ b[p], a task per row (p, i) of all the products: the row of c adds up rows
-    # of b (i-k-j, vectorized along N)
+@njit(parallel=True, cache=True, nogil=True)
+def _batched_parts(part, a, b, c, kc, workspace, part_size):
+    # c[p] = a[p] @ b[p] for C-contiguous a (P,M,K), b (P,K,N), c (P,M,N): a run of whole
+    # products per thread of the pool, each one part of the packed kernel's per-part body
+    # (_gemm_call) on that thread's piece of the workspace. (A row of c summed in memory, one
+    # k at a time, ran at ~15 GFLOP/s: each k waits for the last k's stores.)
     P, M, K = a.shape
     N = b.shape[2]
-    for t in prange(P * M):
-        p, i = t // M, t % M
-        row = c[p, i]
-        row[:] = 0
-        for k in range(K):
-            aik, bk = a[p, i, k], b[p, k]
-            for j in range(np.uint64(N)):
-                row[j] += aik * bk[j]
+    nr = _nr(c)
+    runs = workspace.size // part_size
+    a_size = min(MC, (M + MR - 1) // MR * MR) * kc
+    for t in prange(runs):
+        at = t * part_size
+        for p in range(t * P // runs, (t + 1) * P // runs):
+            _gemm_call(part, a[p].reshape(-1), K, 1, b[p].reshape(-1), N, 1, c[p].reshape(-1),
+                       M, K, N, 0, (M + MR - 1) // MR * MR, 0, (N + nr - 1) // nr * nr, kc,
+                       workspace[at:at + a_size], workspace[at + a_size:at + part_size],
+                       False, 0)
 
 
 def matmul_batched(a, b):
-    """c[p] = a[p] @ b[p] for a (P,M,K), b (P,K,N) of any layout: small products all in one
-    parallel loop, large ones by the packed kernel one after another."""
+    """c[p] = a[p] @ b[p] for a (P,M,K), b (P,K,N) of any layout: a run of whole products per
+    thread, or, for large products or fewer than threads, the packed kernel one product
+    after another (each on all threads)."""
     (P, M, K), N = a.shape, b.shape[2]
     c = np.empty((P, M, N), dtype=a.dtype)
-    if M * N * K >= SMALL_PRODUCT:
+    if M * N * K >= LARGE_PRODUCT or P < _threads():
         for p in range(P):
             matmul_packed(a[p], b[p], c[p])
     elif c.size:
-        _batched_kernel(np.ascontiguousarray(a), np.ascontiguousarray(b), c)
+        if K == 0:
+            c[...] = 0
+            return c
+        m, n = tiles(M, N, a.dtype)
+        kc = kc_for(K)
+        part_size = (min(MC, m) + n) * kc          # a- and b-slivers of one product
+        runs = min(P, _threads())
+        _batched_parts(_part_address(a.dtype), np.ascontiguousarray(a),
+                       np.ascontiguousarray(b, dtype=a.dtype), c, kc,
+                       _buffer(runs * part_size, a.dtype), part_size)
     return c
