@@ -417,6 +417,32 @@ def test_softmax_family_random_shapes(m, n, scale, dtype, layout, seed):
     run_both("cross_entropy_backward", (logp, t, 0.5), {}, dtype)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(2, 3, 5), (3, 1, 7), (2, 7, 300), (1, 33, 513), (4, 10, 2)])
+def test_log_softmax_over_a_middle_axis(shape, dtype):
+    """The CPU's kernels beside the contract, over axis 1 of (O, K, I) (softmax over a dim
+    that is not last, with no moving of axes), against the reference's row kernels on the
+    axis moved last: values, the backward, and a NaN and an inf column."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x[0, 0, 1], x[-1, -1, 0] = np.nan, np.inf
+    g = rng.standard_normal(shape).astype(dtype)
+
+    def rows(a):
+        return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(-1, shape[1])
+
+    def back(r):
+        return np.moveaxis(r.reshape(shape[0], shape[2], shape[1]), -1, 1)
+
+    cpu = BACKENDS["cpu"]
+    logp = cpu.log_softmax_middle(x)
+    assert_close(logp, back(ref.log_softmax(rows(x))), dtype, "log_softmax_middle")
+    assert_close(cpu.log_softmax_middle_backward(logp, g),
+                 back(ref.log_softmax_backward(rows(logp), rows(g))), dtype,
+                 "log_softmax_middle_backward")
+
+
 # --- independent checks of the meaning ---------------------------------------------------
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))

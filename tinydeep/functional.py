@@ -97,29 +97,39 @@ def linear(x, weight, bias=None):
 
 # --- softmax and losses --------------------------------------------------------
 
+def _log_softmax_kernels(k, x):
+    """The backend's log_softmax and its backward over dim 1: of rows x (M, N), or of x
+    (O, K, I), where a backend has kernels over a middle axis (the CPU's, beside the contract)."""
+    if x.ndim == 2:
+        return k.log_softmax, k.log_softmax_backward
+    return k.log_softmax_middle, k.log_softmax_middle_backward
+
+
 class LogSoftmax(Function):
     def forward(self, x):
-        self.logp = self.backend.log_softmax(x)
+        log_softmax, self.log_softmax_backward = _log_softmax_kernels(self.backend, x)
+        self.logp = log_softmax(x)
         return self.logp
 
     def backward(self, g):  # d logp = g - softmax Σ g
-        return (self.backend.log_softmax_backward(self.logp, g),)
+        return (self.log_softmax_backward(self.logp, g),)
 
 
 class Softmax(Function):
     def forward(self, x):
-        self.logp = self.backend.log_softmax(x)
+        log_softmax, self.log_softmax_backward = _log_softmax_kernels(self.backend, x)
+        self.logp = log_softmax(x)
         self.p = self.backend.exp(self.logp)
         return self.p
 
     def backward(self, g):  # d p = p (g - Σ g p), which is log_softmax's backward applied to g p
-        return (self.backend.log_softmax_backward(self.logp, self.backend.mul(g, self.p)),)
+        return (self.log_softmax_backward(self.logp, self.backend.mul(g, self.p)),)
 
 
 def _rows(name, x, dim):
     _need_tensor(name, x)
     check_float(name, x.data)
-    if x.ndim != 2 or normalize_axes(dim, 2, name) != (1,):
+    if not (x.ndim == 2 or _middle(x)) or normalize_axes(dim, x.ndim, name) != (1,):
         raise ValueError(f"{name} works over dim=1 of a 2-D tensor, got shape {tuple(x.shape)} "
                          f"and dim={dim}")
     if x.shape[1] == 0:
@@ -127,11 +137,17 @@ def _rows(name, x, dim):
     return x
 
 
+def _middle(x):
+    """x is (O, K, I), I > 1, on a backend with kernels over the middle axis."""
+    return x.ndim == 3 and x.shape[2] > 1 and hasattr(backends.get(x.device), "log_softmax_middle")
+
+
 def _any_dim(x, dim):
-    """Not over dim 1 of a 2-D tensor: the any-dim, any-rank method (tensor_api.py), which
-    brings `dim` last and comes back here with rows."""
+    """Not over dim 1 of a 2-D tensor (or of an (O, K, I) one, _middle): the any-dim,
+    any-rank method (tensor_api.py), which comes back here with one of those."""
     return (isinstance(x, Tensor) and isinstance(dim, (int, np.integer)) and not isinstance(dim, bool)
-            and x.dtype.kind == "f" and x.numel() > 0 and not (x.ndim == 2 and dim in (1, -1)))
+            and x.dtype.kind == "f" and x.numel() > 0
+            and not (x.ndim == 2 and dim in (1, -1)) and not (_middle(x) and dim in (1, -2)))
 
 
 def log_softmax(x, dim=1):

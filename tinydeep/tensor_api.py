@@ -198,11 +198,15 @@ def clone(self):
 
 
 def _along_last(self, dim, name, fn):
-    """fn over the rows of x with `dim` moved last and the rest flattened: softmax on any
-    dim and rank through the row kernels, the layout restored after."""
+    """fn over dim 1 of x viewed as (O, K, I), where the backend has kernels over a middle
+    axis; elsewhere over the rows of x with `dim` moved last and the rest flattened, the
+    layout restored after: softmax on any dim and rank."""
     from . import functional as F
     (d,) = normalize_axes(dim, max(self.ndim, 1), name)
     x = self.reshape(1) if self.ndim == 0 else self
+    inner = int(np.prod(x.shape[d + 1:]))
+    if inner > 1 and hasattr(backends.get(x.device), "log_softmax_middle"):
+        return fn(x.reshape(-1, x.shape[d], inner), F).reshape(self.shape)
     moved = x.transpose(d, -1) if d != x.ndim - 1 else x
     y = fn(moved.reshape(-1, moved.shape[-1]) if moved.ndim != 2 else moved, F)
     y = y.reshape(moved.shape)
