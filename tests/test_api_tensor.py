@@ -103,6 +103,8 @@ DIFFERENTIABLE = {
     "softmax 3-D dim 1": (lambda x: x.softmax(dim=1), [(2, 3, 4)]),
     "log_softmax 1-D": (lambda x: x.log_softmax(0), [(5,)]),
     "log_softmax 4-D": (lambda x: x.log_softmax(-3), [(2, 3, 2, 2)]),
+    "softmax empty dim": (lambda x: x.softmax(1), [(2, 0, 3)]),
+    "log_softmax no rows": (lambda x: x.log_softmax(1), [(0, 4)]),
 }
 DIFF_DOMAIN = {"log", "sqrt", "pow tensor"}  # positive inputs
 

@@ -143,11 +143,11 @@ def _middle(x):
 
 
 def _any_dim(x, dim):
-    """Not over dim 1 of a 2-D tensor (or of an (O, K, I) one, _middle): the any-dim,
-    any-rank method (tensor_api.py), which comes back here with one of those."""
+    """Not over dim 1 of a 2-D tensor (or of an (O, K, I) one, _middle), or no elements: the
+    any-dim, any-rank method (tensor_api.py), which comes back here with one of those."""
     return (isinstance(x, Tensor) and isinstance(dim, (int, np.integer)) and not isinstance(dim, bool)
-            and x.dtype.kind == "f" and x.numel() > 0
-            and not (x.ndim == 2 and dim in (1, -1)) and not (_middle(x) and dim in (1, -2)))
+            and x.dtype.kind == "f" and (x.numel() == 0 or not (x.ndim == 2 and dim in (1, -1))
+                                         and not (_middle(x) and dim in (1, -2))))
 
 
 def log_softmax(x, dim=1):

@@ -204,6 +204,8 @@ def _along_last(self, dim, name, fn):
     from . import functional as F
     (d,) = normalize_axes(dim, max(self.ndim, 1), name)
     x = self.reshape(1) if self.ndim == 0 else self
+    if x.numel() == 0:
+        return self * 1.0     # nothing to normalize: the empty shape, as torch returns it
     inner = int(np.prod(x.shape[d + 1:]))
     if inner > 1 and hasattr(backends.get(x.device), "log_softmax_middle"):
         return fn(x.reshape(-1, x.shape[d], inner), F).reshape(self.shape)
