@@ -419,6 +419,18 @@ def test_softmax_family_random_shapes(m, n, scale, dtype, layout, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_log_softmax_rows_with_nan_and_inf(dtype):
+    """The row kernel's max is a vectorized reduction (maxnum, which passes over a NaN): a
+    NaN anywhere in a row (first, in the vector body, in the remainder), an inf, and a row of
+    -inf give the reference's values, NaN where it has NaN."""
+    x = np.random.default_rng(5).standard_normal((7, 37)).astype(dtype)
+    x[0, 0] = x[1, 20] = x[2, 36] = np.nan
+    x[3, 5], x[4, 9] = np.inf, -np.inf
+    x[5] = -np.inf
+    assert_close(BACKENDS["cpu"].log_softmax(x), ref.log_softmax(x), dtype, "log_softmax")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("shape", [(2, 3, 5), (3, 1, 7), (2, 7, 300), (1, 33, 513), (4, 10, 2)])
 def test_log_softmax_over_a_middle_axis(shape, dtype):
     """The CPU's kernels beside the contract, over axis 1 of (O, K, I) (softmax over a dim

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import cpu_conv, cpu_elementwise, cpu_matmul, cpu_optim, cpu_sampling, scalar_ops
+from . import cpu_conv, cpu_elementwise, cpu_math, cpu_matmul, cpu_optim, cpu_sampling, scalar_ops
 from . import cpu_memory  # noqa: F401  (imported for its effect: freed arrays are reused)
 from .base import KERNELS, backend_class
 from .reference import ReferenceBackend, _out_size, _pair, _result
@@ -100,14 +100,14 @@ def add_rowvec(x, b, out=None):
 _SUM_PART = 8192  # elements summed by one task before partial sums are combined
 
 
-# A row's max and sum as reductions LLVM may reorder, so that they run in vector lanes
-# (a max is the same in any order; the sum is kept in float64 lanes). A NaN in the row
-# still reaches the result: through its exp, in the sum.
-@njit(fastmath={"reassoc", "nsz", "nnan"}, cache=True)
+# A row's max and sum as reductions LLVM vectorizes: the max by maxnum (cpu_math), the sum in
+# float64 lanes that LLVM may reorder. A NaN in the row still reaches the result: through
+# its exp, in the sum.
+@njit(cache=True)
 def _row_max(r):
     mx = r[0]
     for n in range(np.uint64(1), np.uint64(r.size)):
-        mx = max(mx, r[n])
+        mx = cpu_math.maxnum(mx, r[n])
     return mx
 
 
