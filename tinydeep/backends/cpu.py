@@ -322,30 +322,29 @@ def _log_softmax_middle_backward_kernel(logp, g, dx):
                 d[i0 + i] = r[i0 + i] - scalar_ops.exp(lp[i0 + i]) * s[i]
 
 
-def log_softmax_middle(x):
-    """log_softmax over axis 1 of x (O, K, I): beside the contract (whose kernel takes rows),
-    for softmax over a dim that is not last (tensor_api), with no moving of axes."""
-    logp = np.empty(x.shape, dtype=x.dtype)
-    _log_softmax_middle_kernel(np.ascontiguousarray(x), logp)
-    return logp
-
-
-def log_softmax_middle_backward(logp, grad):
-    dx = np.empty(logp.shape, dtype=logp.dtype)
-    _log_softmax_middle_backward_kernel(np.ascontiguousarray(logp), np.ascontiguousarray(grad), dx)
-    return dx
+def _into_new(kernel, *arrays):
+    """kernel(*arrays made C-contiguous, out) into a new out shaped like arrays[0]."""
+    out = np.empty(arrays[0].shape, dtype=arrays[0].dtype)
+    kernel(*[np.ascontiguousarray(a) for a in arrays], out)
+    return out
 
 
 def log_softmax(x):
-    logp = np.empty(x.shape, dtype=x.dtype)
-    _log_softmax_kernel(np.ascontiguousarray(x), logp)
-    return logp
+    return _into_new(_log_softmax_kernel, x)
 
 
 def log_softmax_backward(logp, grad):
-    dx = np.empty(logp.shape, dtype=logp.dtype)
-    _log_softmax_backward_kernel(np.ascontiguousarray(logp), np.ascontiguousarray(grad), dx)
-    return dx
+    return _into_new(_log_softmax_backward_kernel, logp, grad)
+
+
+def log_softmax_middle(x):
+    """log_softmax over axis 1 of x (O, K, I): beside the contract (whose kernel takes rows),
+    for softmax over a dim that is not last (tensor_api), with no moving of axes."""
+    return _into_new(_log_softmax_middle_kernel, x)
+
+
+def log_softmax_middle_backward(logp, grad):
+    return _into_new(_log_softmax_middle_backward_kernel, logp, grad)
 
 
 def cross_entropy(logits, targets):
