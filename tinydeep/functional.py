@@ -137,9 +137,14 @@ def _rows(name, x, dim):
     return x
 
 
+def has_middle_softmax(device):
+    """Whether the backend of `device` has log_softmax kernels over a middle axis (the CPU)."""
+    return hasattr(backends.get(device), "log_softmax_middle")
+
+
 def _middle(x):
     """x is (O, K, I), I > 1, on a backend with kernels over the middle axis."""
-    return x.ndim == 3 and x.shape[2] > 1 and hasattr(backends.get(x.device), "log_softmax_middle")
+    return x.ndim == 3 and x.shape[2] > 1 and has_middle_softmax(x.device)
 
 
 def _any_dim(x, dim):

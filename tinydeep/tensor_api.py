@@ -207,7 +207,7 @@ def _along_last(self, dim, name, fn):
     if x.numel() == 0:
         return self * 1.0     # nothing to normalize: the empty shape, as torch returns it
     inner = int(np.prod(x.shape[d + 1:]))
-    if inner > 1 and hasattr(backends.get(x.device), "log_softmax_middle"):
+    if inner > 1 and F.has_middle_softmax(x.device):
         return fn(x.reshape(-1, x.shape[d], inner), F).reshape(self.shape)
     moved = x.transpose(d, -1) if d != x.ndim - 1 else x
     y = fn(moved.reshape(-1, moved.shape[-1]) if moved.ndim != 2 else moved, F)

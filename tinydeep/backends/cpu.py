@@ -624,15 +624,14 @@ def max_pool2d_backward(grad, argmax, x_shape):
 CpuBackend = backend_class("cpu", ReferenceBackend, {
     **vars(cpu_elementwise), **vars(cpu_matmul), **vars(cpu_optim), **vars(cpu_sampling),
     **globals()})
-# The direct convolution rung (cpu_conv.py), beside the contract: functional.Conv2d uses it
-# where a backend has it and prefer_direct says so for the shape; elsewhere im2col + matmul.
-for _name in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-              "conv2d_backward_bias", "prefer_direct"):
-    setattr(CpuBackend, _name, staticmethod(getattr(cpu_conv, _name)))
-# Also beside it: batches of products in one call (tensor.MatMul's N-D case; elsewhere one each).
-CpuBackend.matmul_batched = staticmethod(cpu_matmul.matmul_batched)
-CpuBackend.log_softmax_middle = staticmethod(log_softmax_middle)      # softmax over a middle axis
-CpuBackend.log_softmax_middle_backward = staticmethod(log_softmax_middle_backward)
+# Beside the contract, used where a backend has them (elsewhere the contract's kernels): the
+# direct convolution rungs (functional.Conv2d, where prefer_direct says so for the shape;
+# else im2col + matmul), batches of products in one call (tensor.MatMul's N-D case; else
+# one each), softmax over a middle axis (functional.LogSoftmax / Softmax; else rows).
+for _f in (cpu_conv.conv2d_forward, cpu_conv.conv2d_backward_input,
+           cpu_conv.conv2d_backward_weight, cpu_conv.conv2d_backward_bias, cpu_conv.prefer_direct,
+           cpu_matmul.matmul_batched, log_softmax_middle, log_softmax_middle_backward):
+    setattr(CpuBackend, _f.__name__, staticmethod(_f))
 BACKEND = CpuBackend()
 
 

@@ -907,7 +907,7 @@ def _batched_parts(part, a, b, c, kc, workspace, part_size):
     N = b.shape[2]
     nr = _nr(c)
     runs = workspace.size // part_size
-    a_size = min(MC, (M + MR - 1) // MR * MR) * kc
+    a_size = MC * kc
     for t in prange(runs):
         at = t * part_size
         for p in range(t * P // runs, (t + 1) * P // runs):
@@ -930,9 +930,7 @@ def matmul_batched(a, b):
         if K == 0:
             c[...] = 0
             return c
-        m, n = tiles(M, N, a.dtype)
-        kc = kc_for(K)
-        part_size = (min(MC, m) + n) * kc          # a- and b-slivers of one product
+        kc, _, _, part_size = _plan(M, K, N, a.itemsize, 1)    # one part: a whole product
         runs = min(P, _threads())
         _batched_parts(_part_address(a.dtype), np.ascontiguousarray(a),
                        np.ascontiguousarray(b, dtype=a.dtype), c, kc,
