@@ -25,12 +25,8 @@ __all__ = ["blas_limits"]
 
 @contextlib.contextmanager
 def blas_limits(threads=1):
-    """Cap NumPy's BLAS (OpenBLAS, MKL) at `threads` threads inside the block (threadpoolctl);
-    a no-op where threadpoolctl is not installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
+    """Cap NumPy's BLAS (OpenBLAS, MKL) at `threads` threads inside the block (threadpoolctl,
+    a dependency: where it was missing this was a silent no-op, and the two pools fought)."""
+    from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=threads, user_api="blas"):
         yield

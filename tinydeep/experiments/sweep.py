@@ -64,11 +64,8 @@ def _set_threads(threads):
         return
     import numba
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(int(threads))
-    except ImportError:
-        pass
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(int(threads))
 
 
 def _run_one(fn, task, threads):
