@@ -261,7 +261,8 @@ def code_path():
             f"L2 {L2_BYTES >> 10} KiB)")
 
 
-SERIAL_BELOW = 128 ** 3          # M*K*N under which one thread beats waking two
+SERIAL_BELOW = 2 ** 19           # M*K*N under which one thread beats waking two (a 64³ product
+                                 # stays on one thread; an output layer's 128x512x10 takes two)
 DIRECT_B_TILES = 6               # parts of at most this many rows of tiles read b in place
 PACK_FLOPS = 32                  # packing one element takes about as long as 32 flops
 
