@@ -428,7 +428,13 @@ def _reduce(name, loss, reduction, weight_sum=None):
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else (
-        loss.mean() if weight_sum is None else loss.sum() / weight_sum)
+        loss.mean() if weight_sum is None else _per_weight(loss.sum(), weight_sum))
+
+
+def _per_weight(total, weight_sum):
+    """total / Σw; when every target is ignored (Σw = 0) NaN with a zero gradient, as
+    PyTorch's (dividing by 0 would send ∞·0 = NaN back to every input)."""
+    return total / weight_sum if weight_sum else total * 0.0 + float("nan")
 
 
 def sigmoid(x):
@@ -546,7 +552,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     smooth = -((logp * w) if w is not None else logp).sum(1) * Tensor(keep, device=x.device, dtype=x.dtype)
     if reduction == "mean":
         wt = (np.ones(x.shape[1]) if w is None else w.numpy())[np.where(keep, t, 0)] * keep
-        smooth = smooth.sum() / float(wt.sum())
+        smooth = _per_weight(smooth.sum(), float(wt.sum()))
     else:
         smooth = _reduce("cross_entropy", smooth, reduction)
         if reduction == "none":
@@ -555,12 +561,17 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
-    """-w·(t·log x + (1-t)·log(1-x)), each log clamped at -100 as PyTorch's."""
+    """-w·(t·log x + (1-t)·log(1-x)), each log clamped at -100, with PyTorch's gradient
+    w·(x - t) / max(x(1-x), 1e-12) (finite at x = 0 or 1, where a saturated sigmoid puts
+    it): the loss's value plus x·c - (x·c), exactly 0, whose gradient is c."""
     _need_tensor("binary_cross_entropy", input)
     t = target if isinstance(target, Tensor) else Tensor(target, device=input.device, dtype=input.dtype)
     if t.shape != input.shape:
         raise ValueError(f"binary_cross_entropy: target shape {t.shape} != input shape {input.shape}")
-    loss = -(t * input.log().clamp(min=-100) + (1 - t) * (1 - input).log().clamp(min=-100))
+    x = input.detach()
+    c = (x - t.detach()) / (x * (1 - x)).clamp(min=1e-12)
+    loss = (-(t * x.log().clamp(min=-100) + (1 - t) * (1 - x).log().clamp(min=-100))
+            + (input * c - (input * c).detach()))
     return _reduce("binary_cross_entropy", loss if weight is None else loss * weight, reduction)
 
 

@@ -84,7 +84,7 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        return [lr * (self.gamma if self.last_epoch > 0 else 1.0) for lr in self._lrs()]
+        return [lr * (self.gamma if self._step_count > 1 else 1.0) for lr in self._lrs()]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -99,10 +99,8 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self):
         t, T, lo = self.last_epoch, self.T_max, self.eta_min
-        if t == 0:
-            return self._lrs()
-        if self._step_count == 1:     # resumed at t > 0: the closed form
-            return [lo + (b - lo) * (1 + math.cos(math.pi * t / T)) / 2 for b in self.base_lrs]
+        if self._step_count == 1:     # the scheduler's first step, made by its constructor
+            return self._lrs()        # (also when resumed at last_epoch > 0: PyTorch 2.13's)
         if (t - 1 - T) % (2 * T) == 0:  # the trough, where the ratio would be 0/0
             return [lr + (b - lo) * (1 - math.cos(math.pi / T)) / 2
                     for lr, b in zip(self._lrs(), self.base_lrs)]

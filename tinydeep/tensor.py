@@ -341,6 +341,17 @@ class Tensor:
         # a Tensor index, alone or inside a tuple, is worked out on the host (a readback on 'cuda')
         host = lambda i: i.numpy() if isinstance(i, Tensor) else i  # noqa: E731
         index = tuple(host(i) for i in index) if isinstance(index, tuple) else host(index)
+        ints = [isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                for i in (index if isinstance(index, tuple) else ())]
+        if any(ints) and any(isinstance(i, (list, np.ndarray)) for i in index):
+            # PyTorch takes the integers first (each drops its dim), then the arrays; NumPy
+            # would count the integers as arrays and put the broadcast dims in front. So:
+            # the integers, with every other dim kept (a mask spans its ndim dims), then the rest
+            first = [i if i is None or i is Ellipsis or is_int else slice(None)
+                     for i, is_int in zip(index, ints)
+                     for _ in range(np.ndim(i) if np.asarray(i).dtype == bool else 1)]
+            rest = [slice(None) if i is None else i for i, is_int in zip(index, ints) if not is_int]
+            return Index.apply(Index.apply(self, index=tuple(first)), index=tuple(rest))
         return Index.apply(self, index=index)
 
     def reshape(self, *shape):

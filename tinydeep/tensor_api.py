@@ -76,9 +76,10 @@ def _argext(self, dim, keepdim, sign, name):
         data = ((-self.detach()).data if self.dtype in FLOAT_DTYPES
                 else arrays.from_host(-arrays.to_host(data).astype(np.int64)))
     if dim is None:
-        return _wrap(np.asarray(arrays.argmax(data, None)) if self.device == "cpu"
-                     else arrays.argmax(data, None), self.device)
-    (d,) = normalize_axes(dim, self.ndim, name)
+        idx = _wrap(np.asarray(arrays.argmax(data, None)) if self.device == "cpu"
+                    else arrays.argmax(data, None), self.device)
+        return idx.reshape((1,) * self.ndim) if keepdim else idx
+    (d,) = normalize_axes(dim, max(self.ndim, 1), name)     # a 0-d tensor has dim 0 / -1
     if self.ndim == 0:
         return _wrap(arrays.full((), 0, np.int64), self.device)
     idx = arrays.argmax(data, d)
@@ -96,12 +97,18 @@ def argmin(self, dim=None, keepdim=False, *, axis=None):
 
 def _extreme(self, dim, keepdim, sign, name):
     if dim is None:
-        # the value, with the gradient shared by every element that ties for it (PyTorch's):
-        # m + Σ (x - m)·tie / #ties, exactly m, since x - m is 0 at the ties
+        # the value, with the gradient shared by every element that ties for it (PyTorch's;
+        # NaN ties with NaN): m + Σ pick(x - m, tie) / #ties, exactly m (x - m is 0 at the
+        # ties; pick lets no ±inf of the others through); Σ pick(x, tie) / #ties for m = ±inf
         m = self.detach().reshape(-1)[int(_argext(self, None, False, sign, name))]
-        tie = _astype(self == m, self.dtype)
-        return m + ((self - m) * tie).sum() / tie.sum()
-    (d,) = normalize_axes(dim, self.ndim, name)
+        if self.dtype not in FLOAT_DTYPES:
+            return m
+        v = float(m)
+        tie = _astype(self == m if v == v else self != self, self.dtype)
+        if v - v != 0:                                  # ±inf or NaN
+            return Elementwise.apply(self, tie, op="pick").sum() / tie.sum()
+        return m + Elementwise.apply(self - m, tie, op="pick").sum() / tie.sum()
+    (d,) = normalize_axes(dim, max(self.ndim, 1), name)
     idx = _argext(self, d, False, sign, name)
     grids = list(np.indices(idx.shape, sparse=True)) if self.ndim else []
     values = self[tuple(grids[:d] + [idx.numpy()] + grids[d:])] if self.ndim else self * 1.0
@@ -129,7 +136,11 @@ def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
 
 
 def std(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
-    return var(self, dim, unbiased, keepdim, correction=correction).sqrt()
+    """√var; its gradient 1/(2·std) is 0 where std = 0, as PyTorch's (not ∞·0 = NaN): the
+    root is taken of var + 1 there and picked out."""
+    v = var(self, dim, unbiased, keepdim, correction=correction)
+    zero = _astype(v == 0, v.dtype)
+    return Elementwise.apply((v + zero).sqrt(), 1 - zero, op="pick")
 
 
 def clamp(self, min=None, max=None):
@@ -231,6 +242,8 @@ METHODS = dict(
     long=lambda self: _astype(self, np.int64), int=lambda self: _astype(self, np.int32),
     bool=lambda self: _astype(self, np.bool_), tolist=lambda self: self.numpy().tolist(),
     contiguous=lambda self: self, __abs__=_unary("abs"), sigmoid=_unary("sigmoid"),
+    pow=Tensor.__pow__, add=Tensor.__add__, sub=Tensor.__sub__, mul=Tensor.__mul__,
+    div=Tensor.__truediv__, neg=Tensor.__neg__,
     **{op: _unary(op) for op in ("exp", "log", "sqrt", "abs", "tanh", "relu")})
 
 

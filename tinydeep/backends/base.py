@@ -137,6 +137,9 @@ class Backend:
         y = (x - mean)·scale + bias with scale = weight/√(var + ε) (PyTorch's order)."""
         n, bc = x.shape[0] * x.shape[2], lambda v: self.broadcast_to(v.reshape(1, -1, 1), x.shape)
         mean = self.mul_scalar(self.sum(x, axis=(0, 2)), 1 / n)
+        # + the mean of what is left (x - mean): exact where a channel is constant, where
+        # the rounding of Σx·(1/n) would come out ×1/√ε as ~1e-4 instead of 0
+        mean = self.add(mean, self.mul_scalar(self.sum(self.sub(x, bc(mean)), axis=(0, 2)), 1 / n))
         centered = self.sub(x, bc(mean))
         var = self.mul_scalar(self.sum(self.mul(centered, centered), axis=(0, 2)), 1 / n)
         scale = self.mul(weight, self.pow_scalar(self.add(var, self.full(var.shape, eps, x.dtype)),

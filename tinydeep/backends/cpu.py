@@ -376,8 +376,9 @@ def _row_dot_centered(a, ma, r, m):
 
 @njit(parallel=True, cache=True)
 def _batch_norm_kernel(x, weight, bias, eps, y, mean, var):
-    # mean, var over (n, i) in float64, two passes; y = x·scale + (bias - mean·scale),
-    # scale = weight/√(var + ε): PyTorch's CPU form
+    # mean, var over (n, i) in float64, two passes; y = (x - mean)·scale + bias,
+    # scale = weight/√(var + ε), as base.Backend.batch_norm (x·scale + (bias - mean·scale)
+    # left ~1e-4 of rounding where a float32 row is constant and scale is 1/√ε ≈ 316)
     N, C, I = x.shape
     T = x.dtype.type
     for c in prange(C):
@@ -390,11 +391,11 @@ def _batch_norm_kernel(x, weight, bias, eps, y, mean, var):
             v += _row_dot_centered(x[n, c], m, x[n, c], m)
         v /= N * I
         scale = weight[c] / math.sqrt(v + eps)
-        a, b = T(scale), T(bias[c] - m * scale)
+        a, b, mt = T(scale), T(bias[c]), T(m)
         for n in range(N):
             r, o = x[n, c], y[n, c]
             for i in range(np.uint64(I)):
-                o[i] = r[i] * a + b
+                o[i] = (r[i] - mt) * a + b
         mean[c], var[c] = m, v
 
 

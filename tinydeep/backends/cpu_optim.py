@@ -16,7 +16,7 @@ def _sgd_kernel(param, grad, buf, lr, momentum, nesterov, weight_decay):
     # g = grad + λ·param;  buf = μ·buf + g;  g = g + μ·buf (nesterov) or buf;  param -= lr·g
     # (the momentum lines only when μ ≠ 0), one element per iteration, in place.
     for i in prange(param.size):
-        g = grad[i] + weight_decay * param[i]
+        g = grad[i] + weight_decay * param[i] if weight_decay != 0 else grad[i]
         if momentum != 0:
             v = momentum * buf[i] + g
             buf[i] = v
@@ -43,7 +43,7 @@ def adam_at(i, param, grad, m, v, decay, wd, b1c, b2, b2c, step, bc2s, eps):
     g = grad + λ·p (Adam; λ = 0 for AdamW);  p·decay (AdamW: 1 - lr·λ; Adam: 1);
     m += (1-β₁)(g - m);  v = β₂·v + (1-β₂)·g²;  p -= step · m / (√v / √(1-β₂ᵗ) + ε)."""
     p = param[i]
-    g = grad[i] + wd * p
+    g = grad[i] + wd * p if wd != 0 else grad[i]
     mi = m[i] + b1c * (g - m[i])
     vi = b2 * v[i] + b2c * g * g
     m[i] = mi

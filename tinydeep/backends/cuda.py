@@ -433,7 +433,7 @@ def index_backward(grad, index, shape):
 def _sgd_kernel(param, grad, buf, has_buf, lr, mu, nesterov, wd):
     # g = grad + λ·p;  buf = μ·buf + g;  g = g + μ·buf (nesterov) or buf;  p -= lr·g
     for i in range(cuda.grid(1), param.size, cuda.gridsize(1)):
-        g = grad[i] + wd * param[i]
+        g = grad[i] + wd * param[i] if wd != 0 else grad[i]
         if has_buf:
             b = mu * buf[i] + g
             buf[i] = b

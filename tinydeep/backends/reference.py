@@ -232,7 +232,7 @@ def sgd_update(param, grad, buf, lr, momentum, nesterov, weight_decay):
     `buf` is None when momentum is 0."""
     need_sgd_buffer(buf, momentum)
     t = param.dtype.type
-    g = grad + t(weight_decay) * param
+    g = grad + t(weight_decay) * param if weight_decay else grad   # (λ = 0: an inf param stays inf)
     if momentum != 0:
         buf *= t(momentum)
         buf += g
@@ -249,7 +249,7 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, w
         param -= lr/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε)          (t = step, from 1)"""
     t = param.dtype.type
     decay, wd = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
-    grad = grad + t(wd) * param
+    grad = grad + t(wd) * param if wd else grad
     param *= t(decay)
     exp_avg += t(1.0 - beta1) * (grad - exp_avg)
     exp_avg_sq *= t(beta2)

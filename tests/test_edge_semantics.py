@@ -1,0 +1,162 @@
+"""Edge cases where tinydeep gave a wrong value or gradient without an error, found by a
+differential fuzz against PyTorch (2026-11-27): infinities and NaN in max/min, indices
+that mix integers and arrays, losses at the ends of their domain, a zero std, every target
+ignored, an infinite parameter, constant rows in layer norm, resumed schedules. Each is
+compared with PyTorch 2.13 on the numba CPU kernels, the NumPy reference and CUDA."""
+import math
+
+import numpy as np
+import pytest
+
+import tinydeep as td
+from tinydeep import backends, functional as F, optim
+from test_api_tensor import agree, device  # noqa: F401  (the backends fixture)
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+INF, NAN = np.inf, np.nan
+
+
+def both(x, device, fn, grad_of=None):
+    """fn on float64 leaves made from x in both libraries: (ours, theirs, our grad, torch's
+    grad) with the gradient of the sum of the output (or of grad_of(output))."""
+    a = td.tensor(x, dtype=np.float64, device=device, requires_grad=True)
+    b = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    ya, yb = fn(a), fn(b)
+    (grad_of or (lambda y: y.sum()))(ya).backward()
+    (grad_of or (lambda y: y.sum()))(yb).backward()
+    host = backends.arrays(device).to_host
+    return host(ya.data), yb.detach().numpy(), host(a.grad), b.grad.numpy()
+
+
+def same(u, v, rtol=1e-12):
+    np.testing.assert_allclose(np.asarray(u, float), np.asarray(v, float), rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("x", [[[0., -INF], [1., 2.]], [1., INF], [INF, 1., INF], [-INF, -INF],
+                               [1., NAN, 3., NAN], [2., 5., 5.]])
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_min_of_all_elements_with_infinities_nan_and_ties(x, name, device):
+    # was NaN whenever any element was ±inf ((-inf - m)·0); NaN ties with NaN, as torch
+    for u, v in zip(*[both(x, device, lambda t: getattr(t, name)())[i::2] for i in (0, 1)]):
+        same(u, v)
+
+
+def test_max_min_of_integers_and_of_a_0d_tensor(device):
+    assert td.tensor([3, 1, 2], device=device).max().item() == 3
+    assert td.tensor([3, 1, 2], device=device).min().item() == 1
+    v, i = td.tensor(3.0, device=device).max(0)
+    assert (v.item(), i.item(), tuple(v.shape)) == (3.0, 0, ())
+    assert tuple(td.tensor(3.0, device=device).argmax(-1, keepdim=True).shape) == ()
+    assert tuple(td.tensor(np.ones((2, 3)), device=device).argmax(keepdim=True).shape) == (1, 1)
+
+
+@pytest.mark.parametrize("index", [
+    (1, slice(0, 2), np.array([2, 0])),                      # int, slice, array
+    (0, slice(1, 3), [0, 1, 2]),                             # a list as the array
+    (np.array([1, 0]), 2, slice(None), np.array([0, 4])),    # arrays around an int
+    (1, None, slice(None), np.array([0, 2])),
+    (Ellipsis, 1, np.array([0, 2])),
+    (1, np.array([[True, False, True], [False, True, True], [True, True, False],
+                  [False, False, True]])),                   # int, then a 2-D mask
+    (-1, np.array([3, 0]), None, -2),
+    (slice(None), 1, np.array([[0, 1], [2, 2]]), slice(1, 4)),
+])
+def test_indexing_that_mixes_integers_and_arrays_follows_torch(index, device):
+    x = np.arange(2 * 4 * 3 * 5, dtype=np.float64).reshape(2, 4, 3, 5)
+    t_index = tuple(torch.tensor(i) if isinstance(i, np.ndarray) else i for i in index)
+    w = np.random.default_rng(0).standard_normal(torch.tensor(x)[t_index].shape)
+    ours, theirs, g, tg = both(x, device, lambda t: t[index if isinstance(t, td.Tensor) else t_index],
+                               lambda y: (y * (td.tensor(w, dtype=np.float64, device=device)
+                                               if isinstance(y, td.Tensor) else torch.tensor(w))).sum())
+    assert ours.shape == theirs.shape
+    same(ours, theirs)
+    same(g, tg)
+
+
+def test_std_gradient_is_zero_where_std_is_zero(device):
+    ours, theirs, g, tg = both([[1., 1., 1.], [0., 1., 2.]], device, lambda t: t.std(1))
+    same(ours, theirs)
+    same(g, tg)                              # was NaN on the constant row
+    assert np.isfinite(g).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_cross_entropy_gradient_at_zero_and_one(reduction, device):
+    # torch's gradient (x - t)/max(x(1-x), 1e-12): finite where x is exactly 0 or 1 (was NaN)
+    t = [1., 1., 0., 0.2, 1., 0.]
+    ours, theirs, g, tg = both([0.3, 1., 0., 0.5, 0., 1.], device, lambda x: F.binary_cross_entropy(
+        x, td.tensor(t, dtype=np.float64, device=device), reduction=reduction)
+        if isinstance(x, td.Tensor) else TF.binary_cross_entropy(x, torch.tensor(t, dtype=x.dtype),
+                                                                  reduction=reduction))
+    same(ours, theirs)
+    same(g, tg, rtol=1e-8)                   # (torch's 1e-12 is rounded to float32)
+
+
+def test_binary_cross_entropy_of_a_saturated_sigmoid():
+    z = td.tensor([20.0, -20.0, 0.5], requires_grad=True)      # float32: sigmoid(20) == 1.0
+    F.binary_cross_entropy(z.sigmoid(), td.tensor([1.0, 0.0, 1.0])).backward()
+    zt = torch.tensor([20.0, -20.0, 0.5], requires_grad=True)
+    TF.binary_cross_entropy(zt.sigmoid(), torch.tensor([1.0, 0.0, 1.0])).backward()
+    np.testing.assert_allclose(z.grad, zt.grad.numpy(), rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [{}, {"label_smoothing": 0.1}, {"weight": [1.0, 2.0, 3.0]}])
+def test_cross_entropy_with_every_target_ignored_is_nan_with_zero_gradient(kw, device):
+    x = [[1., 2., 3.], [0., 1., 0.]]
+
+    def loss(t):
+        if isinstance(t, td.Tensor):
+            args = {k: td.tensor(v, dtype=np.float64, device=device) if k == "weight" else v
+                    for k, v in kw.items()}
+            return F.cross_entropy(t, td.tensor([1, 1], device=device), ignore_index=1, **args)
+        args = {k: torch.tensor(v, dtype=t.dtype) if k == "weight" else v for k, v in kw.items()}
+        return TF.cross_entropy(t, torch.tensor([1, 1]), ignore_index=1, **args)
+
+    ours, theirs, g, tg = both(x, device, loss)
+    assert np.isnan(ours) and np.isnan(theirs)
+    same(g, tg)                              # zeros (was NaN everywhere)
+    assert not g.any()
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9)),
+                                     ("Adam", dict(lr=0.1)), ("AdamW", dict(lr=0.1, weight_decay=0.0))])
+def test_an_infinite_parameter_stays_infinite_without_weight_decay(name, kw, device):
+    # λ = 0 adds nothing (PyTorch skips the term); 0·inf made the parameter NaN
+    p = td.tensor([INF, 1.0], device=device, requires_grad=True)
+    (p * td.tensor([1.0, 2.0], device=device)).sum().backward()
+    getattr(optim, name)([p], **kw).step()
+    q = torch.tensor([INF, 1.0], requires_grad=True)
+    (q * torch.tensor([1.0, 2.0])).sum().backward()
+    getattr(torch.optim, name)([q], **kw).step()
+    np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-6)
+
+
+def test_layer_norm_of_constant_float32_rows_is_zero(device):
+    # closed form: x - mean = 0 on a constant row (x·scale + (bias - mean·scale) left ~1e-4)
+    rows = np.float32([[1.3771907], [0.60368544], [2.921268], [-0.6070081]])
+    for x in (rows, np.tile(rows, (1, 5))):
+        y = F.layer_norm(td.tensor(x, device=device), x.shape[-1:]).numpy()
+        assert (y == 0).all(), y
+
+
+@pytest.mark.parametrize("name,kw", [("CosineAnnealingLR", dict(T_max=7)),
+                                     ("ExponentialLR", dict(gamma=0.9))])
+@pytest.mark.parametrize("last_epoch", [3, 4])
+def test_schedules_resumed_at_last_epoch_follow_torch(name, kw, last_epoch):
+    ours = optim.SGD([td.tensor([0.0], requires_grad=True)], lr=0.1)
+    theirs = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    ours.param_groups[0]["initial_lr"] = theirs.param_groups[0]["initial_lr"] = 0.1
+    s = getattr(optim.lr_scheduler, name)(ours, last_epoch=last_epoch, **kw)
+    st = getattr(torch.optim.lr_scheduler, name)(theirs, last_epoch=last_epoch, **kw)
+    for _ in range(10):
+        assert math.isclose(ours.param_groups[0]["lr"], theirs.param_groups[0]["lr"],
+                            rel_tol=1e-12, abs_tol=1e-15)
+        theirs.step()
+        s.step()
+        st.step()
+
+
+def test_arithmetic_methods(device):
+    agree(lambda x, y: x.pow(2).add(y).sub(y.neg()).mul(x).div(y.pow(x)), [(2, 3), (3,)], device,
+          positive=True)
