@@ -81,6 +81,19 @@ def test_std_gradient_is_zero_where_std_is_zero(device):
     assert np.isfinite(g).all()
 
 
+def test_var_gradient_is_torchs_formula_also_when_correction_reaches_n(device):
+    # 2·(x - mean)·g/(n - c): ±inf where n = c (was NaN everywhere, through the mean's path)
+    for kw in (dict(dim=1), dict(dim=1, correction=2), dict(dim=(0, 1), correction=0)):
+        w = np.random.default_rng(2).standard_normal(2)
+        ours, theirs, g, tg = both([[1., 2.], [3., 3.]], device, lambda t: t.var(**kw),
+                                   lambda y: (y * (td.tensor(w[:y.numel()], dtype=np.float64,
+                                                             device=device).reshape(y.shape)
+                                                   if isinstance(y, td.Tensor) else
+                                                   torch.tensor(w[:y.numel()]).reshape(y.shape))).sum())
+        same(ours, theirs)
+        same(g, tg)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_binary_cross_entropy_gradient_at_zero_and_one(reduction, device):
     # torch's gradient (x - t)/max(x(1-x), 1e-12): finite where x is exactly 0 or 1 (was NaN)

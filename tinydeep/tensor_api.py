@@ -131,7 +131,7 @@ def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
     c = (1 if unbiased else 0) if correction is None else correction
     axes = normalize_axes(dim, self.ndim, "var")
     n = int(np.prod([self.shape[a] for a in axes]))
-    dev = self - self.mean(dim, keepdims=True)
+    dev = self - self.mean(dim, keepdims=True).detach()   # (its gradient Σ dev·… is 0: PyTorch's formula)
     return (dev * dev).sum(dim, keepdims=keepdim) / float(np.maximum(n - c, 0))
 
 
