@@ -173,3 +173,72 @@ def test_schedules_resumed_at_last_epoch_follow_torch(name, kw, last_epoch):
 def test_arithmetic_methods(device):
     agree(lambda x, y: x.pow(2).add(y).sub(y.neg()).mul(x).div(y.pow(x)), [(2, 3), (3,)], device,
           positive=True)
+
+
+def test_max_with_keepdim_of_a_0d_tensor_stays_0d(device):
+    v, i = td.tensor(2.0, device=device).max(0, keepdim=True)
+    assert tuple(v.shape) == tuple(i.shape) == ()
+
+
+def _raises(fn, kind, words):
+    with pytest.raises(kind) as e:
+        fn()
+    assert words in str(e.value), str(e.value)
+
+
+X = np.random.default_rng(0).standard_normal((2, 3))
+BAD_INPUT = {   # each silently gave garbage or an obscure error; torch refuses each
+    "batch_norm weight length": (lambda: F.batch_norm(td.tensor(X), None, None, td.ones(4),
+                                                      training=True), ValueError, "3 elements"),
+    "batch_norm running stats length": (lambda: F.batch_norm(td.tensor(X), td.zeros(4), td.ones(4),
+                                                             training=True), ValueError, "running_mean"),
+    "batch_norm eval without stats": (lambda: F.batch_norm(td.tensor(X), None, None),
+                                      ValueError, "evaluation mode"),
+    "cross_entropy class weights": (lambda: F.cross_entropy(td.tensor(X), td.tensor([0, 1]),
+                                                            weight=td.ones(5)), ValueError, "3 elements"),
+    "nll_loss short weights": (lambda: F.nll_loss(td.tensor(X), td.tensor([0, 2]), weight=[1.0, 2.0]),
+                               ValueError, "3 elements"),
+    "bce outside [0, 1]": (lambda: F.binary_cross_entropy(td.tensor([0.5, 1.2]), td.tensor([1.0, 0.0])),
+                           ValueError, "[0, 1]"),
+    "bce NaN": (lambda: F.binary_cross_entropy(td.tensor([0.5, NAN]), td.tensor([1.0, 0.0])),
+                ValueError, "[0, 1]"),
+    "embedding 1-D weight": (lambda: F.embedding(td.tensor([[0, 1]]), td.tensor([1.0, 2.0, 3.0])),
+                             ValueError, "2-D"),
+    "layer_norm of a list": (lambda: F.layer_norm([[1.0, 2.0]], (2,)), TypeError, "Tensor"),
+    "Sequential of a function": (lambda: td.nn.Sequential(td.nn.ReLU(), lambda x: x),
+                                 TypeError, "not a Module"),
+    "ModuleList of a number": (lambda: td.nn.ModuleList().append(3), TypeError, "not a Module"),
+    "ModuleDict key 'training'": (lambda: td.nn.ModuleDict({"training": td.nn.ReLU()}),
+                                  KeyError, "training"),
+    "cat of one Tensor": (lambda: td.cat(td.ones(2, 3)), TypeError, "sequence"),
+    "cat of 0-d tensors": (lambda: td.cat([td.tensor(1.0), td.tensor(2.0)]), ValueError, "0-d"),
+    "where with a float condition": (lambda: td.where(td.tensor([1.0, 0.0]), 1.0, 0.0),
+                                     TypeError, "bool"),
+    "arange with a step cast to 0": (lambda: td.arange(0, 1, 0.3, dtype=td.long), ValueError, "step"),
+    "arange away from its end": (lambda: td.arange(5, 1), ValueError, "step"),
+    "randn with an integer dtype": (lambda: td.randn(3, dtype=td.long), TypeError, "float dtype"),
+    "full of NaN as int64": (lambda: td.full((2,), NAN, dtype=td.long), TypeError, "fill_value"),
+    "full of None": (lambda: td.full((2,), None), TypeError, "fill_value"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_gets_a_clear_error_as_torch_refuses_it(case):
+    _raises(*BAD_INPUT[case])
+
+
+def test_argument_forms_torch_accepts():
+    from collections import OrderedDict
+    layers = lambda nn: OrderedDict([("fc", nn.Linear(2, 3)), ("act", nn.ReLU()),   # noqa: E731
+                                     ("out", nn.Linear(3, 1))])
+    ours, theirs = td.nn.Sequential(layers(td.nn)), torch.nn.Sequential(layers(torch.nn))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert list(ours[1:].state_dict()) == list(theirs[1:].state_dict()) == ["out.weight", "out.bias"]
+    for a, b in [(td.arange(2.5, dtype=td.long), torch.arange(2.5, dtype=torch.long)),
+                 (td.arange(-2.5, 3, 1.5, dtype=td.long), torch.arange(-2.5, 3, 1.5, dtype=torch.long)),
+                 (td.arange(1, 7.9, 2.6, dtype=td.long), torch.arange(1, 7.9, 2.6, dtype=torch.long)),
+                 (td.where(td.tensor([True, False]), 1.0, 0.0), torch.where(torch.tensor([True, False]), 1.0, 0.0)),
+                 (td.where(td.tensor([True, False]), 1, 0), torch.where(torch.tensor([True, False]), 1, 0)),
+                 (F.batch_norm(td.ones(4, 0), None, None, training=True),
+                  TF.batch_norm(torch.ones(4, 0), None, None, training=True))]:
+        assert a.numpy().tolist() == b.numpy().tolist() and str(a.dtype) == str(b.dtype).split(".")[1]

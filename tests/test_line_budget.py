@@ -6,14 +6,22 @@ Two numbers, printed on every test run and bounded:
             and the layers. Budget: CORE_BUDGET = 2,400 lines (issue 16).
   API       the PyTorch-named conveniences built on the core (tensor_api.py,
             creation.py, nn_layers.py, lr_scheduler.py): compositions of core ops.
-            Bounded on their own, API_BUDGET = 800, and reported with the core.
+            Bounded on their own, API_BUDGET = 820 (800 until the eleventh session's
+            argument checks in creation.py and the containers, and torch's edge semantics:
+            785 -> 811 lines), and reported with
+            the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
-            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,100 (was 7,000
+            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,150 (was 7,000
             until the session of 2026-11-26 added the PyTorch API files, the fault policy,
             signals, MNIST-1D, sweeps and the GPU compile report; 9,000 until the ninth
             session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines,
-            and batch norm two contract kernels with their meaning in base.py, +45).
+            and batch norm two contract kernels with their meaning in base.py, +45; 9,100
+            until the eleventh session (9,055 -> 9,145 lines): checks of bad input and
+            PyTorch's edge semantics found by a differential fuzz (class-weight and channel
+            lengths, BCE's range, containers that dropped non-Modules, cat/where/arange/
+            full/randn arguments, max/min/std/var at inf, NaN and 0) and a SIGTERM that
+            C code turns into another error).
 
 Lines are physical lines (as `wc -l` counts them), docstrings and comments included:
 they are part of what a reader reads.
@@ -24,8 +32,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinydeep"
 CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
 API = ("tensor_api.py", "creation.py", "nn_layers.py", "lr_scheduler.py")
 CORE_BUDGET = 2400
-API_BUDGET = 800
-READABLE_BUDGET = 9100
+API_BUDGET = 820
+READABLE_BUDGET = 9150
 
 
 def is_fast_variant(path):

@@ -45,6 +45,9 @@ def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
     bool for a bool (PyTorch's inference), unless dtype= says otherwise."""
     kind = (np.bool_ if isinstance(fill_value, type(True)) else np.int64
             if isinstance(fill_value, (type(0), np.integer)) else DEFAULT_DTYPE)
+    if not isinstance(fill_value, (type(0), type(0.0), np.number)) or (
+            np.dtype(_or(dtype, kind)).kind in "iub" and not np.isfinite(fill_value)):
+        raise TypeError(f"full: fill_value must be a number that fits the dtype, got {fill_value!r}")
     return _make(np.full(_shape((size,), "full"), fill_value, dtype=_or(dtype, kind)), dtype,
                  device, requires_grad)
 
@@ -52,6 +55,8 @@ def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False):
 def _sized(name, make):
     """zeros(2, 3) or zeros((2, 3)), with PyTorch's keywords; float32 by default."""
     def fn(*size, dtype=None, device="cpu", requires_grad=False):
+        if name.startswith("rand") and np.dtype(_or(dtype, DEFAULT_DTYPE)).kind != "f":
+            raise TypeError(f"{name}: random numbers need a float dtype, got {np.dtype(dtype)}")
         array = make(_shape(size, name)).astype(_or(dtype, DEFAULT_DTYPE))
         return _make(array, dtype, device, requires_grad)
     fn.__name__ = name
@@ -70,9 +75,11 @@ def eye(n, m=None, *, dtype=None, device="cpu", requires_grad=False):
 def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=False):
     """[start, end) by step: int64 when all three are ints, float32 otherwise."""
     start, end = (0, start) if end is None else (start, end)
+    if dtype is not None and np.dtype(dtype).kind in "iu":    # as PyTorch: cast first, then count
+        start, end, step = type(0)(start), type(0)(end), type(0)(step)
     ints = all(isinstance(v, (type(0), np.integer)) for v in (start, end, step))
-    if step == 0:
-        raise ValueError("arange: step must be nonzero")
+    if step == 0 or (end - start) * step < 0:
+        raise ValueError(f"arange: step {step} is zero or leads away from end {end} (from {start})")
     a = np.arange(start, end, step, dtype=np.int64 if ints else np.float64)
     return _make(a.astype(_or(dtype, np.int64 if ints else DEFAULT_DTYPE)), dtype, device,
                  requires_grad)
@@ -118,10 +125,12 @@ class Cat(Function):
 
 
 def cat(tensors, dim=0):
-    tensors = list(tensors)
+    tensors = [] if isinstance(tensors, Tensor) else list(tensors)
     if not tensors or not all(isinstance(t, Tensor) for t in tensors):
-        raise TypeError("cat needs a non-empty sequence of Tensors")
+        raise TypeError("cat needs a non-empty sequence (list, tuple) of Tensors")
     first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("cat: 0-d tensors have no dim to join along; use stack")
     (d,) = normalize_axes(dim, first.ndim, "cat")
     for t in tensors[1:]:
         if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1:] != first.shape[:d] + first.shape[d + 1:]:
@@ -144,7 +153,11 @@ def stack(tensors, dim=0):
 
 def where(condition, input, other):
     """input where condition holds, else other (broadcast); a NaN or inf not picked never leaks."""
-    cond = np.asarray(condition.numpy() if isinstance(condition, Tensor) else condition, bool)
+    cond = np.asarray(condition.numpy() if isinstance(condition, Tensor) else condition)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):     # two numbers
+        return Tensor(np.where(cond, input, other))
     ref = input if isinstance(input, Tensor) else other
     a, b = [t if isinstance(t, Tensor) else Tensor(t, device=ref.device, dtype=ref.dtype)
             for t in (input, other)]

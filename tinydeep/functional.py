@@ -19,6 +19,14 @@ def _need_tensor(name, x):
     return x
 
 
+def _need_vector(name, what, v, n):
+    """v (a Tensor, an array or None) must hold n numbers, one per channel or class."""
+    shape = tuple(np.shape(v.data if isinstance(v, Tensor) else v))
+    if v is not None and shape != (n,):
+        raise ValueError(f"{name}: {what} must have {n} elements, one per channel/class, "
+                         f"got shape {shape}")
+
+
 def _need_ndim(name, what, x, ndim):
     if x.ndim != ndim:
         raise ValueError(f"{name}: {what} must be {ndim}-D, got shape {tuple(x.shape)}")
@@ -513,6 +521,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """-w[t]·input[t] per sample (input: log-probabilities); 'mean' divides by Σ w[t] over
     the samples not ignored, as PyTorch's."""
     x, t = _class_last("nll_loss", input, target, ignore_index)
+    _need_vector("nll_loss", "weight", weight, x.shape[1])
     keep = t != ignore_index
     w = np.ones(x.shape[1]) if weight is None else (
         weight.numpy() if isinstance(weight, Tensor) else np.asarray(weight))
@@ -568,6 +577,10 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     t = target if isinstance(target, Tensor) else Tensor(target, device=input.device, dtype=input.dtype)
     if t.shape != input.shape:
         raise ValueError(f"binary_cross_entropy: target shape {t.shape} != input shape {input.shape}")
+    # probabilities, as PyTorch checks (on the host only: a GPU input is not read back)
+    if isinstance(input.data, np.ndarray) and not ((input.data >= 0) & (input.data <= 1)).all():
+        raise ValueError("binary_cross_entropy: input values must be probabilities in [0, 1] "
+                         "(NaN is not); for logits use binary_cross_entropy_with_logits")
     x = input.detach()
     c = (x - t.detach()) / (x * (1 - x)).clamp(min=1e-12)
     loss = (-(t * x.log().clamp(min=-100) + (1 - t) * (1 - x).log().clamp(min=-100))
@@ -723,6 +736,7 @@ def adaptive_avg_pool2d(input, output_size):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / √(var + ε) over the last len(normalized_shape) dims (biased var): batch
     norm's kernels with each row as a channel, then weight and bias elementwise."""
+    _need_tensor("layer_norm", input)
     n = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[input.ndim - len(n):]) != n:
         raise ValueError(f"layer_norm: input shape {input.shape} does not end in {n}")
@@ -761,7 +775,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """Normalize over every dim but 1 (channels): in training by the batch's statistics, the
     running ones moving by `momentum` (unbiased variance, as PyTorch); in eval by those."""
     _need_tensor("batch_norm", input)
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: input must be (N, C, ...), got shape {tuple(input.shape)}")
+    for what, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _need_vector("batch_norm", what, v, input.shape[1])
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed in evaluation "
+                         "mode (training=False)")
     shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    if input.shape[1] == 0:
+        return input * 1.0                     # no channels: the empty result, as PyTorch's
     if training:
         n = input.numel() // input.shape[1]
         if n < 2:
@@ -793,6 +817,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     max_norm: first, each picked row whose norm_type-norm exceeds max_norm is scaled in place
     by max_norm / (norm + 1e-7) (no gradient). scale_grad_by_freq: each row's gradient is
     divided by how many times the input picks it."""
+    _need_ndim("embedding", "weight", _need_tensor("embedding", weight), 2)
     idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")

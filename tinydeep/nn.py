@@ -267,15 +267,25 @@ class Flatten(Module):
         return x.flatten(self.start_dim)
 
 
-class Sequential(Module):
-    def __init__(self, *layers):
-        super().__init__()
-        for i, layer in enumerate(layers):
-            setattr(self, str(i), layer)
+def need_module(owner, key, m):
+    """m, when it is a Module; a container that took anything else would drop it unseen."""
+    if not isinstance(m, Module):
+        raise TypeError(f"{owner}: {key!r} is not a Module (got {type(m).__name__})")
+    return m
 
-    def __getitem__(self, i):
-        layers = list(self._modules.values())
-        return Sequential(*layers[i]) if isinstance(i, slice) else layers[i]
+
+class Sequential(Module):
+    def __init__(self, *layers):   # Sequential(layer, ...) or Sequential(OrderedDict(name=layer))
+        super().__init__()
+        one_dict = len(layers) == 1 and isinstance(layers[0], dict)
+        named = layers[0].items() if one_dict else enumerate(layers)
+        for name, layer in named:
+            setattr(self, str(name), need_module("Sequential", name, layer))
+
+    def __getitem__(self, i):   # a slice keeps the layers' names, as PyTorch's
+        if isinstance(i, slice):
+            return Sequential(dict(list(self._modules.items())[i]))
+        return list(self._modules.values())[i]
 
     def __len__(self):
         return len(self._modules)

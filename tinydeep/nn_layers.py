@@ -6,7 +6,7 @@ Embedding: N(0, 1); LayerNorm: weight 1, bias 0). Re-exported by nn.py.
 import numpy as np
 
 from . import functional as F
-from .nn import Module, Parameter
+from .nn import Module, Parameter, need_module
 from .rng import generator
 from .tensor import DEFAULT_DTYPE, Tensor
 
@@ -187,7 +187,7 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module):
-        setattr(self, str(len(self._modules)), module)
+        setattr(self, str(len(self._modules)), need_module("ModuleList", len(self), module))
         return self
 
     def extend(self, modules):
@@ -213,7 +213,9 @@ class ModuleDict(Module):
             self[k] = m
 
     def __setitem__(self, key, module):
-        setattr(self, key, module)
+        if key not in self._modules and hasattr(self, key):   # ('training', 'forward', ...)
+            raise KeyError(f"ModuleDict: the key {key!r} names an attribute of the module")
+        setattr(self, key, need_module("ModuleDict", key, module))
 
     def __getitem__(self, key):
         return self._modules[key]

@@ -112,7 +112,7 @@ def _extreme(self, dim, keepdim, sign, name):
     idx = _argext(self, d, False, sign, name)
     grids = list(np.indices(idx.shape, sparse=True)) if self.ndim else []
     values = self[tuple(grids[:d] + [idx.numpy()] + grids[d:])] if self.ndim else self * 1.0
-    if keepdim:
+    if keepdim and self.ndim:
         values, idx = values.unsqueeze(d), idx.unsqueeze(d)
     return MaxMin(values, idx)
 
