@@ -234,3 +234,23 @@ def test_python_dash_m_and_the_console_script():
     assert script.is_file(), f"no {script}: reinstall with `pip install -e .` to get the command"
     r = subprocess.run([str(script), "bench", "list"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "matmul" in r.stdout, r.stderr
+
+
+def test_a_sigterm_that_c_code_turned_into_its_own_error_still_stops_cleanly(monkeypatch, capsys):
+    # matplotlib's C code, interrupted by the handler's Terminated, raises its own error
+    # ("Invalid affine transformation matrix"): the CLI still says it stopped, status 143
+    import signal
+    from tinydeep import signals
+
+    def info(opts, extra):
+        with signals.signals_raise():
+            try:
+                signal.raise_signal(signal.SIGTERM)
+            except signals.Terminated:
+                raise ValueError("Invalid affine transformation matrix") from None
+
+    monkeypatch.setattr(signals, "raised", [])
+    monkeypatch.setattr(cli, "cmd_info", info)
+    assert cli.main(["info"]) == 143
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM" in err and "affine" not in err

@@ -329,19 +329,26 @@ def main(argv=None):
     except SystemExit as e:
         if getattr(e, "signum", None) is None:  # argparse, or a demo's own exit
             raise
-        import signal
-        print(f"\ntinydeep: stopped by {signal.Signals(e.signum).name} (results already "
-              f"written are complete: files are written under a temporary name and renamed)",
-              file=sys.stderr)
-        return e.code
-    except (OSError, FloatingPointError, ValueError, TypeError) as e:
+        return _stopped(e.signum)
+    except Exception as e:
+        from .signals import raised
+        if raised:   # a SIGTERM's Terminated that C code (matplotlib's) turned into its own error
+            return _stopped(raised[-1])
         # user faults, each with a sentence naming the file, the folder, the step or the
         # value: a full disk, a read-only folder, a missing or corrupt data file, a
         # diverged run, a bad argument. TINYDEEP_TRACEBACK=1 shows the traceback instead.
-        if os.environ.get("TINYDEEP_TRACEBACK") == "1":
+        if (not isinstance(e, (OSError, FloatingPointError, ValueError, TypeError))
+                or os.environ.get("TINYDEEP_TRACEBACK") == "1"):
             raise
         print(f"tinydeep: {e}", file=sys.stderr)
         return 1
+
+
+def _stopped(signum):
+    import signal
+    print(f"\ntinydeep: stopped by {signal.Signals(signum).name} (results already written are "
+          f"complete: files are written under a temporary name and renamed)", file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":

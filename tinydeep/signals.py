@@ -23,7 +23,11 @@ class Terminated(SystemExit):
         self.history = None
 
 
+raised = []   # the signals whose Terminated was raised in this process (see cli.main)
+
+
 def _raise_terminated(signum, frame):
+    raised.append(signum)   # C code it unwinds through may replace it (matplotlib's does)
     raise Terminated(signum)
 
 
