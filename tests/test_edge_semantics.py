@@ -219,6 +219,8 @@ BAD_INPUT = {   # each silently gave garbage or an obscure error; torch refuses 
     "randn with an integer dtype": (lambda: td.randn(3, dtype=td.long), TypeError, "float dtype"),
     "full of NaN as int64": (lambda: td.full((2,), NAN, dtype=td.long), TypeError, "fill_value"),
     "full of None": (lambda: td.full((2,), None), TypeError, "fill_value"),
+    "requires_grad set on an int tensor": (lambda: setattr(td.tensor([1, 2]), "requires_grad", True),
+                                           TypeError, "floating-point"),
 }
 
 

@@ -440,8 +440,7 @@ def _reduce(name, loss, reduction, weight_sum=None):
 
 
 def _per_weight(total, weight_sum):
-    """total / Σw; when every target is ignored (Σw = 0) NaN with a zero gradient, as
-    PyTorch's (dividing by 0 would send ∞·0 = NaN back to every input)."""
+    """total / Σw; NaN with a zero gradient where every target is ignored (Σw = 0), as PyTorch's."""
     return total / weight_sum if weight_sum else total * 0.0 + float("nan")
 
 
@@ -570,9 +569,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
-    """-w·(t·log x + (1-t)·log(1-x)), each log clamped at -100, with PyTorch's gradient
-    w·(x - t) / max(x(1-x), 1e-12) (finite at x = 0 or 1, where a saturated sigmoid puts
-    it): the loss's value plus x·c - (x·c), exactly 0, whose gradient is c."""
+    """-w·(t·log x + (1-t)·log(1-x)), logs clamped at -100; PyTorch's gradient w·(x - t) /
+    max(x(1-x), 1e-12), finite at x = 0 or 1: the value plus x·c - (x·c) = 0, of gradient c."""
     _need_tensor("binary_cross_entropy", input)
     t = target if isinstance(target, Tensor) else Tensor(target, device=input.device, dtype=input.dtype)
     if t.shape != input.shape:

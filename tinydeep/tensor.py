@@ -106,13 +106,17 @@ class Tensor:
         self.device = device
         self.grad = None
         self._ctx = None
-        if requires_grad and self.data.dtype not in FLOAT_DTYPES:
+        self.requires_grad = requires_grad
+
+    def _set_requires_grad(self, value):   # (also `t.requires_grad = True` later: checked too)
+        if value and self.data.dtype not in FLOAT_DTYPES:
             if self.data.dtype.kind == "f":  # float16, big-endian: floats tinydeep does not compute in
                 raise TypeError(f"tinydeep computes gradients in float32 or float64 (native byte "
                                 f"order) only, got {self.data.dtype}; leave out dtype= (float "
                                 f"arrays become float32) or pass dtype=np.float32")
             raise TypeError(f"only floating-point tensors can require gradients, got {self.data.dtype}")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(value)
+    requires_grad = property(lambda self: self._requires_grad, _set_requires_grad)
 
     # --- plain properties -------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape))  # (the simulator's is a tuple subclass)
@@ -344,9 +348,8 @@ class Tensor:
         ints = [isinstance(i, (int, np.integer)) and not isinstance(i, bool)
                 for i in (index if isinstance(index, tuple) else ())]
         if any(ints) and any(isinstance(i, (list, np.ndarray)) for i in index):
-            # PyTorch takes the integers first (each drops its dim), then the arrays; NumPy
-            # would count the integers as arrays and put the broadcast dims in front. So:
-            # the integers, with every other dim kept (a mask spans its ndim dims), then the rest
+            # PyTorch takes the integers first (each drops its dim; a mask spans its ndim dims),
+            # then the rest; NumPy would count them as arrays and put the broadcast dims first
             first = [i if i is None or i is Ellipsis or is_int else slice(None)
                      for i, is_int in zip(index, ints)
                      for _ in range(np.ndim(i) if np.asarray(i).dtype == bool else 1)]
