@@ -244,3 +244,79 @@ def test_argument_forms_torch_accepts():
                  (F.batch_norm(td.ones(4, 0), None, None, training=True),
                   TF.batch_norm(torch.ones(4, 0), None, None, training=True))]:
         assert a.numpy().tolist() == b.numpy().tolist() and str(a.dtype) == str(b.dtype).split(".")[1]
+
+
+# --- checkpoints, fit/evaluate, the loader (a third fuzz: closed forms, no torch needed) ----
+from tinydeep.data import DataLoader  # noqa: E402
+from tinydeep.tensor import Function  # noqa: E402
+
+@pytest.mark.parametrize("name", ["file", "allow_pickle", "w"])
+def test_a_parameter_named_like_a_savez_keyword_round_trips(name, tmp_path):
+    # np.savez(f, **state) took 'file' and 'allow_pickle' for its own keywords
+    class One(td.nn.Module):
+        def __init__(self, values):
+            super().__init__()
+            setattr(self, name, td.nn.Parameter(np.asarray(values, np.float32)))
+
+    td.nn.save(One([1.0, 2.0, 3.0]), tmp_path / "m.npz")
+    back = td.nn.load(One([0.0, 0.0, 0.0]), tmp_path / "m.npz")
+    assert getattr(back, name).numpy().tolist() == [1.0, 2.0, 3.0]
+
+
+def test_load_refuses_a_non_module_and_a_zip_it_cannot_read(tmp_path):
+    path = tmp_path / "m.npz"
+    td.nn.save(td.nn.Linear(2, 2), path)
+    _raises(lambda: td.nn.load({}, path), TypeError, "Module")
+    raw = bytearray(path.read_bytes())
+    at = raw.rfind(b"PK\x01\x02")                 # the central directory's first entry
+    raw[at + 10] = 99                              # an unknown compression method
+    path.write_bytes(bytes(raw))
+    _raises(lambda: td.nn.load(td.nn.Linear(2, 2), path), ValueError, "not a readable")
+
+
+def test_evaluate_and_outputs_give_back_each_modules_mode():
+    from tinydeep.experiments.training import evaluate, outputs
+    model = td.nn.Sequential(td.nn.Linear(4, 8), td.nn.Dropout(0.5), td.nn.Linear(8, 3))
+    x, y = np.random.default_rng(0).random((6, 4), np.float32), np.array([0, 1, 2, 0, 1, 2])
+    model.eval()
+    evaluate(model, x, y)
+    outputs(model, x)
+    assert not any(m.training for m in model.modules())
+    model.train()
+    model[1].eval()                                # a mixed mode is restored as it was
+    evaluate(model, x, y)
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+def test_fit_and_evaluate_run_a_float64_model():
+    from tinydeep.experiments.training import evaluate, fit
+    model = td.nn.Sequential(td.nn.Linear(4, 8), td.nn.ReLU(), td.nn.Linear(8, 3)).double()
+    x, y = np.random.default_rng(0).random((20, 4)), np.random.default_rng(1).integers(0, 3, 20)
+    fit(model, x, y, epochs=1, lr=0.1, batch_size=10)
+    assert all(p.dtype == np.float64 for p in model.parameters())
+    assert 0 <= evaluate(model, x, y)[0] <= 1
+
+
+@pytest.mark.parametrize("seed", [None, -1, 1.5])
+def test_loader_seed_is_checked_when_made(seed):
+    _raises(lambda: DataLoader(np.ones((4, 2)), np.zeros(4), 2, seed=seed),
+            ValueError, "seed")
+
+
+def test_loader_refuses_lists_and_spirals_refuse_nan():
+    _raises(lambda: DataLoader([[1, 2], [3, 4]], [0, 1], 1), TypeError, "array")
+    from tinydeep.data.toy import spirals
+    for kw in (dict(turns=NAN), dict(noise=NAN), dict(turns=INF)):
+        _raises(lambda: spirals(10, **kw), ValueError, "turns")
+
+
+def test_gradcheck_refuses_a_gradient_of_the_wrong_shape():
+    class Triple(Function):
+        def forward(self, a):
+            return a * 3
+
+        def backward(self, g):
+            return ((g * 3)[None, :],)             # (1, 3) for a (3,) input
+
+    x = td.tensor([1.0, 2.0, 3.0], dtype=np.float64, requires_grad=True)
+    _raises(lambda: td.gradcheck(lambda t: Triple.apply(t), [x]), AssertionError, "shape")

@@ -32,6 +32,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
 
     for i, x in enumerate(checked):
         analytic = np.zeros_like(x.data) if x.grad is None else x.grad
+        if analytic.shape != x.shape or analytic.dtype != x.dtype:   # (a Function's backward)
+            raise AssertionError(f"gradcheck: input {i} of shape {x.shape} ({x.dtype}) got a "
+                                 f"gradient of shape {analytic.shape} ({analytic.dtype})")
         numeric = np.zeros_like(x.data)
         flat = x.data.reshape(-1)  # a view: perturb in place
         for j in range(flat.size):

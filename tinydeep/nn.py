@@ -5,15 +5,12 @@ attribute, so `parameters()`, `state_dict()` and `zero_grad()` can walk the
 tree. Initial weights come from `tinydeep.manual_seed`'s generator.
 """
 import math
-import os
 from collections import namedtuple
-import zipfile
 
 import numpy as np
 
 from . import backends
 from . import functional as F
-from .files import atomic_write
 from .rng import generator
 from .tensor import DEFAULT_DTYPE, Tensor
 
@@ -388,81 +385,5 @@ class SpatialTransformer(Module):
         return F.grid_sample(x, grid, align_corners=self.align_corners)
 
 
-def save(module, path):
-    """Write the module's parameters to `path` (.npz, no pickle). The file appears
-    complete or not at all: written to a temporary name, then renamed (see
-    tinydeep.files for what happens to a symlink, a read-only file or a device there)."""
-    if not isinstance(module, Module):
-        raise TypeError(f"nn.save: expected a Module, got {type(module).__name__}")
-    state = module.state_dict()
-    return atomic_write(path, lambda f: np.savez(f, **state))
-
-
-_NPY_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                (2, 0): np.lib.format.read_array_header_2_0}
-
-
-def _checkpoint_arrays(path):
-    """name -> array of an .npz written by `save`, read without pickle. Each member's .npy
-    header is read first, and a header that promises more bytes than the member holds
-    (a corrupt or hostile file) is refused before anything is allocated for it."""
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head.startswith(b"\x93NUMPY"):
-        raise ValueError(f"{path} is a single .npy array, not a checkpoint: a checkpoint is an "
-                         f".npz of named arrays, as nn.save writes it")
-    if not head.startswith(b"PK"):
-        shown = "an empty file" if not head else f"bytes {head!r}"
-        raise ValueError(f"{path} is not a tinydeep checkpoint (.npz, a zip of .npy arrays): "
-                         f"it starts with {shown}")
-    state = {}
-    with zipfile.ZipFile(path) as z:
-        for info in z.infolist():
-            name = info.filename.removesuffix(".npy")
-            where = f"{path}: array {name!r}"
-            if not info.filename.endswith(".npy"):
-                raise ValueError(f"{path}: member {info.filename!r} is not a .npy array")
-            with z.open(info) as m:
-                version = np.lib.format.read_magic(m)
-                if version not in _NPY_READERS:
-                    raise ValueError(f"{where} has .npy format version {version}, which nn.load "
-                                     f"does not read")
-                shape, _, dtype = _NPY_READERS[version](m)
-                header = m.tell()
-            if dtype.hasobject:
-                raise ValueError(f"{where} holds Python objects (dtype {dtype}); a checkpoint "
-                                 f"holds numbers only, and unpickling objects could run code")
-            nbytes = math.prod(shape) * dtype.itemsize
-            if nbytes != info.file_size - header:
-                raise ValueError(f"{where}: its header declares shape {shape} of {dtype} "
-                                 f"({nbytes} bytes), but the file holds "
-                                 f"{info.file_size - header} bytes (corrupt or truncated)")
-            with z.open(info) as m:
-                state[name] = np.lib.format.read_array(m, allow_pickle=False)
-    return state
-
-
-def load(module, path):
-    """Load parameters saved by `save`; names, shapes and dtypes are checked for every
-    array before any is copied in (Module.load_state_dict), so a refused file changes
-    nothing. Never unpickles."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file (.npz)")
-    try:
-        state = _checkpoint_arrays(path)
-    except (OSError, EOFError, zipfile.BadZipFile, MemoryError) as e:  # BadZipFile: a cut file
-        raise ValueError(f"{path} is not a readable tinydeep checkpoint (.npz): "
-                         f"{type(e).__name__}: {e}") from None
-    except ValueError as e:
-        message = str(e)
-        if path not in message:
-            message = f"{path} is not a readable tinydeep checkpoint (.npz): {message}"
-        raise ValueError(message) from None
-    module.load_state_dict(state, source=f"checkpoint {path}")
-    return module
-
-
+from .checkpoint import load, save  # noqa: E402,F401  (nn.save / nn.load: .npz files)
 from .nn_layers import *  # noqa: E402,F401,F403  (Dropout, BatchNorm2d, ModuleList, losses, ...)

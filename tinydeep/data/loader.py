@@ -20,16 +20,18 @@ class DataLoader:
     """
 
     def __init__(self, x, y, batch_size=128, shuffle=True, seed=0, drop_last=False, transform=None):
-        for what, a in (("x", x), ("y", y)):
-            if not hasattr(a, "__len__") or not hasattr(a, "__getitem__") or np.ndim(a) == 0:
+        for what, a in (("x", x), ("y", y)):   # (arrays or memmaps: a list cannot take x[rows])
+            if not hasattr(a, "shape") or not hasattr(a, "__getitem__") or np.ndim(a) == 0:
                 raise TypeError(f"DataLoader: {what} must be an array with one row per example, "
-                                f"got {type(a).__name__}")
+                                f"got {type(a).__name__} (np.asarray it first)")
         if len(x) != len(y):
             raise ValueError(f"DataLoader: x has {len(x)} rows but y has {len(y)}")
         # ValueError for any non-positive-int batch_size, as PyTorch's BatchSampler raises
         if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                 or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"DataLoader: seed must be an integer >= 0, got {seed!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable (x_batch, rng) -> x_batch, "
                             f"got {type(transform).__name__}")

@@ -30,7 +30,7 @@ def spirals(n, classes=2, turns=1.5, noise=0.1, seed=0):
     plus Gaussian noise of std `noise`·(arm spacing). Returns x (n, 2) float32, y (n,) int64."""
     if int(classes) != classes or classes < 2:
         raise ValueError(f"spirals: classes must be an integer >= 2, got {classes!r}")
-    if int(n) != n or n < 1 or turns <= 0 or noise < 0:
+    if int(n) != n or n < 1 or not (0 < turns < np.inf and 0 <= noise < np.inf):   # (NaN too)
         raise ValueError(f"spirals: need n >= 1, turns > 0, noise >= 0, got {n}, {turns}, {noise}")
     rng = np.random.default_rng(seed)
     y = np.arange(int(n)) % classes

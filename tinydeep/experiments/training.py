@@ -14,6 +14,7 @@ Everything about the data and the arguments is checked once, before the first st
 and before anything is written: a bad label or a NaN pixel in the test set is found
 in the first second, not after an epoch.
 """
+import contextlib
 import math
 import numbers
 import os
@@ -95,7 +96,7 @@ def _check_labels(model, transform, device, sets):
         if i == 0 and transform is not None:  # the training set goes through the transform
             xb = transform(xb, np.random.default_rng(0))
         with no_grad():
-            out = model(tensor(xb, device=device))
+            out = model(_batch(model, xb))
         if len(out.shape) != 2:
             raise ValueError(f"{name}: the model's output has shape {tuple(out.shape)}; "
                              f"cross-entropy needs logits of shape (batch, classes)")
@@ -113,36 +114,48 @@ def _device(model):
     return next((p.device for p in model.parameters()), "cpu")
 
 
+def _batch(model, xb):
+    """xb as a Tensor on the parameters' device, in their dtype when xb holds floats (a
+    float64 model gets float64 batches; integer inputs such as token ids stay integers)."""
+    p = next(iter(model.parameters()), None)
+    floats = p is not None and np.asarray(xb).dtype.kind == "f"
+    return tensor(xb, device="cpu" if p is None else p.device, dtype=p.dtype if floats else None)
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    """model.eval() inside the block; after it, every module's mode as it was before."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def evaluate(model, x, y, batch_size=1000):
     """(accuracy, mean cross-entropy) of a classifier on arrays x, y, on the model's device."""
     _check_data(x, y, "evaluate")
     batch_size = _positive_int(batch_size, "evaluate: batch_size")
     device = _device(model)
-    model.eval()
     correct, loss_sum = 0, 0.0
-    try:
-        with no_grad():
-            for lo in range(0, len(x), batch_size):
-                logits = model(tensor(x[lo:lo + batch_size], device=device))
-                yb = tensor(y[lo:lo + batch_size], device=device)
-                loss_sum += F.cross_entropy(logits, yb).item() * len(yb)
-                correct += int((logits.argmax(1) == yb).float().sum().item())
-    finally:
-        model.train()
+    with _eval_mode(model), no_grad():
+        for lo in range(0, len(x), batch_size):
+            logits = model(_batch(model, x[lo:lo + batch_size]))
+            yb = tensor(y[lo:lo + batch_size], device=device)
+            loss_sum += F.cross_entropy(logits, yb).item() * len(yb)
+            correct += int((logits.argmax(1) == yb).float().sum().item())
     return correct / len(x), loss_sum / len(x)
 
 
 def outputs(model, x, batch_size=1000, call=None):
     """call(batch) (model(batch) by default) over x batch by batch, on the model's device, in
     eval mode and without gradients, as one NumPy array."""
-    device, call = _device(model), call or model
-    model.eval()
-    try:
-        with no_grad():
-            return np.concatenate([call(tensor(x[lo:lo + batch_size], device=device)).numpy()
-                                   for lo in range(0, len(x), batch_size)])
-    finally:
-        model.train()
+    call = call or model
+    with _eval_mode(model), no_grad():
+        return np.concatenate([call(_batch(model, x[lo:lo + batch_size])).numpy()
+                               for lo in range(0, len(x), batch_size)])
 
 
 def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, batch_size=128,
@@ -227,7 +240,7 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
             correct, seen = None, 0
             for xb, yb in loader:
                 stop_here()  # Ctrl-C, SIGTERM, SIGHUP take effect here, between whole steps
-                logits = model(tensor(xb, device=device))
+                logits = model(_batch(model, xb))
                 target = tensor(yb, device=device)
                 loss = F.cross_entropy(logits, target) if loss_fn is None else \
                     loss_fn(logits, target)
