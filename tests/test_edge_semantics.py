@@ -221,6 +221,9 @@ BAD_INPUT = {   # each silently gave garbage or an obscure error; torch refuses 
     "full of None": (lambda: td.full((2,), None), TypeError, "fill_value"),
     "requires_grad set on an int tensor": (lambda: setattr(td.tensor([1, 2]), "requires_grad", True),
                                            TypeError, "floating-point"),
+    "adaptive_avg_pool2d of an empty image": (lambda: F.adaptive_avg_pool2d(td.ones(1, 1, 5, 0), 2),
+                                              ValueError, "empty image"),
+    "a Module without forward": (lambda: td.nn.Module()(td.ones(2)), NotImplementedError, "forward"),
 }
 
 
@@ -320,3 +323,21 @@ def test_gradcheck_refuses_a_gradient_of_the_wrong_shape():
 
     x = td.tensor([1.0, 2.0, 3.0], dtype=np.float64, requires_grad=True)
     _raises(lambda: td.gradcheck(lambda t: Triple.apply(t), [x]), AssertionError, "shape")
+
+
+def test_augmentation_and_glyph_ranges_and_labels_are_checked():
+    from tinydeep.data.augment import RandomAffine, RandomCrop
+    from tinydeep.data.glyphs import glyphs, render_glyphs
+    for make in (lambda: RandomAffine(rotation=(5,)), lambda: RandomAffine(rotation=INF),
+                 lambda: RandomAffine(scale=(0.9, 1.0, 1.1)), lambda: glyphs(4, rotation=(10,))):
+        _raises(make, ValueError, "pair (low, high)")
+    _raises(lambda: RandomCrop(None), ValueError, "padding")
+    _raises(lambda: RandomCrop(2)(np.zeros((0, 1, 4, 4), np.float32)), ValueError, "non-empty")
+    latents = glyphs(1, seed=0).latents
+    _raises(lambda: render_glyphs(np.array([3.7]), latents), ValueError, "integer digits")
+
+
+def test_a_buffer_set_to_none_leaves_the_state_dict_as_torch():
+    ours, theirs = td.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    ours.running_mean = theirs.running_mean = None
+    assert list(ours.state_dict()) == list(theirs.state_dict())

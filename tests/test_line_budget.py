@@ -17,7 +17,7 @@ Two numbers, printed on every test run and bounded:
             signals, MNIST-1D, sweeps and the GPU compile report; 9,000 until the ninth
             session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines,
             and batch norm two contract kernels with their meaning in base.py, +45; 9,100
-            until the eleventh session (9,055 -> 9,186 lines): checks of bad input and
+            until the eleventh session (9,055 -> 9,193 lines): checks of bad input and
             PyTorch's edge semantics found by differential fuzzes (class-weight and channel
             lengths, BCE's range, containers that dropped non-Modules, cat/where/arange/
             full/randn arguments, max/min/std/var at inf, NaN and 0; a checkpoint writer

@@ -722,6 +722,8 @@ def adaptive_avg_pool2d(input, output_size):
     _need_ndim("adaptive_avg_pool2d", "input", input, 4)
     oh, ow = _pair("adaptive_avg_pool2d", "output_size", output_size, 1)
     h, w = input.shape[2:]
+    if not h or not w:
+        raise ValueError(f"adaptive_avg_pool2d: an empty image, shape {tuple(input.shape)}")
     if h % oh == 0 and w % ow == 0:
         return avg_pool2d(input, (h // oh, w // ow))
     from .creation import stack

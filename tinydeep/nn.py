@@ -48,7 +48,8 @@ class Module:
                                f"before assigning {name!r}")
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
-        if name in self.__dict__.get("_buffers", ()) and isinstance(value, Tensor):
+        buffer = name in self.__dict__.get("_buffers", ())
+        if buffer and (value is None or isinstance(value, Tensor)):   # (None: out of state_dict)
             self._buffers[name] = value
         elif isinstance(value, Parameter):
             self._parameters[name] = value
@@ -56,8 +57,11 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
-    def __call__(self, *args, **kwargs):  # subclasses define forward()
+    def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):  # each subclass defines its own
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def named_parameters(self, prefix=""):
         """(name, Parameter) pairs, each Parameter once (under its first name), as in PyTorch:

@@ -9,19 +9,21 @@ import numpy as np
 
 
 def _interval(name, value, symmetric_about=0.0):
-    """h -> (c − h, c + h); a pair -> itself; None -> (c, c)."""
+    """h -> (c − h, c + h); a pair -> itself; None -> (c, c). (Also glyphs' ranges.)"""
     if value is None:
         return symmetric_about, symmetric_about
-    lo, hi = (symmetric_about - value, symmetric_about + value) if np.isscalar(value) else value
-    if not lo <= hi:
-        raise ValueError(f"{name}: need low <= high, got {value!r}")
-    return float(lo), float(hi)
+    pair = (symmetric_about - value, symmetric_about + value) if np.isscalar(value) else value
+    if (len(pair) != 2 or not all(isinstance(v, (int, float, np.number)) for v in pair)
+            or not -np.inf < pair[0] <= pair[1] < np.inf):
+        raise ValueError(f"{name}: need a number h >= 0 or a pair (low, high) of finite "
+                         f"numbers with low <= high, got {value!r}")
+    return float(pair[0]), float(pair[1])
 
 
 def _batch(name, x):
     x = np.asarray(x)
-    if x.ndim != 4:
-        raise ValueError(f"{name}: expected a batch (N, C, H, W), got shape {x.shape}")
+    if x.ndim != 4 or not x.size:
+        raise ValueError(f"{name}: expected a non-empty batch (N, C, H, W), got shape {x.shape}")
     return x
 
 
@@ -80,7 +82,8 @@ class RandomCrop:
     size: a random whole-pixel shift of up to ±padding in each direction."""
 
     def __init__(self, padding):
-        if int(padding) != padding or padding < 0:
+        if not (isinstance(padding, (int, float, np.number)) and 0 <= padding < np.inf
+                and int(padding) == padding):
             raise ValueError(f"RandomCrop: padding must be a non-negative integer, got {padding!r}")
         self.padding = int(padding)
 

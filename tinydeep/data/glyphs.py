@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..backends import cpu_warmup
+from .augment import _interval
 
 cpu_warmup.install()   # a first run: its first compile says so, and starts the warm-up helper
 
@@ -150,10 +151,7 @@ def _render(segments, starts, labels, latents, out):
 
 def _range(name, value):
     """A symmetric half-width h → (−h, h); a pair → itself."""
-    lo, hi = (-value, value) if np.isscalar(value) else value
-    if not lo <= hi:
-        raise ValueError(f"glyphs: range for {name} must have low <= high, got {value!r}")
-    return float(lo), float(hi)
+    return _interval(f"glyphs: range for {name}", value)
 
 
 def render_glyphs(labels, latents, size=28, noise_seed=None):
@@ -169,8 +167,8 @@ def render_glyphs(labels, latents, size=28, noise_seed=None):
     if labels.ndim != 1 or latents.shape != (len(labels), len(LATENT_NAMES)):
         raise ValueError(f"render_glyphs: need labels (n,) and latents (n, {len(LATENT_NAMES)}), "
                          f"got {labels.shape} and {latents.shape}")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError("render_glyphs: labels must be digits 0..9")
+    if labels.dtype.kind not in "iu" or len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"render_glyphs: labels must be integer digits 0..9, got {labels.dtype}")
     if not np.isfinite(latents).all() or (latents[:, [1, 2]] <= 0).any() or (latents[:, 6] < 0).any():
         raise ValueError("render_glyphs: latents must be finite, with scale, aspect > 0 and width >= 0")
     n = len(labels)
