@@ -580,9 +580,9 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         raise ValueError("binary_cross_entropy: input values must be probabilities in [0, 1] "
                          "(NaN is not); for logits use binary_cross_entropy_with_logits")
     x = input.detach()
-    c = (x - t.detach()) / (x * (1 - x)).clamp(min=1e-12)
+    xc = input * ((x - t.detach()) / (x * (1 - x)).clamp(min=1e-12))
     loss = (-(t * x.log().clamp(min=-100) + (1 - t) * (1 - x).log().clamp(min=-100))
-            + (input * c - (input * c).detach()))
+            + (xc - xc.detach()))
     return _reduce("binary_cross_entropy", loss if weight is None else loss * weight, reduction)
 
 

@@ -84,7 +84,7 @@ def _check_data(x, y, name, labels=True):
     return int(y.max()) if labels else None
 
 
-def _check_labels(model, transform, device, sets):
+def _check_labels(model, transform, place, sets):
     """One forward pass of one example of each set tells how many classes the model
     predicts (and that it accepts the set's shape); every label of every set must be
     below that. Checked here, before the first step, on every device: cross_entropy's own
@@ -96,7 +96,7 @@ def _check_labels(model, transform, device, sets):
         if i == 0 and transform is not None:  # the training set goes through the transform
             xb = transform(xb, np.random.default_rng(0))
         with no_grad():
-            out = model(_batch(model, xb))
+            out = model(_batch(xb, place))
         if len(out.shape) != 2:
             raise ValueError(f"{name}: the model's output has shape {tuple(out.shape)}; "
                              f"cross-entropy needs logits of shape (batch, classes)")
@@ -109,17 +109,16 @@ def _check_labels(model, transform, device, sets):
     model.train()
 
 
-def _device(model):
-    """Where the model's parameters live; batches are sent there."""
-    return next((p.device for p in model.parameters()), "cpu")
-
-
-def _batch(model, xb):
-    """xb as a Tensor on the parameters' device, in their dtype when xb holds floats (a
-    float64 model gets float64 batches; integer inputs such as token ids stay integers)."""
+def _place(model):
+    """(device, dtype) of the model's parameters: batches are sent there, float ones in that
+    dtype (a float64 model gets float64 batches; integer inputs such as token ids stay)."""
     p = next(iter(model.parameters()), None)
-    floats = p is not None and np.asarray(xb).dtype.kind == "f"
-    return tensor(xb, device="cpu" if p is None else p.device, dtype=p.dtype if floats else None)
+    return ("cpu", None) if p is None else (p.device, p.dtype)
+
+
+def _batch(xb, place):
+    device, dtype = place
+    return tensor(xb, device=device, dtype=dtype if np.asarray(xb).dtype.kind == "f" else None)
 
 
 @contextlib.contextmanager
@@ -138,12 +137,12 @@ def evaluate(model, x, y, batch_size=1000):
     """(accuracy, mean cross-entropy) of a classifier on arrays x, y, on the model's device."""
     _check_data(x, y, "evaluate")
     batch_size = _positive_int(batch_size, "evaluate: batch_size")
-    device = _device(model)
+    place = _place(model)
     correct, loss_sum = 0, 0.0
     with _eval_mode(model), no_grad():
         for lo in range(0, len(x), batch_size):
-            logits = model(_batch(model, x[lo:lo + batch_size]))
-            yb = tensor(y[lo:lo + batch_size], device=device)
+            logits = model(_batch(x[lo:lo + batch_size], place))
+            yb = tensor(y[lo:lo + batch_size], device=place[0])
             loss_sum += F.cross_entropy(logits, yb).item() * len(yb)
             correct += int((logits.argmax(1) == yb).float().sum().item())
     return correct / len(x), loss_sum / len(x)
@@ -152,9 +151,9 @@ def evaluate(model, x, y, batch_size=1000):
 def outputs(model, x, batch_size=1000, call=None):
     """call(batch) (model(batch) by default) over x batch by batch, on the model's device, in
     eval mode and without gradients, as one NumPy array."""
-    call = call or model
+    call, place = call or model, _place(model)
     with _eval_mode(model), no_grad():
-        return np.concatenate([call(_batch(model, x[lo:lo + batch_size])).numpy()
+        return np.concatenate([call(_batch(x[lo:lo + batch_size], place)).numpy()
                                for lo in range(0, len(x), batch_size)])
 
 
@@ -210,7 +209,7 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
         if not isinstance(test, (tuple, list)) or len(test) != 2:
             raise TypeError(f"fit: test must be a pair (x_test, y_test), got {type(test).__name__}")
         sets.append(("fit (test set)", test[0], test[1], _check_data(*test, "fit (test set)")))
-    device = _device(model)  # batches go where the parameters are
+    place = _place(model)  # batches go where the parameters are, in their dtype
     params = model.parameters()
     if param_groups:  # the rest of the model first, then the groups with their own settings
         own = {id(p) for g in param_groups for p in g["params"]}
@@ -219,16 +218,16 @@ def fit(model, x, y, epochs, lr, momentum=0.9, weight_decay=0.0, lr_decay=1.0, b
     sched = optim.ExponentialLR(opt, lr_decay)
     loader = DataLoader(x, y, batch_size, shuffle=True, seed=seed, transform=transform)
     if loss is None:
-        _check_labels(model, transform, device, sets)
+        _check_labels(model, transform, place, sets)
     if checkpoint is not None:
         checkpoint = os.fspath(checkpoint)
         nn.save(model, checkpoint)  # also proves, before any step, that it can be written
     with signals_raise(), signals_at_checkpoints() as stop_here:
-        return _train(model, x, y, epochs, opt, sched, loader, device, test, desc,
+        return _train(model, x, y, epochs, opt, sched, loader, place, test, desc,
                       stop_at_accuracy, log_every, eval_train, checkpoint, stop_here, loss)
 
 
-def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_accuracy,
+def _train(model, x, y, epochs, opt, sched, loader, place, test, desc, stop_at_accuracy,
            log_every, eval_train, checkpoint, stop_here, loss_fn=None):
     hist = {"steps": [], "losses": [], "train_acc": [], "test_acc": [], "steps_to_fit": None}
     if eval_train:
@@ -240,8 +239,8 @@ def _train(model, x, y, epochs, opt, sched, loader, device, test, desc, stop_at_
             correct, seen = None, 0
             for xb, yb in loader:
                 stop_here()  # Ctrl-C, SIGTERM, SIGHUP take effect here, between whole steps
-                logits = model(_batch(model, xb))
-                target = tensor(yb, device=device)
+                logits = model(_batch(xb, place))
+                target = tensor(yb, device=place[0])
                 loss = F.cross_entropy(logits, target) if loss_fn is None else \
                     loss_fn(logits, target)
                 value = loss.item()  # the one number a step reads back from the device
