@@ -239,6 +239,10 @@ def test_creation_matches_torch(device):
         (td.linspace(-1, 1, 5, **kw), torch.linspace(-1, 1, 5)),
         (td.zeros_like(td.ones(2, 3, dtype=td.float64, **kw)), torch.zeros_like(torch.ones(2, 3, dtype=torch.float64))),
         (td.ones_like(td.arange(3, **kw)), torch.ones_like(torch.arange(3))),
+        (td.full_like(td.arange(3, **kw), 2.5), torch.full_like(torch.arange(3), 2.5)),
+        (td.full_like(td.ones(2, dtype=td.float64, **kw), -1), torch.full_like(torch.ones(2, dtype=torch.float64), -1)),
+        (td.zeros_like(td.tensor(3.0, **kw)), torch.zeros_like(torch.tensor(3.0))),
+        (td.ones_like(td.arange(3, **kw), dtype=td.float32), torch.ones_like(torch.arange(3), dtype=torch.float32)),
     ]
     for a, b in cases:
         assert a.shape == tuple(b.shape) and a.device == device
@@ -260,6 +264,30 @@ def test_random_tensors_have_torchs_distributions():
     a = td.randn(3).numpy()
     td.manual_seed(1)
     np.testing.assert_array_equal(a, td.randn(3).numpy())
+
+
+def test_random_like_takes_shape_dtype_and_device(device):
+    x = td.ones(300, 200, dtype=td.float64, device=device)
+    for make, mean, var in ((td.rand_like, 0.5, 1 / 12), (td.randn_like, 0.0, 1.0)):
+        r = make(x)
+        assert r.shape == x.shape and r.dtype == np.float64 and r.device == device
+        assert abs(r.numpy().mean() - mean) < 0.01 and abs(r.numpy().var() - var) < 0.01 * var + 0.002
+        assert make(x, dtype=td.float32).dtype == np.float32
+        with pytest.raises(TypeError, match="float dtype"):      # torch: not implemented for 'Long'
+            make(td.arange(3))
+
+
+def test_requires_grad_in_place_as_torch():
+    x = td.zeros(2).requires_grad_()
+    assert x.requires_grad and x.requires_grad_(False) is x and not x.requires_grad
+    y = td.ones(2, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="leaf"):   # torch: flags of leaf variables only
+        y.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="leaf"):   # (before: the gradient silently stopped at y)
+        y.requires_grad = False
+    assert y.requires_grad_() is y and y.requires_grad
+    with pytest.raises(TypeError, match="floating-point"):
+        td.arange(3).requires_grad_()
 
 
 def test_from_numpy_shares():

@@ -17,9 +17,9 @@ float32, float64, float16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype
 int32, int64, uint8, bool = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8), np.dtype(np.bool_)
 float, double, long, int = float32, float64, int64, int32
 
-__all__ = ["zeros", "ones", "full", "eye", "arange", "linspace", "randn", "rand",
-           "zeros_like", "ones_like", "cat", "stack", "where", "maximum", "minimum",
-           "matmul", "float32", "float64", "float16", "int32", "int64", "uint8", "bool",
+__all__ = ["zeros", "ones", "full", "eye", "arange", "linspace", "randn", "rand", "zeros_like",
+           "ones_like", "full_like", "rand_like", "randn_like", "cat", "stack", "where", "maximum",
+           "minimum", "matmul", "float32", "float64", "float16", "int32", "int64", "uint8", "bool",
            "float", "double", "long", "int"]
 
 
@@ -90,14 +90,16 @@ def linspace(start, end, steps, *, dtype=None, device="cpu", requires_grad=False
                  requires_grad)
 
 
-def _like(fill):
-    def like(t, *, dtype=None, device=None, requires_grad=False):
-        return full(t.shape, fill, dtype=_or(dtype, t.dtype), device=_or(device, t.device),
+def _like(make):
+    """zeros_like(t), full_like(t, v), ...: make(t.shape, ...) in t's dtype and on t's device
+    unless dtype=/device= say otherwise."""
+    def like(t, *fill_value, dtype=None, device=None, requires_grad=False):
+        return make(t.shape, *fill_value, dtype=_or(dtype, t.dtype), device=_or(device, t.device),
                     requires_grad=requires_grad)
     return like
 
 
-zeros_like, ones_like = _like(0), _like(1)
+zeros_like, ones_like, full_like, rand_like, randn_like = map(_like, (zeros, ones, full, rand, randn))
 
 
 class Cat(Function):

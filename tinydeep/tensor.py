@@ -115,6 +115,9 @@ class Tensor:
                                 f"order) only, got {self.data.dtype}; leave out dtype= (float "
                                 f"arrays become float32) or pass dtype=np.float32")
             raise TypeError(f"only floating-point tensors can require gradients, got {self.data.dtype}")
+        if not value and self._ctx is not None:   # (its gradient would stop here, unseen)
+            raise RuntimeError("only a leaf tensor's requires_grad can be turned off; "
+                               "use x.detach() for a result without gradient")
         self._requires_grad = bool(value)
     requires_grad = property(lambda self: self._requires_grad, _set_requires_grad)
 
@@ -566,7 +569,7 @@ def check_float(name, *arrays):
 
 
 _CONSTANT = Tensor.__new__(Tensor)  # stands in for a non-Tensor input in `parents`
-_CONSTANT.requires_grad, _CONSTANT._ctx = False, None
+_CONSTANT._ctx, _CONSTANT.requires_grad = None, False
 
 
 class _Binary(Function):
