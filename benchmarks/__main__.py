@@ -17,6 +17,7 @@ a stand-in for such a CPU, not a measurement on one.
 """
 import argparse
 import datetime
+import importlib
 import os
 import subprocess
 import sys
@@ -40,32 +41,21 @@ NAMES = ("matmul", "conv", "relu", "grid_sample", "train", "interplay", "coldsta
 COMMAND = "python -m benchmarks"
 
 
+# name -> (module, the argument that sets its rounds, rounds with --quick, rounds without)
+ROUNDS = {"matmul": ("bench_matmul", "repeats", 3, 5), "conv": ("bench_conv", "rounds", 3, 5),
+          "relu": ("bench_relu", "rounds", 3, 7), "grid_sample": ("bench_grid_sample", "repeats", 3, 9),
+          "train": ("bench_train", "rounds", 3, 9), "interplay": ("bench_interplay", "rounds", 3, 7),
+          "coldstart": ("bench_coldstart", "rounds", 1, 3)}
+
+
 def run_one(name, quick):
     """The record of one benchmark: {'figures': [...], ...}, or None when it does not apply."""
-    if name == "matmul":
-        from benchmarks import bench_matmul
-        return bench_matmul.run(repeats=3 if quick else 5)
-    if name == "conv":
-        from benchmarks import bench_conv
-        return bench_conv.run(rounds=3 if quick else 5)
-    if name == "relu":
-        from benchmarks import bench_relu
-        return bench_relu.run(rounds=3 if quick else 7)
-    if name == "grid_sample":
-        from benchmarks import bench_grid_sample
-        return bench_grid_sample.run(repeats=3 if quick else 9)
-    if name == "train":
-        from benchmarks import bench_train
-        return bench_train.run(rounds=3 if quick else 9)
-    if name == "interplay":
-        from benchmarks import bench_interplay
-        return bench_interplay.run(rounds=3 if quick else 7)
-    if name == "coldstart":
-        from benchmarks import bench_coldstart
-        return bench_coldstart.run(rounds=1 if quick else 3)
     if name == "cuda":
         return run_cuda(quick)
-    raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
+    if name not in ROUNDS:
+        raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
+    module, rounds, few, many = ROUNDS[name]
+    return importlib.import_module(f"benchmarks.{module}").run(**{rounds: few if quick else many})
 
 
 def run_cuda(quick):

@@ -20,7 +20,6 @@ while the first compiles the matmul); the helper's CPU seconds are not in the
 child's. One more cold child, in a cache of its own with TINYDEEP_WARMUP=0, gives
 the same run's figure without the helper.
 """
-import argparse
 import json
 import os
 import resource
@@ -127,19 +126,7 @@ def report(res):
           f"{m['first_step_s']:.2f} s + interpreter; load average {res['load_average']:.1f}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = ap.parse_args(argv)
-    print(machine.describe(machine.info()))
-    res = run(args.rounds)
-    report(res)
-    if args.json:
-        sys.path.insert(0, ROOT)
-        from tinydeep.experiments.records import save_json
-        save_json(res, args.json)
-    return res
+main = machine.command(__doc__, run, report, rounds=3)   # main(argv=None)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ The layers are the convolutions of the LeNet-style net (conv5 1->32, pool, conv5
 5x5 with padding 2 on 28x28 and 14x14 inputs. Every contender's results are checked
 against the im2col rung before timing. Figures: each rung's speed-up over the one below.
 """
-import argparse
 import os
 import sys
 
@@ -146,18 +145,7 @@ def report(res):
               f"{ms.get('torch', float('nan')):.1f} |")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--json", metavar="PATH")
-    args = ap.parse_args(argv)
-    print(machine.describe(machine.info()))
-    res = run(args.rounds)
-    report(res)
-    if args.json:
-        from tinydeep.experiments.records import save_json
-        save_json(res, args.json)
-    return res
+main = machine.command(__doc__, run, report, rounds=5)   # main(argv=None)
 
 
 if __name__ == "__main__":

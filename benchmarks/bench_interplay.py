@@ -17,7 +17,6 @@ Figures: alternating / blocks and limited / blocks, as ratios of GFLOP/s in one
 run. tinydeep's matmul and its other CPU kernels run on Numba's OpenMP pool, whose
 idle workers spin too (the relu row: NumPy's matmul right after tinydeep's relu).
 """
-import argparse
 import os
 import statistics
 import sys
@@ -114,18 +113,7 @@ def report(res):
           f"{g['numpy_after_relu']:.1f}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--json", metavar="PATH")
-    args = ap.parse_args(argv)
-    print(machine.describe(machine.info()))
-    res = run(rounds=args.rounds)
-    report(res)
-    if args.json:
-        from tinydeep.experiments.records import save_json
-        save_json(res, args.json)
-    return res
+main = machine.command(__doc__, run, report, rounds=5)   # main(argv=None)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ tinydeep is faster). Backward moves 1.5x the bytes of np.maximum, so the issue's
 single baseline is applied per byte: tinydeep's backward GB/s / np.maximum's GB/s;
 the time ratio to NumPy's backward is printed beside it. Preallocated outputs on every side, so no contender pays for page faults.
 """
-import argparse
 import os
 import sys
 
@@ -73,19 +72,7 @@ def report(res):
               f"{'met' if f['met'] else 'NOT met'} {f['note']}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=SIZE)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = ap.parse_args(argv)
-    print(machine.describe(machine.info()))
-    res = run(args.size, args.rounds)
-    report(res)
-    if args.json:
-        from tinydeep.experiments.records import save_json
-        save_json(res, args.json)
-    return res
+main = machine.command(__doc__, run, report, size=SIZE, rounds=7)   # main(argv=None)
 
 
 if __name__ == "__main__":

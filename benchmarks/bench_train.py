@@ -18,7 +18,6 @@ losses and updated weights are compared (they must agree to 1e-4), so the two
 sides are known to compute the same thing. ratio = tinydeep time / PyTorch time
 (< 1: tinydeep is faster); interleaved rounds, medians (see timing.py).
 """
-import argparse
 import os
 import sys
 
@@ -164,18 +163,7 @@ def report(res):
         print("PyTorch is not installed: no ratios")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    args = ap.parse_args(argv)
-    print(machine.describe(machine.info()))
-    res = run(args.rounds)
-    report(res)
-    if args.json:
-        from tinydeep.experiments.records import save_json
-        save_json(res, args.json)
-    return res
+main = machine.command(__doc__, run, report, rounds=7)   # main(argv=None)
 
 
 if __name__ == "__main__":

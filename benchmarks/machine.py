@@ -1,8 +1,10 @@
 """The machine's figures, printed at the top of every benchmark: threads, NumPy's
 BLAS speed and the memory bandwidth, so that a reader can tell a slow machine
 from a slow kernel, and how busy the machine was while the numbers were taken."""
+import argparse
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -102,6 +104,30 @@ def isa():
             if k in os.environ]
     return f"; numba compiles for {name}" + (f", baselines held by {', '.join(caps)}" if caps else "")
 
+
+def command(doc, run, report, **numbers):
+    """main(argv=None) of a benchmark script: --<name> N for each of `numbers` (name=default,
+    passed on to run) and --json PATH; it prints the machine, runs, reports, and writes the
+    record atomically where --json says."""
+    def main(argv=None):
+        ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+        for name, default in numbers.items():
+            ap.add_argument("--" + name, type=int, default=default, help=f"default {default}")
+        ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+        args = vars(ap.parse_args(argv))
+        path = args.pop("json")
+        print(describe(info()))
+        res = run(**args)
+        report(res)
+        if path:
+            try:
+                from tinydeep.experiments.records import save_json
+            except ImportError:     # run from a checkout without installing: its tinydeep
+                sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                from tinydeep.experiments.records import save_json
+            save_json(res, path)
+        return res
+    return main
 
 if __name__ == "__main__":
     print(describe(info()))

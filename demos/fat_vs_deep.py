@@ -9,7 +9,6 @@ Prints the tables as Markdown, writes fat_vs_deep_seide.png, fat_vs_deep_folding
 fat_vs_deep_compositional.png and fat_vs_deep.json to --out, and one JSON per
 finished Seide net under --out/fat_vs_deep_runs/ (a rerun skips those).
 """
-import argparse
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import depth as dp, sweep  # noqa: E402
-from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import demo_parser, positive_int  # noqa: E402
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 
 DEPTH_COLORS = {1: "tab:blue", 2: "tab:orange", 3: "tab:green"}
@@ -245,10 +244,7 @@ def plot_compositional(rec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results",
-                    help="folder for the PNGs and JSON (default results/)")
+    ap = demo_parser(__doc__)
     ap.add_argument("--dataset", choices=dp.SEIDE_DATASETS, default=None,
                     help="data for the Seide part (default mnist1d; mnist, fashion-mnist and "
                          "cifar10 need their files, see tinydeep.data.load_mnist)")

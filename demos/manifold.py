@@ -8,7 +8,6 @@ and manifold.json to --out. --dataset mnist1d runs the density part alone (a shi
 the sequence as its augmentation; no interpolation: only glyphs has known latent
 factors); mnist, fashion-mnist and cifar10 are refused for that reason.
 """
-import argparse
 import os
 import time
 
@@ -18,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
-from tinydeep.experiments.args import dataset_name, out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import dataset_name, demo_parser, positive_int  # noqa: E402
 from tinydeep.experiments import manifold as mf  # noqa: E402
 
 
@@ -168,9 +167,7 @@ def plot_interpolation(rec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and JSON (default results/)")
+    ap = demo_parser(__doc__)
     ap.add_argument("--seeds", type=positive_int, help="seeds at the small sizes (default 5, quick 2)")
     ap.add_argument("--dataset", type=dataset_name(mf.DATASETS, mf.UNFIT), default="glyphs",
                     metavar="{" + ",".join(mf.DATASETS) + "}",

@@ -8,7 +8,6 @@ over seeds, beside the published numbers.
 Prints the table as Markdown; writes mnist_1d.png and mnist_1d.json to --out, and one
 JSON per finished run under --out/mnist_1d_runs/ (a rerun skips those).
 """
-import argparse
 import os
 import time
 
@@ -19,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from tinydeep.experiments import mnist1d as m1d  # noqa: E402
 from tinydeep.experiments import sweep  # noqa: E402
-from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import demo_parser, positive_int  # noqa: E402
 from tinydeep.experiments.records import markdown_table, save_results  # noqa: E402
 
 NAMES = {"logistic": "logistic regression", "mlp": "MLP 40-100-100-10", "cnn": "CNN 3 conv x 25"}
@@ -78,9 +77,7 @@ def plot(rec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNG and JSON (default results/)")
+    ap = demo_parser(__doc__)
     ap.add_argument("--seeds", type=positive_int, default=None,
                     help="seeds per row (default 3)")
     ap.add_argument("--epochs", type=positive_int, default=None,

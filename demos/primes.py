@@ -6,7 +6,6 @@ the same MLP on the same number of glyphs generalizes.
 
 Prints the table as Markdown, writes primes.png and primes.json to --out.
 """
-import argparse
 import os
 import time
 
@@ -16,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
-from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import demo_parser, positive_int  # noqa: E402
 from tinydeep.experiments import primes as pr  # noqa: E402
 
 
@@ -93,9 +92,7 @@ def plot(rec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNG and JSON (default results/)")
+    ap = demo_parser(__doc__)
     ap.add_argument("--bits", type=positive_int, help="integers below 2^bits (default 16, quick 12)")
     ap.add_argument("--n-train", type=positive_int, help="training-set size (default 4000, quick 1000)")
     args = ap.parse_args(argv)

@@ -2,7 +2,6 @@
 
     python demos/quickstart.py [--quick] [--out results/] [--dataset glyphs|mnist1d|...]
 """
-import argparse
 import os
 import sys
 
@@ -12,15 +11,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import save_figure, save_json  # noqa: E402
-from tinydeep.experiments.args import out_dir  # noqa: E402
+from tinydeep.experiments.args import demo_parser  # noqa: E402
 from tinydeep.experiments.quickstart import run  # noqa: E402
 from tinydeep.experiments.random_labels import DATASETS  # noqa: E402
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a smaller run, for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNG and JSON (default results/)")
+    ap = demo_parser(__doc__, quick="a smaller run, for a smoke test")
     ap.add_argument("--dataset", default="glyphs", choices=DATASETS,
                     help="glyphs (built in, default), mnist1d, or a real set whose files are "
                          "present")

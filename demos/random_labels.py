@@ -8,7 +8,6 @@ random_labels_theorem1.png, random_labels_batchnorm.png (Table 1's BatchNorm con
 random_labels.json to --out; with --dataset other than glyphs the names carry the set's
 name (random_labels_mnist1d_fig1a.png, ...).
 """
-import argparse
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tinydeep as td  # noqa: E402
-from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import demo_parser, positive_int  # noqa: E402
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
 from tinydeep.experiments.sweep import mean_std_text  # noqa: E402
 from tinydeep.experiments import random_labels as rl  # noqa: E402
@@ -411,9 +410,7 @@ def plot_batchnorm(rec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and JSON (default results/)")
+    ap = demo_parser(__doc__)
     ap.add_argument("--dataset", default="glyphs", choices=rl.DATASETS,
                     help="glyphs (built in, default) or a real set whose files are present")
     ap.add_argument("--download", action="store_true",

@@ -20,7 +20,6 @@ outputs are, as Markdown; writes spatial_transformer.png (input digits beside th
 transformers' outputs), spatial_transformer_table.png (the table with error bars and the
 paper's values), spatial_transformer_curves.png and spatial_transformer.json to --out.
 """
-import argparse
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments.records import markdown_table as table, save_results  # noqa: E402
-from tinydeep.experiments.args import dataset_name, out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import dataset_name, demo_parser, positive_int  # noqa: E402
 from tinydeep.experiments import spatial_transformer as stx  # noqa: E402
 
 # epochs per architecture: EPOCHS_NOTE says why these counts
@@ -283,9 +282,7 @@ def json_record(rec):
 
 def settings(argv=None):
     """(args, cfg for stx.run_table, models, columns) from the command line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and JSON (default results/)")
+    ap = demo_parser(__doc__)
     ap.add_argument("--models", nargs="+", choices=stx.ARCHS, default=list(stx.ARCHS),
                     help="architectures, each run plain and behind an ST (default: fcn cnn)")
     ap.add_argument("--columns", nargs="+", choices=tuple(stx.DISTORTIONS),

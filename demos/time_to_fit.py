@@ -8,7 +8,6 @@ paper's lr schedule and with a constant rate that isolates it, over seeds.
 Prints the table as Markdown; writes time_to_fit.png and time_to_fit.json to --out, and
 one JSON per finished run under --out/time_to_fit_runs/ (a rerun skips those).
 """
-import argparse
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinydeep.experiments import sweep, time_to_fit as ttf  # noqa: E402
-from tinydeep.experiments.args import out_dir, positive_int  # noqa: E402
+from tinydeep.experiments.args import demo_parser, positive_int  # noqa: E402
 from tinydeep.experiments.random_labels import DATASETS  # noqa: E402
 from tinydeep.experiments.records import markdown_table, save_results  # noqa: E402
 
@@ -102,10 +101,7 @@ def plot(rec):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small run (< 60 s), for a smoke test")
-    ap.add_argument("--out", type=out_dir, default="results",
-                    help="folder for the PNG and JSON (default results/)")
+    ap = demo_parser(__doc__)
     ap.add_argument("--seeds", type=positive_int, default=None, help="seeds per p (default 3)")
     ap.add_argument("--dataset", default="mnist1d", choices=DATASETS,
                     help="mnist1d (default), glyphs (both built in), or mnist, fashion-mnist, "

@@ -80,6 +80,18 @@ def test_relu_bench_tiny():
     well_formed(res["figures"], 2)
 
 
+def test_bench_script_command_line_writes_the_record(tmp_path, capsys):
+    """Each bench_*.py main(): --<number> flags passed on to run(), the machine and the
+    report printed, the record written where --json says; a bad number refused."""
+    path = tmp_path / "relu.json"
+    res = bench_relu.main(["--size", "1000", "--rounds", "1", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert res["size"] == 1000 and "CPUs" in out and "ReLU on 1000 float32" in out
+    assert json.loads(path.read_text())["figures"][0]["figure"] == res["figures"][0]["figure"]
+    with pytest.raises(SystemExit):
+        bench_relu.main(["--rounds", "many"])
+
+
 @pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
 def test_grid_sample_bench_tiny():
     res = bench_grid_sample.run(repeats=1, shapes=[(2, 1, 5, 6)])

@@ -5,6 +5,16 @@ that quietly fell back to the default, is a silent wrong answer)."""
 import argparse
 
 
+def demo_parser(doc, quick="a small run (< 60 s), for a smoke test"):
+    """A demo's argument parser, its first line of `doc` the description, with the two
+    arguments every demo takes: --quick and --out FOLDER (its PNGs and JSON record)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--out", type=out_dir, default="results", help="folder for the PNGs and "
+                    "JSON record (default results/)")
+    return ap
+
+
 def positive_int(text):
     """argparse type: an integer >= 1 ('0', '-1', '2.5', 'ten' are refused)."""
     try:
