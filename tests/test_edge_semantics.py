@@ -341,3 +341,56 @@ def test_a_buffer_set_to_none_leaves_the_state_dict_as_torch():
     ours, theirs = td.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
     ours.running_mean = theirs.running_mean = None
     assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def test_in_place_update_under_no_grad_moves_the_parameters_as_torch(kernels):
+    """The hand-written SGD step `p -= lr * p.grad` under no_grad(): it left every parameter
+    as it was (Python rebound the name to a new tensor), silently. Three steps of a small
+    MLP against torch's, from the same weights."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    ours = [td.nn.Linear(3, 4), td.nn.ReLU(), td.nn.Linear(4, 1)]
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1)).double()
+    model = td.nn.Sequential(*ours).double()
+    for (_, p), q in zip(model.named_parameters(), theirs.parameters()):
+        p.data[...] = q.detach().numpy()
+    for _ in range(3):
+        F.mse_loss(model(td.tensor(x, dtype=np.float64)), td.tensor(y, dtype=np.float64)).backward()
+        TF.mse_loss(theirs(torch.tensor(x)), torch.tensor(y)).backward()
+        with td.no_grad(), torch.no_grad():
+            for p, q in zip(model.parameters(), theirs.parameters()):
+                p -= 0.1 * p.grad
+                p.grad = None
+                q -= 0.1 * q.grad
+                q.grad = None
+    for p, q in zip(model.parameters(), theirs.parameters()):
+        same(p.numpy(), q.detach().numpy(), rtol=1e-12)
+
+
+def test_in_place_ops_in_a_graph_keep_torchs_gradients(kernels):
+    w = td.tensor([1.0, 2.0], dtype=np.float64, requires_grad=True)
+    v = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    loss, tloss = 0, 0
+    for k in range(3):          # the accumulation `loss += l`
+        loss += (w ** 2 * (k + 1)).sum()
+        tloss += (v ** 2 * (k + 1)).sum()
+    loss *= 0.5
+    tloss *= 0.5
+    loss.backward()
+    tloss.backward()
+    same(loss.numpy(), tloss.detach().numpy())
+    same(w.grad, v.grad.numpy())
+    with pytest.raises(RuntimeError, match="leaf"):     # torch: a leaf Variable that requires grad
+        w += 1
+    x = td.ones(2, dtype=np.float64)
+    y = (w * x).sum()
+    x += 1          # after the graph saved x: the gradient is that of what was computed
+    w.grad = None
+    y.backward()
+    same(w.grad, [1.0, 1.0])
+    assert x.numpy().tolist() == [2.0, 2.0]
+    x /= td.tensor([2.0, 4.0], dtype=np.float64)
+    x **= 2
+    assert x.numpy().tolist() == [1.0, 0.25]
+    with pytest.raises(TypeError, match="does not fit"):     # torch: doesn't match the broadcast shape
+        x += td.ones(3, 2, dtype=np.float64)

@@ -303,6 +303,29 @@ class Tensor:
     def __pow__(self, p):  # a number exponent: one kernel; a tensor one: the pow family
         return Pow.apply(self, p=float(p)) if _is_number(p) else Elementwise.apply(self, p, op="pow")
 
+    def _in_place(self, other, op, sign):
+        """x += y etc. Where no gradient flows (no_grad(): `p -= lr * p.grad`) x takes a new array
+        of the new values (Python alone would rebind the name, leaving the parameter as it was);
+        in a graph the name is rebound to x + y, as torch's values and gradients (`loss += l`)."""
+        if _grad_enabled and self.requires_grad and self._ctx is None:
+            raise RuntimeError(f"in-place {sign}= on a leaf tensor that requires grad: run it "
+                               f"under tinydeep.no_grad() (an update), or write x = x {sign} y")
+        if _grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
+            return op(self, other)
+        with no_grad():
+            y = op(self, other)
+        if y.shape != self.shape or y.dtype != self.dtype:
+            raise TypeError(f"in-place {sign}=: the result, {y.dtype} {y.shape}, does not fit the "
+                            f"tensor, {self.dtype} {self.shape}")
+        self.data = y.data
+        return self
+
+    __iadd__ = lambda self, o: self._in_place(o, Tensor.__add__, "+")       # noqa: E731
+    __isub__ = lambda self, o: self._in_place(o, Tensor.__sub__, "-")       # noqa: E731
+    __imul__ = lambda self, o: self._in_place(o, Tensor.__mul__, "*")       # noqa: E731
+    __itruediv__ = lambda self, o: self._in_place(o, Tensor.__truediv__, "/")  # noqa: E731
+    __ipow__ = lambda self, o: self._in_place(o, Tensor.__pow__, "**")      # noqa: E731
+
     # comparisons give bool tensors and carry no gradient
     def _compare(self, other, op):
         """op names a NumPy comparison ufunc ('equal', 'less', ...)."""
