@@ -224,6 +224,20 @@ BAD_INPUT = {   # each silently gave garbage or an obscure error; torch refuses 
     "adaptive_avg_pool2d of an empty image": (lambda: F.adaptive_avg_pool2d(td.ones(1, 1, 5, 0), 2),
                                               ValueError, "empty image"),
     "a Module without forward": (lambda: td.nn.Module()(td.ones(2)), NotImplementedError, "forward"),
+    # a fourth fuzz (layers): a silent broadcast, silent zeros, silent fills, NumPy's messages
+    "layer_norm weight of the wrong shape": (lambda: F.layer_norm(td.ones(2, 3, 4), (4,), td.ones(1)),
+                                             ValueError, "normalized_shape"),
+    "layer_norm bias that would broadcast": (lambda: F.layer_norm(td.ones(2, 4), (4,), None,
+                                                                  td.ones(5, 1, 4)), ValueError, "bias"),
+    "layer_norm over no dims": (lambda: F.layer_norm(td.ones(2, 4), ()), ValueError, "at least one"),
+    "pad cropping more than the dim": (lambda: F.pad(td.ones(2, 3, 1), (-2, 2), value=7.0),
+                                       ValueError, "cropping 2"),
+    "pad cropping both ends past each other": (lambda: F.pad(td.ones(2, 3, 4), (-3, -2)),
+                                               ValueError, "cropping 3 and 2"),
+    "one_hot of nothing with num_classes -1": (lambda: F.one_hot(td.tensor(np.zeros(0, np.int64))),
+                                               ValueError, "non-empty"),
+    "one_hot with a float num_classes": (lambda: F.one_hot(td.tensor([0, 1]), 3.0), ValueError,
+                                         "num_classes"),
 }
 
 
@@ -394,3 +408,34 @@ def test_in_place_ops_in_a_graph_keep_torchs_gradients(kernels):
     assert x.numpy().tolist() == [1.0, 0.25]
     with pytest.raises(TypeError, match="does not fit"):     # torch: doesn't match the broadcast shape
         x += td.ones(3, 2, dtype=np.float64)
+
+
+@pytest.mark.parametrize("fn", ["max", "avg"])
+@pytest.mark.parametrize("size,k,s,p", [(2, 3, 2, 0), (1, 2, 2, 0), (3, 4, 3, 1), (2, 3, 3, 1)])
+def test_ceil_mode_pools_an_input_smaller_than_the_window_as_torch(fn, size, k, s, p, kernels):
+    """ceil_mode needs one window that starts inside the input, not an input as big as the
+    window: these were refused ("window larger than the input"), torch pools them."""
+    x = np.random.default_rng(size * k).standard_normal((1, 2, size, size + 1))
+    ours = {"max": lambda a: F.max_pool2d(a, k, s, p, 1, True),
+            "avg": lambda a: F.avg_pool2d(a, k, s, p, True, False)}[fn]
+    theirs = {"max": lambda b: TF.max_pool2d(b, k, s, p, 1, True),
+              "avg": lambda b: TF.avg_pool2d(b, k, s, p, True, False)}[fn]
+    a, b, ga, gb = both(x, "cpu", lambda t: ours(t) if isinstance(t, td.Tensor) else theirs(t))
+    assert a.shape == b.shape
+    same(a, b)
+    same(ga, gb)
+
+
+def test_softmax_without_dim_takes_torchs_implicit_dim_and_warns(device):
+    x = np.random.default_rng(3).standard_normal((2, 3, 4))
+    for shape in [(5,), (2, 3), (2, 3, 4), (2, 3, 2, 2)]:
+        for name in ["softmax", "log_softmax"]:
+            with pytest.warns(UserWarning, match="Implicit dimension"):
+                a, b, ga, gb = both(x.reshape(-1)[:int(np.prod(shape))].reshape(shape), device,
+                                    lambda t: getattr(F if isinstance(t, td.Tensor) else TF, name)(t),
+                                    grad_of=lambda y: (y * y).sum())
+            same(a, b, rtol=1e-10)
+            same(ga, gb, rtol=1e-10)
+    with pytest.warns(UserWarning, match="Implicit dimension"):
+        y = td.nn.Softmax()(td.tensor(x, device=device))
+    same(backends.arrays(device).to_host(y.data), TF.softmax(torch.tensor(x), 0).numpy(), rtol=1e-6)

@@ -4,6 +4,8 @@ Import as `from tinydeep import functional as F`. Names and conventions follow
 PyTorch's `torch.nn.functional`, so results can be checked against it.
 Every op checks its inputs (shapes, dtypes) before any kernel runs.
 """
+import warnings
+
 import numpy as np
 
 from . import backends
@@ -163,11 +165,23 @@ def _any_dim(x, dim):
                                          and not (_middle(x) and dim in (1, -2))))
 
 
-def log_softmax(x, dim=1):
+def _implicit_dim(name, x, dim):
+    """dim, or where it is None PyTorch's legacy choice (0 for 0-, 1- and 3-D x, else 1), with
+    PyTorch's warning."""
+    if dim is None and isinstance(x, Tensor):
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the "
+                      f"call to include dim=X as an argument.", stacklevel=3)
+        return 0 if x.ndim in (0, 1, 3) else 1
+    return dim
+
+
+def log_softmax(x, dim=None):
+    dim = _implicit_dim("log_softmax", x, dim)
     return x.log_softmax(dim) if _any_dim(x, dim) else LogSoftmax.apply(_rows("log_softmax", x, dim))
 
 
-def softmax(x, dim=1):
+def softmax(x, dim=None):
+    dim = _implicit_dim("softmax", x, dim)
     return x.softmax(dim) if _any_dim(x, dim) else Softmax.apply(_rows("softmax", x, dim))
 
 
@@ -327,13 +341,13 @@ def _pool_extra(name, input, kernel, stride, padding, ceil_mode, dilation=(1, 1)
         raise ValueError(f"{name}: padding {padding} must be at most half the kernel "
                          f"size {kernel} in each dimension")
     kernel = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    if any(n + 2 * p < k for n, p, k in zip(input.shape[2:], padding, kernel)):
-        raise ValueError(f"{name}: window {kernel} is larger than the input "
-                         f"{tuple(input.shape)} with padding {padding}")
     extra = []
     for n, k, s, p in zip(input.shape[2:], kernel, stride, padding):
         out = -(-(n + 2 * p - k) // s) + 1 if ceil_mode else (n + 2 * p - k) // s + 1
         out -= bool(ceil_mode and (out - 1) * s >= n + p)
+        if out < 1:
+            raise ValueError(f"{name}: window {kernel} is larger than the input "
+                             f"{tuple(input.shape)} with padding {padding}")
         extra.append(max((out - 1) * s + k - n - 2 * p, 0))
     return extra
 
@@ -485,7 +499,11 @@ def one_hot(tensor, num_classes=-1):
     t = _need_tensor("one_hot", tensor).numpy()
     if t.dtype.kind not in "iu":
         raise TypeError(f"one_hot is only applicable to index tensors, got dtype {t.dtype}")
-    n = int(t.max()) + 1 if num_classes == -1 else num_classes
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or (
+            num_classes < -1 or num_classes == -1 and not t.size):
+        raise ValueError(f"one_hot: num_classes must be an int >= 0, or -1 (the largest class "
+                         f"+ 1) for a non-empty tensor, got {num_classes!r}")
+    n = int(t.max()) + 1 if num_classes == -1 else int(num_classes)
     if t.size and (t.min() < 0 or t.max() >= n):
         raise ValueError(f"one_hot: class values must lie in [0, {n}), got {t.min()}..{t.max()}")
     return Tensor(np.eye(n, dtype=np.int64)[t], device=tensor.device, dtype=np.int64)
@@ -614,6 +632,9 @@ def pad(input, pad, mode="constant", value=None):
     crop, place, shape = [slice(None)] * input.ndim, [slice(None)] * input.ndim, list(input.shape)
     for i in range(len(pad) // 2):
         d, lo, hi = input.ndim - 1 - i, int(pad[2 * i]), int(pad[2 * i + 1])
+        if max(-lo, 0) + max(-hi, 0) > input.shape[d]:
+            raise ValueError(f"pad: cropping {-min(lo, 0)} and {-min(hi, 0)} from dim {d} of "
+                             f"size {input.shape[d]} leaves less than nothing")
         crop[d] = slice(max(-lo, 0), input.shape[d] - max(-hi, 0))
         shape[d] = input.shape[d] + lo + hi
         place[d] = slice(max(lo, 0), shape[d] - max(hi, 0))
@@ -738,8 +759,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     norm's kernels with each row as a channel, then weight and bias elementwise."""
     _need_tensor("layer_norm", input)
     n = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-    if tuple(input.shape[input.ndim - len(n):]) != n:
-        raise ValueError(f"layer_norm: input shape {input.shape} does not end in {n}")
+    if not n or tuple(input.shape[input.ndim - len(n):]) != n:
+        raise ValueError(f"layer_norm: input shape {input.shape} does not end in {n} (at least one dim)")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != n:
+            raise ValueError(f"layer_norm: {name} of shape {tuple(t.shape)}, not normalized_shape {n}")
     rows = input.reshape(1, -1, int(np.prod(n)))
     y = BatchNorm.apply(rows, None, None, eps=eps, running=(None, None, 0)).reshape(input.shape)
     y = y if weight is None else y * weight

@@ -43,8 +43,8 @@ Tanh = _layer("Tanh", lambda m, x: F.tanh(x))
 LeakyReLU = _layer("LeakyReLU", lambda m, x: F.leaky_relu(x, m.negative_slope),
                    ("negative_slope", 0.01))
 GELU = _layer("GELU", lambda m, x: F.gelu(x, m.approximate), ("approximate", "none"))
-Softmax = _layer("Softmax", lambda m, x: x.softmax(m.dim), ("dim", None))
-LogSoftmax = _layer("LogSoftmax", lambda m, x: x.log_softmax(m.dim), ("dim", None))
+Softmax = _layer("Softmax", lambda m, x: F.softmax(x, m.dim), ("dim", None))
+LogSoftmax = _layer("LogSoftmax", lambda m, x: F.log_softmax(x, m.dim), ("dim", None))
 Dropout = _layer("Dropout", lambda m, x: F.dropout(x, m.p, m.training), ("p", 0.5),
                  doc="Zeroes elements with probability p in training (scaled by 1/(1-p)).")
 AvgPool2d = _layer("AvgPool2d", lambda m, x: F.avg_pool2d(
