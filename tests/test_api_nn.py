@@ -495,3 +495,38 @@ def test_embedding_from_pretrained_like_torch(device):  # noqa: F811
         TNN.Embedding.from_pretrained(torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match="2-D"):
         nn.Embedding.from_pretrained(td.zeros(2, 3, 4))
+
+
+@pytest.mark.parametrize("kw", [dict(padding="same", dilation=2), dict(padding="valid", stride=2),
+                                dict(padding=(1, 2), dilation=(1, 2)),
+                                dict(padding=1, padding_mode="reflect"),
+                                dict(padding="same", padding_mode="replicate", kernel_size=(2, 3)),
+                                dict(padding=(2, 1), padding_mode="circular", stride=2, dilation=2)])
+def test_conv2d_module_takes_torchs_arguments(kw, device):
+    """nn.Conv2d's padding strings, dilation and padding modes (torch's signature; they were
+    F.conv2d's alone): values and float64 gradients of input, weight and bias."""
+    kw = dict(dict(kernel_size=3), **kw)
+    theirs = torch.nn.Conv2d(2, 3, **kw).double()
+    ours = nn.Conv2d(2, 3, **kw).double().to(device)
+    ours.weight.data = backends.arrays(device).from_host(theirs.weight.detach().numpy())
+    ours.bias.data = backends.arrays(device).from_host(theirs.bias.detach().numpy())
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 8))
+    a = td.tensor(x, dtype=np.float64, device=device, requires_grad=True)
+    b = torch.tensor(x, requires_grad=True)
+    ya, yb = ours(a), theirs(b)
+    (ya * ya).sum().backward()
+    (yb * yb).sum().backward()
+    host = backends.arrays(device).to_host
+    assert ya.shape == tuple(yb.shape)
+    for u, v in [(ya.data, yb), (a.grad, b.grad), (ours.weight.grad, theirs.weight.grad),
+                 (ours.bias.grad, theirs.bias.grad)]:
+        np.testing.assert_allclose(host(u), v.detach().numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="groups"):
+        nn.Conv2d(2, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="padding_mode"):
+        nn.Conv2d(2, 4, 3, padding_mode="mirror")
+
+
+@pytest.mark.parametrize("dims", [(), (0,), (1, 2), (0, -2), (2, 3)])
+def test_flatten_module_start_and_end_dim_as_torch(dims):
+    assert nn.Flatten(*dims)(td.ones(2, 3, 4, 5)).shape == tuple(torch.nn.Flatten(*dims)(torch.ones(2, 3, 4, 5)).shape)

@@ -12,7 +12,7 @@ Two numbers, printed on every test run and bounded:
             the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
-            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,250 (was 7,000
+            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,300 (was 7,000
             until the session of 2026-11-26 added the PyTorch API files, the fault policy,
             signals, MNIST-1D, sweeps and the GPU compile report; 9,000 until the ninth
             session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines,
@@ -23,9 +23,12 @@ Two numbers, printed on every test run and bounded:
             full/randn arguments, max/min/std/var at inf, NaN and 0; a checkpoint writer
             that keeps parameters named like np.savez's keywords; fit/evaluate in the
             model's dtype and mode; loader and gradcheck checks) and a SIGTERM that C code
-            turns into another error); 9,200 until the twelfth session (9,194 -> 9,217):
+            turns into another error); 9,200 until the twelfth session (9,194 -> 9,258):
             `x += y` and the other in-place operators, whose absence let the hand-written
-            update `p -= lr * p.grad` under no_grad() leave every parameter unchanged).
+            update `p -= lr * p.grad` under no_grad() leave every parameter unchanged, and
+            a fourth fuzz's checks (layer_norm's weight shape, pad's crops, softmax's
+            implicit dim, ceil-mode pools) and nn.Conv2d's torch arguments (dilation,
+            padding strings and modes)).
 
 Lines are physical lines (as `wc -l` counts them), docstrings and comments included:
 they are part of what a reader reads.
@@ -37,7 +40,7 @@ CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
 API = ("tensor_api.py", "creation.py", "nn_layers.py", "lr_scheduler.py")
 CORE_BUDGET = 2400
 API_BUDGET = 820
-READABLE_BUDGET = 9250
+READABLE_BUDGET = 9300
 
 
 def is_fast_variant(path):

@@ -260,12 +260,12 @@ class ReLU(Module):
 
 
 class Flatten(Module):
-    def __init__(self, start_dim=1):
+    def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        return x.flatten(self.start_dim)
+        return x.flatten(self.start_dim, self.end_dim)
 
 
 def need_module(owner, key, m):
@@ -317,26 +317,43 @@ class MLP(Sequential):
 
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as in PyTorch); Kaiming-uniform init with
-    fan_in = in_channels · kh · kw."""
+    fan_in = in_channels · kh · kw. padding_mode other than 'zeros': F.pad's mode, then an
+    unpadded convolution (as PyTorch's). groups: 1 only."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros"):
         super().__init__()
         kh, kw = F._pair("Conv2d", "kernel_size", kernel_size, 1)
         self.stride = F._pair("Conv2d", "stride", stride, 1)
-        self.padding = F._pair("Conv2d", "padding", padding, 0)
+        self.padding = padding if padding in ("same", "valid") else F._pair("Conv2d", "padding", padding, 0)
+        self.dilation = F._pair("Conv2d", "dilation", dilation, 1)
         for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"Conv2d: {what} must be a positive int, got {n!r}")
+        if groups != 1 or padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"Conv2d: groups must be 1 (got {groups!r}) and padding_mode 'zeros', "
+                             f"'reflect', 'replicate' or 'circular' (got {padding_mode!r})")
+        self.padding_mode = padding_mode
+        if padding == "same":    # d(k - 1) in all, the odd one on the bottom/right (F.pad's order)
+            t = [d * (k - 1) for d, k in zip(self.dilation, (kh, kw))]
+            self._pads = (t[1] // 2, t[1] - t[1] // 2, t[0] // 2, t[0] - t[0] // 2)
+        else:
+            ph, pw = (0, 0) if padding == "valid" else self.padding
+            self._pads = (pw, pw, ph, ph)
         bound = 1.0 / math.sqrt(in_channels * kh * kw)
         self.weight = Parameter(_uniform(bound, (out_channels, in_channels, kh, kw)))
         self.bias = Parameter(_uniform(bound, (out_channels,))) if bias else None
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        if self.padding_mode == "zeros":
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        x = F.pad(x, self._pads, mode=self.padding_mode)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation)
 
     def extra_repr(self):
         o, i, kh, kw = self.weight.shape
-        return f"{i}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, padding={self.padding}"
+        return (f"{i}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, padding_mode={self.padding_mode}")
 
 
 class MaxPool2d(Module):
