@@ -677,7 +677,7 @@ def test_a_loss_is_a_0d_array_on_every_backend(name):
 
 # --- elementwise families: each op of scalar_ops.py on every backend ---------------------
 
-POSITIVE = {"log", "sqrt"}             # domains where the op is smooth and finite
+POSITIVE = {"log", "sqrt", "log1p"}    # domains where the op is smooth and finite
 
 
 def unary_input(mk, op, *shape):
@@ -754,7 +754,8 @@ def test_family_matches_torch_values_and_gradients(op):
             inputs[0][0, :3], inputs[1][0, :3] = 0.0, [0.0, 2.0, 1.5]
     ts = [torch.tensor(v, requires_grad=True) for v in inputs]
     torch_op = {"pick": lambda a, m: torch.where(m != 0, a, 0.0),
-                "gelu": torch.nn.functional.gelu}.get(op, getattr(torch, op, None))
+                "gelu": torch.nn.functional.gelu,
+                "softplus": torch.nn.functional.softplus}.get(op, getattr(torch, op, None))
     y_t = torch_op(*ts)
     y_t.backward(torch.tensor(g))
     for name in _backends():

@@ -439,3 +439,123 @@ def test_softmax_without_dim_takes_torchs_implicit_dim_and_warns(device):
     with pytest.warns(UserWarning, match="Implicit dimension"):
         y = td.nn.Softmax()(td.tensor(x, device=device))
     same(backends.arrays(device).to_host(y.data), TF.softmax(torch.tensor(x), 0).numpy(), rtol=1e-6)
+
+
+# --- a fifth fuzz (optimizers, schedules, losses against torch 2.13) ---------------------
+
+def test_bce_with_logits_gradient_at_zero_and_its_precision(device):
+    """The gradient at a logit of exactly 0 was (1 - t) - 0.5·0 (abs and relu both took 0 at
+    the kink): a zero-initialised logit layer with every label 1 did not move. And log(1 + e)
+    lost the small losses and gradients that float32 holds (x = 12, t = 1: 0.9 % off)."""
+    x, t = np.array([0.0, 0.0, 0.0, 3.0]), np.array([1.0, 0.0, 0.25, 0.5])
+    a, b, ga, gb = both(x, device, lambda z: (F if isinstance(z, td.Tensor) else TF)
+                        .binary_cross_entropy_with_logits(z, (td.tensor(t, dtype=np.float64, device=device)
+                                                              if isinstance(z, td.Tensor) else torch.tensor(t)),
+                                                          reduction="none"))
+    same(a, b)
+    same(ga, gb)
+    same(ga[:3], 0.5 - t[:3])                                    # σ(0) - t, exactly
+    exact = {"loss x=12 t=1": np.log1p(np.exp(-12.0)), "grad x=-15 t=0": 1 / (1 + np.exp(15.0)),
+             "loss x=-15 t=0": np.log1p(np.exp(-15.0)), "bce x=1e-6 t=0": -np.log1p(-1e-6)}
+    z = td.tensor([12.0, -15.0], device=device, requires_grad=True)        # float32
+    loss = F.binary_cross_entropy_with_logits(z, td.tensor([1.0, 0.0], device=device), reduction="none")
+    loss.sum().backward()
+    host = backends.arrays(device).to_host
+    p = td.tensor([1e-6], device=device)
+    got = {"loss x=12 t=1": host(loss.data)[0], "grad x=-15 t=0": host(z.grad)[1],
+           "loss x=-15 t=0": host(loss.data)[1],
+           "bce x=1e-6 t=0": host(F.binary_cross_entropy(p, td.tensor([0.0], device=device)).data)}
+    for k in exact:
+        np.testing.assert_allclose(got[k], exact[k], rtol=1e-6, err_msg=k)
+
+
+def _trajectories(make, steps, zero, state_at=None):
+    """(ours, torch's) parameter after `steps` of the same gradients, zero_grad as `zero`
+    says; with state_at, our optimizer is rebuilt from its state_dict at that step."""
+    grads = np.random.default_rng(1).standard_normal((steps, 3))
+    p, q = td.tensor(np.ones(3), dtype=np.float64, requires_grad=True), torch.ones(3, dtype=torch.float64, requires_grad=True)
+    o, r = make(optim, p), make(torch.optim, q)
+    for i, g in enumerate(grads):
+        if i % 2 == 0:
+            p.grad, q.grad = g.copy(), torch.tensor(g)
+        o.step()
+        r.step()
+        o.zero_grad(**zero)
+        r.zero_grad(**zero)
+        if i == state_at:
+            sd = o.state_dict()
+            o = make(optim, p)
+            o.load_state_dict(sd)
+    return p.numpy(), q.detach().numpy()
+
+
+@pytest.mark.parametrize("make", [lambda o, p: o.SGD([p], lr=0.1, momentum=0.9),
+                                  lambda o, p: o.Adam([p], lr=0.1, weight_decay=0.1),
+                                  lambda o, p: o.AdamW([p], lr=0.1, amsgrad=True)])
+def test_zero_grad_to_zeros_keeps_stepping_as_torch(make):
+    """zero_grad(set_to_none=False) set None: the next step skipped the parameter, where
+    torch's momentum, decay and averages keep moving it."""
+    same(*_trajectories(make, 6, dict(set_to_none=False)))
+    same(*_trajectories(make, 6, dict(set_to_none=True)))
+    same(*_trajectories(make, 6, dict(set_to_none=False), state_at=2))
+
+
+def test_optimizer_state_of_a_scalar_parameter_loads_as_a_copy(kernels):
+    """A 0-d parameter's buffers were loaded as the checkpoint's own arrays: two optimizers
+    loaded from one state_dict stepped one buffer (and wrote into the checkpoint)."""
+    p = td.tensor(1.0, dtype=np.float64, requires_grad=True)
+    o = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.array(0.5)
+    o.step()
+    sd = o.state_dict()
+    saved = sd["state"][0]["momentum_buffer"].copy()
+    q = td.tensor(p.numpy().copy(), requires_grad=True)                # float32
+    runs = []
+    for _ in range(2):
+        r = td.tensor(p.numpy().copy(), dtype=np.float64, requires_grad=True)
+        o2 = optim.SGD([r], lr=0.1, momentum=0.9)
+        o2.load_state_dict(sd)
+        for g in (-1.0, 2.0):
+            r.grad = np.array(g)
+            o2.step()
+        runs.append(float(r.numpy()))
+    w = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    ref = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+    for g in (0.5, -1.0, 2.0):
+        w.grad = torch.tensor(g, dtype=torch.float64)
+        ref.step()
+    same(runs, [w.item()] * 2)
+    same(sd["state"][0]["momentum_buffer"], saved)
+    o3 = optim.SGD([q], lr=0.1, momentum=0.9)
+    o3.load_state_dict(sd)
+    assert o3.state[q]["momentum_buffer"].dtype == np.float32
+
+
+def test_schedules_and_state_refuse_what_torch_refuses():
+    p = td.ones(2, requires_grad=True)
+    o = optim.SGD([p], lr=1.0)
+    s = optim.lr_scheduler.LambdaLR(o, lambda e: 0.5 ** e)
+    o.add_param_group({"params": [td.ones(2, requires_grad=True)], "lr": 1.0})
+    with pytest.raises(ValueError, match="param group"):      # torch: zip() argument 2 is shorter
+        s.step()
+    step = optim.lr_scheduler.StepLR(o, 1, 0.5)                 # a rule from the lrs: every group
+    step.step()
+    assert step.get_last_lr() == [0.5, 0.5]
+    o2 = optim.SGD([td.ones(2, requires_grad=True)], lr=1.0)
+    with pytest.raises(KeyError, match="initial_lr"):           # torch: KeyError 'initial_lr'
+        optim.lr_scheduler.StepLR(o2, 3, last_epoch=5)
+    sd = o2.state_dict()
+    sd["param_groups"][0]["maximize"] = True                   # torch's option, not ours
+    with pytest.raises(ValueError, match="maximize"):
+        o2.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_whose_targets_all_weigh_zero_is_nan_as_torch(smoothing, kernels):
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    w, t = np.array([0.0, 0.0, 1.0, 1.0]), np.array([0, 1, 0])
+    a = td.tensor(x, dtype=np.float64, requires_grad=True)
+    b = torch.tensor(x, requires_grad=True)
+    F.cross_entropy(a, td.tensor(t), weight=td.tensor(w, dtype=np.float64), label_smoothing=smoothing).backward()
+    TF.cross_entropy(b, torch.tensor(t), weight=torch.tensor(w), label_smoothing=smoothing).backward()
+    assert np.isnan(a.grad).all() == torch.isnan(b.grad).all().item() == True    # noqa: E712

@@ -444,18 +444,19 @@ __all__ += ["sigmoid", "tanh", "leaky_relu", "gelu", "dropout", "one_hot", "nll_
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduce(name, loss, reduction, weight_sum=None):
+def _reduce(name, loss, reduction, weight_sum=None, kept=True):
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else (
-        loss.mean() if weight_sum is None else _per_weight(loss.sum(), weight_sum))
+        loss.mean() if weight_sum is None else _per_weight(loss.sum(), weight_sum, kept))
 
 
-def _per_weight(total, weight_sum):
-    """total / Σw; NaN with a zero gradient where every target is ignored (Σw = 0), as PyTorch's."""
-    return total / weight_sum if weight_sum else total * 0.0 + float("nan")
+def _per_weight(total, weight_sum, kept):
+    """total / Σw, as PyTorch's: where every target is ignored NaN with a zero gradient; where
+    targets are kept but weigh 0, 0/0 (NaN, its gradient too)."""
+    return total / weight_sum if kept else total * 0.0 + float("nan")
 
 
 def sigmoid(x):
@@ -545,7 +546,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     safe = np.where(keep, t, 0)
     wt = np.where(keep, w[safe], 0.0)
     picked = x[np.arange(len(t)), safe] * Tensor(-wt, device=x.device, dtype=x.dtype)
-    loss = _reduce("nll_loss", picked, reduction, weight_sum=float(wt.sum()))
+    loss = _reduce("nll_loss", picked, reduction, float(wt.sum()), bool(keep.any()))
     return loss.reshape(_per_sample(input)) if reduction == "none" else loss
 
 
@@ -578,7 +579,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     smooth = -((logp * w) if w is not None else logp).sum(1) * Tensor(keep, device=x.device, dtype=x.dtype)
     if reduction == "mean":
         wt = (np.ones(x.shape[1]) if w is None else w.numpy())[np.where(keep, t, 0)] * keep
-        smooth = _per_weight(smooth.sum(), float(wt.sum()))
+        smooth = _per_weight(smooth.sum(), float(wt.sum()), bool(keep.any()))
     else:
         smooth = _reduce("cross_entropy", smooth, reduction)
         if reduction == "none":
@@ -599,21 +600,23 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
                          "(NaN is not); for logits use binary_cross_entropy_with_logits")
     x = input.detach()
     xc = input * ((x - t.detach()) / (x * (1 - x)).clamp(min=1e-12))
-    loss = (-(t * x.log().clamp(min=-100) + (1 - t) * (1 - x).log().clamp(min=-100))
+    log_1mx = Unary.apply(-x, op="log1p")       # log(1 - x), exact for a small x
+    loss = (-(t * x.log().clamp(min=-100) + (1 - t) * log_1mx.clamp(min=-100))
             + (xc - xc.detach()))
     return _reduce("binary_cross_entropy", loss if weight is None else loss * weight, reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
-    """BCE of sigmoid(x), stably: (1-t)·x + (1 + (pw-1)·t)·(log(1 + e^-|x|) + max(-x, 0))."""
+    """BCE of sigmoid(x) = (1-t)·softplus(x) + pw·t·softplus(-x), softplus(x) = log(1 + e^x):
+    no exp overflows, no log(1 + tiny) rounds, and the gradient (1-t)·σ(x) - pw·t·σ(-x)
+    subtracts nothing where t is 0 or 1 (and is σ(0) - t at 0, not a kink's choice)."""
     _need_tensor("binary_cross_entropy_with_logits", input)
     t = target if isinstance(target, Tensor) else Tensor(target, device=input.device, dtype=input.dtype)
     if t.shape != input.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target shape {t.shape} != input "
                          f"shape {input.shape}")
-    softplus = (1 + (-input.abs()).exp()).log() + relu(-input)       # log(1 + e^-x)
-    lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * t
-    loss = (1 - t) * input + lw * softplus
+    loss = ((1 - t) * Unary.apply(input, op="softplus")
+            + (t if pos_weight is None else pos_weight * t) * Unary.apply(-input, op="softplus"))
     return _reduce("binary_cross_entropy_with_logits", loss if weight is None else loss * weight,
                    reduction)
 

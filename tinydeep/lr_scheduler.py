@@ -13,7 +13,9 @@ from collections import Counter
 class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
         self.optimizer = optimizer
-        for g in optimizer.param_groups:
+        for i, g in enumerate(optimizer.param_groups):
+            if last_epoch != -1 and "initial_lr" not in g:      # (torch: a KeyError)
+                raise KeyError(f"param group {i} has no 'initial_lr' to resume last_epoch from")
             g.setdefault("initial_lr", g["lr"])
         self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch, self._step_count = last_epoch, 0
@@ -29,7 +31,10 @@ class LRScheduler:
     def step(self):
         self._step_count += 1
         self.last_epoch += 1
-        for g, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        lrs, groups = self.get_lr(), self.optimizer.param_groups
+        if len(lrs) != len(groups):   # a group added since (torch: zip() argument 2 is shorter)
+            raise ValueError(f"{type(self).__name__}: {len(lrs)} rates for {len(groups)} param groups")
+        for g, lr in zip(groups, lrs):
             g["lr"] = lr
         self._last_lr = self._lrs()
 

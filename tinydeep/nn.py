@@ -143,9 +143,10 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):   # (to zeros when set_to_none=False, as PyTorch's)
         for p in self.parameters():
-            p.grad = None
+            if p.grad is not None:
+                p.grad = None if set_to_none else backends.arrays(p.device).full(p.shape, 0, p.dtype)
 
     def float(self):
         """Cast every parameter to float32 in place (gradients dropped), as PyTorch does."""

@@ -57,9 +57,10 @@ class Optimizer:
             g["lr"] = value
 
     def zero_grad(self, set_to_none=True):
-        for g in self.param_groups:
-            for p in g["params"]:
-                p.grad = None
+        """Gradients to None (step() then skips them), or with set_to_none=False to zeros (a
+        step still moves by momentum, decay and Adam's averages), as PyTorch's."""
+        for p in (p for g in self.param_groups for p in g["params"] if p.grad is not None):
+            p.grad = None if set_to_none else backends.arrays(p.device).full(p.shape, 0, p.dtype)
 
     def step(self):
         """Check every parameter first (its .grad's shape, dtype and device; a writable
@@ -115,13 +116,15 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             loaded[p] = {}
-            for k, v in s.items():
-                if hasattr(v, "shape") and tuple(v.shape) not in ((), p.shape):
+            for k, v in s.items():   # 'step' a count; every other entry a buffer like p (copied)
+                if k != "step" and tuple(getattr(v, "shape", ())) != p.shape:
                     raise ValueError(f"{name}.load_state_dict: the {k} of parameter {i} has "
-                                     f"shape {tuple(v.shape)}, the parameter {p.shape}")
-                loaded[p][k] = (Tensor(v, device=p.device, dtype=p.dtype).data
-                                if hasattr(v, "shape") and v.shape else v)
+                                     f"shape {tuple(getattr(v, 'shape', ()))}, the parameter {p.shape}")
+                loaded[p][k] = int(v) if k == "step" else Tensor(v, device=p.device, dtype=p.dtype).data
         for gi, (g, saved) in enumerate(zip(self.param_groups, groups)):
+            unknown = set(saved) - set(self.defaults) - {"params", "initial_lr"}
+            if unknown:      # (torch's maximize, foreach...: an option this optimizer lacks)
+                raise ValueError(f"{name}.load_state_dict: unknown param-group keys {sorted(unknown)}")
             new = {**g, **{k: v for k, v in saved.items() if k != "params"}}
             self._check_group(new, gi)
         for g, saved in zip(self.param_groups, groups):

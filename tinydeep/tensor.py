@@ -121,6 +121,10 @@ class Tensor:
         self._requires_grad = bool(value)
     requires_grad = property(lambda self: self._requires_grad, _set_requires_grad)
 
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
     # --- plain properties -------------------------------------------------
     shape = property(lambda self: tuple(self.data.shape))  # (the simulator's is a tuple subclass)
     dtype = property(lambda self: self.data.dtype)

@@ -235,18 +235,13 @@ def log_softmax(self, dim):
     return _along_last(self, dim, "log_softmax", lambda r, F: F.log_softmax(r, dim=1))
 
 
-def _requires_grad_(self, requires_grad=True):
-    self.requires_grad = requires_grad
-    return self
-
-
 METHODS = dict(
     sum=sum_, prod=prod, argmax=argmax, argmin=argmin, max=max_, min=min_, var=var, std=std, clamp=clamp,
     clip=clamp, unsqueeze=unsqueeze, squeeze=squeeze, t=t, expand=expand,
     expand_as=expand_as, repeat=repeat, clone=clone, softmax=softmax, log_softmax=log_softmax,
     long=lambda self: _astype(self, np.int64), int=lambda self: _astype(self, np.int32),
     bool=lambda self: _astype(self, np.bool_), tolist=lambda self: self.numpy().tolist(),
-    contiguous=lambda self: self, requires_grad_=_requires_grad_, __abs__=_unary("abs"), sigmoid=_unary("sigmoid"),
+    contiguous=lambda self: self, __abs__=_unary("abs"), sigmoid=_unary("sigmoid"),
     pow=Tensor.__pow__, add=Tensor.__add__, sub=Tensor.__sub__, mul=Tensor.__mul__,
     div=Tensor.__truediv__, neg=Tensor.__neg__,
     **{op: _unary(op) for op in ("exp", "log", "sqrt", "abs", "tanh", "relu")})

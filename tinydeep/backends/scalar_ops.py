@@ -36,6 +36,7 @@ def _numpy_or(ufunc, compiled):
 
 exp = _numpy_or(np.exp, lambda x: math.exp(x))
 log = _numpy_or(np.log, lambda x: math.log(x))
+log1p = _numpy_or(np.log1p, lambda x: math.log1p(x))
 sqrt = _numpy_or(np.sqrt, lambda x: math.sqrt(x))
 tanh = _numpy_or(np.tanh, lambda x: math.tanh(x))
 erf = _numpy_or(scipy.special.erf, lambda x: math.erf(x))
@@ -79,6 +80,9 @@ UNARY = {
     # (y > 0 iff x > 0, so either the input or the output may be passed as x)
     "relu": (lambda x: np.maximum(x, 0), lambda x, y, g: where(x > 0, g, 0)),
     "reciprocal": (lambda x: 1 / x, lambda x, y, g: -g * y * y),
+    "log1p": (lambda x: log1p(x), lambda x, y, g: g / (1 + x)),       # log(1 + x), exact near 0
+    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), no overflow; its derivative is sigmoid(x)
+    "softplus": (lambda x: np.maximum(x, 0) + log1p(exp(-abs(x))), lambda x, y, g: g / (1 + exp(-x))),
 }
 
 # PyTorch's pow backward: da = g · b · a^(b-1), taken as 0 where b = 0;
