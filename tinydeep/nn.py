@@ -12,7 +12,7 @@ import numpy as np
 from . import backends
 from . import functional as F
 from .rng import generator
-from .tensor import DEFAULT_DTYPE, Tensor
+from .tensor import DEFAULT_DTYPE, Tensor, zero_grads
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
@@ -143,10 +143,8 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self, set_to_none=True):   # (to zeros when set_to_none=False, as PyTorch's)
-        for p in self.parameters():
-            if p.grad is not None:
-                p.grad = None if set_to_none else backends.arrays(p.device).full(p.shape, 0, p.dtype)
+    def zero_grad(self, set_to_none=True):
+        zero_grads(self.parameters(), set_to_none)
 
     def float(self):
         """Cast every parameter to float32 in place (gradients dropped), as PyTorch does."""

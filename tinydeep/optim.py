@@ -7,7 +7,7 @@ the constructor's value. The schedulers live in lr_scheduler.py (optim.lr_schedu
 import math
 
 from . import backends
-from .tensor import Elementwise, Tensor, _check_grad, _wrap
+from .tensor import Elementwise, Tensor, _check_grad, _wrap, zero_grads
 
 
 class Optimizer:
@@ -57,10 +57,7 @@ class Optimizer:
             g["lr"] = value
 
     def zero_grad(self, set_to_none=True):
-        """Gradients to None (step() then skips them), or with set_to_none=False to zeros (a
-        step still moves by momentum, decay and Adam's averages), as PyTorch's."""
-        for p in (p for g in self.param_groups for p in g["params"] if p.grad is not None):
-            p.grad = None if set_to_none else backends.arrays(p.device).full(p.shape, 0, p.dtype)
+        zero_grads((p for g in self.param_groups for p in g["params"]), set_to_none)
 
     def step(self):
         """Check every parameter first (its .grad's shape, dtype and device; a writable

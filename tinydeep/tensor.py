@@ -461,6 +461,14 @@ def _sole_reference_count():
 _SOLE = _sole_reference_count()
 
 
+def zero_grads(params, set_to_none=True):
+    """Module/Optimizer.zero_grad: each .grad to None (a step then skips it), or to zeros with
+    set_to_none=False (a step still moves it by momentum, decay and Adam's averages)."""
+    for p in params:
+        if p.grad is not None:
+            p.grad = None if set_to_none else backends.arrays(p.device).full(p.shape, 0, p.dtype)
+
+
 def _check_grad(t, grad):
     """A .grad must fit its tensor (it may have been set by hand): checked before any kernel."""
     arrays = backends.arrays(t.device)
