@@ -559,3 +559,84 @@ def test_cross_entropy_whose_targets_all_weigh_zero_is_nan_as_torch(smoothing, k
     F.cross_entropy(a, td.tensor(t), weight=td.tensor(w, dtype=np.float64), label_smoothing=smoothing).backward()
     TF.cross_entropy(b, torch.tensor(t), weight=torch.tensor(w), label_smoothing=smoothing).backward()
     assert np.isnan(a.grad).all() == torch.isnan(b.grad).all().item() == True    # noqa: E712
+
+
+# --- a sixth fuzz (autograd graphs and Module semantics against torch 2.13) ----------------
+
+def _names(m):
+    return [n for n, _ in m.named_parameters()], list(m.state_dict())
+
+
+def test_module_registration_as_torch():
+    """A reassigned layer moved to the end (a Sequential then ran Tanh before Linear), a
+    Tensor over a parameter unregistered it (never trained, never saved), del left it
+    registered, named_parameters(prefix=) lost the dot."""
+    for lib in (td, torch):
+        s = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.Tanh())
+        setattr(s, "0", lib.nn.Linear(2, 2))
+        assert [type(m).__name__ for m in s] == ["Linear", "Tanh"]
+        lin = lib.nn.Linear(2, 3)
+        lin.weight = lib.nn.Parameter(lib.ones(3, 2))
+        assert _names(lin) == (["weight", "bias"], ["weight", "bias"])
+        with pytest.raises(TypeError, match="cannot assign"):
+            lin.weight = lib.ones(3, 2)
+        del lin.bias
+        assert _names(lin) == (["weight"], ["weight"])
+        bn = lib.nn.BatchNorm1d(2)
+        bn.running_mean = lib.nn.Parameter(lib.zeros(2))
+        assert [n for n, _ in bn.named_parameters()] == ["weight", "bias", "running_mean"]
+        with pytest.raises(TypeError, match="cannot assign"):
+            bn.running_var = 5
+        assert [n for n, _ in lib.nn.Sequential(lib.nn.Linear(1, 1)).named_parameters(prefix="p")] == \
+            ["p.0.weight", "p.0.bias"]
+    m = td.nn.Linear(2, 2)
+    for name, value, error in [("weight", td.ones(2), KeyError), ("a.b", td.ones(2), KeyError),
+                               ("c", np.ones(2), TypeError)]:
+        with pytest.raises(error):          # torch: KeyError / TypeError at once
+            m.register_buffer(name, value)
+    with pytest.raises(KeyError, match="'.'"):
+        td.nn.ModuleDict({"a.b": td.nn.ReLU()})
+    with pytest.raises(ValueError, match="True or False"):
+        m.train("no")
+
+
+def test_float_double_and_to_dtype_keep_gradients_as_torch():
+    """float()/double() dropped every .grad: `backward(); model.double(); opt.step()` then
+    skipped the update."""
+    m = td.nn.Linear(3, 2)
+    m(td.ones(4, 3)).sum().backward()
+    g = m.weight.grad.copy()
+    assert m.double().weight.grad.dtype == np.float64 and np.array_equal(m.weight.grad, g)
+    assert m.to(np.float32).weight.dtype == np.float32 and m.weight.grad.dtype == np.float32
+    with pytest.raises(TypeError, match="float32 or float64"):
+        m.to(np.int64)
+
+
+def test_load_state_dict_reports_keys_in_torchs_order():
+    ours, theirs = (lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.Linear(2, 2)) for lib in (td, torch))
+    state = {"zz": np.zeros(1), "1.bias": np.zeros(2), "aa": np.zeros(1)}
+    a = ours.load_state_dict(state, strict=False)
+    b = theirs.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=False)
+    assert (a.missing_keys, a.unexpected_keys) == (b.missing_keys, b.unexpected_keys)
+
+
+def test_no_grad_decorates_bare_and_keeps_the_name():
+    x = td.ones(2, requires_grad=True)
+
+    @td.no_grad
+    def double(t):
+        return t * 2
+    assert not double(x).requires_grad and double.__name__ == "double" and (x * 2).requires_grad
+    with pytest.raises(TypeError, match="generator"):     # its body would run with grad on
+        td.no_grad()(lambda: (yield))
+
+
+def test_in_place_op_in_a_graph_keeps_the_shape():
+    """`y += b` in a graph broadcast y to a new shape; torch refuses (and under no_grad we did)."""
+    w = td.ones(3, requires_grad=True)
+    y = w * 1
+    with pytest.raises(TypeError, match="does not fit"):
+        y += td.ones(2, 3)
+    a = td.zeros(3)
+    with pytest.raises(TypeError, match="does not fit"):
+        a += td.ones(2, 3, requires_grad=True)

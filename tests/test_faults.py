@@ -478,7 +478,7 @@ def test_checkpoint_from_another_architecture(tmp_path):
     nn.save(nn.MLP(4, 8, 1, 3), path)
     other = nn.MLP(4, 8, 2, 3)
     before = [p.data.copy() for p in other.parameters()]
-    with pytest.raises(ValueError, match=r"mlp.npz does not fit MLP: missing \['4.bias', '4.weight'\], "
+    with pytest.raises(ValueError, match=r"mlp.npz does not fit MLP: missing \['4.weight', '4.bias'\], "
                                          r"wrong shapes \[2.weight: \(3, 8\) vs \(8, 8\)"):
         nn.load(other, path)
     # a wrong shape somewhere: nothing was copied in

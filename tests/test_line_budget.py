@@ -12,7 +12,7 @@ Two numbers, printed on every test run and bounded:
             the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
-            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,300 (was 7,000
+            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,350 (was 7,000
             until the session of 2026-11-26 added the PyTorch API files, the fault policy,
             signals, MNIST-1D, sweeps and the GPU compile report; 9,000 until the ninth
             session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines,
@@ -28,7 +28,12 @@ Two numbers, printed on every test run and bounded:
             update `p -= lr * p.grad` under no_grad() leave every parameter unchanged, and
             a fourth fuzz's checks (layer_norm's weight shape, pad's crops, softmax's
             implicit dim, ceil-mode pools) and nn.Conv2d's torch arguments (dilation,
-            padding strings and modes)).
+            padding strings and modes)); 9,300 until the same session's third fuzz
+            (9,273 -> 9,326): Module's torch semantics (a reassigned layer kept in place,
+            a Tensor over a parameter refused, del, register_buffer's checks, float()/
+            double() keeping gradients, no_grad as a bare decorator) and nn_models.py, the
+            home of MLP and SpatialTransformer (out of nn.py: tinydeep's own models, not
+            torch.nn's layers; the core count fell by their 48 lines).
 
 Lines are physical lines (as `wc -l` counts them), docstrings and comments included:
 they are part of what a reader reads.
@@ -40,7 +45,7 @@ CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
 API = ("tensor_api.py", "creation.py", "nn_layers.py", "lr_scheduler.py")
 CORE_BUDGET = 2400
 API_BUDGET = 820
-READABLE_BUDGET = 9300
+READABLE_BUDGET = 9350
 
 
 def is_fast_variant(path):

@@ -50,9 +50,9 @@ def test_save_load_roundtrip_and_mismatches(tmp_path):
         np.testing.assert_array_equal(p.numpy(), q.numpy())
     with pytest.raises(ValueError, match=r"model\.npz.*wrong shapes \[0\.weight: \(8, 5\) vs \(9, 5\)"):
         nn.load(nn.MLP(5, 9, 1, 2), path)
-    with pytest.raises(ValueError, match=r"missing \['4\.bias', '4\.weight'\]"):
+    with pytest.raises(ValueError, match=r"missing \['4\.weight', '4\.bias'\]"):
         nn.load(nn.MLP(5, 8, 2, 2), path)
-    with pytest.raises(ValueError, match=r"unexpected \['2\.bias', '2\.weight'\]"):
+    with pytest.raises(ValueError, match=r"unexpected \['2\.weight', '2\.bias'\]"):
         nn.load(nn.Sequential(nn.Linear(5, 8)), path)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")

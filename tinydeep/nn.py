@@ -12,7 +12,7 @@ import numpy as np
 from . import backends
 from . import functional as F
 from .rng import generator
-from .tensor import DEFAULT_DTYPE, Tensor, zero_grads
+from .tensor import DEFAULT_DTYPE, Tensor, _wrap, zero_grads
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
@@ -43,19 +43,30 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
+        """As PyTorch's: a Parameter, a Module or (under a buffer's name) a tensor is registered
+        as `name`, keeping its place when the name is reassigned; a registered name takes
+        None, or a value of its kind, or a TypeError."""
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                f"before assigning {name!r}")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        buffer = name in self.__dict__.get("_buffers", ())
-        if buffer and (value is None or isinstance(value, Tensor)):   # (None: out of state_dict)
-            self._buffers[name] = value
-        elif isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        tables = {"parameter": self._parameters, "child module": self._modules, "buffer": self._buffers}
+        kind = ("parameter" if isinstance(value, Parameter) else "child module" if isinstance(value, Module)
+                else next((k for k, t in tables.items() if name in t), None))
+        if kind:
+            if not (value is None or isinstance(value, (Parameter, Module))
+                    or kind == "buffer" and isinstance(value, Tensor)):
+                raise TypeError(f"cannot assign {type(value).__name__!r} as {kind} {name!r} of "
+                                f"{type(self).__name__} (a {kind.split()[-1]} or None expected)")
+            for k, t in tables.items():
+                if k != kind:
+                    t.pop(name, None)
+            tables[kind][name] = value
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        for t in (self._parameters, self._modules, self._buffers):
+            t.pop(name, None)
+        object.__delattr__(self, name)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -67,9 +78,9 @@ class Module:
         """(name, Parameter) pairs, each Parameter once (under its first name), as in PyTorch:
         a layer used twice is trained once per step, not twice."""
         seen = set()
-        for name, m in self._named_modules(prefix):
+        for name, m in self._named_modules(prefix + "." if prefix else ""):
             for pname, p in m._parameters.items():
-                if id(p) not in seen:
+                if p is not None and id(p) not in seen:
                     seen.add(id(p))
                     yield name + pname, p
 
@@ -84,7 +95,8 @@ class Module:
         seen.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
-            yield from m._named_modules(prefix + name + ".", seen)
+            if m is not None:
+                yield from m._named_modules(prefix + name + ".", seen)
 
     def modules(self):
         return (m for _, m in self._named_modules())
@@ -99,7 +111,7 @@ class Module:
     def named_children(self):
         seen = set()
         for name, m in self._modules.items():
-            if id(m) not in seen:
+            if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
@@ -113,11 +125,16 @@ class Module:
     def register_buffer(self, name, tensor):
         """A tensor that is state but not trained (BatchNorm's running statistics): in
         state_dict(), moved by to(), cast by float()/double(), never in parameters()."""
+        if not isinstance(name, str) or not name or "." in name or (
+                hasattr(self, name) and name not in self._buffers):
+            raise KeyError(f"register_buffer: {name!r} is not a free attribute name (no '.')")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
         self._buffers[name] = tensor
         object.__setattr__(self, name, tensor)
 
     def named_buffers(self, prefix=""):
-        for name, m in self._named_modules(prefix):
+        for name, m in self._named_modules(prefix + "." if prefix else ""):
             for bname, b in m._buffers.items():
                 if b is not None:
                     yield name + bname, b
@@ -136,6 +153,8 @@ class Module:
         return out
 
     def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError(f"train: mode must be True or False, got {mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -147,19 +166,25 @@ class Module:
         zero_grads(self.parameters(), set_to_none)
 
     def float(self):
-        """Cast every parameter to float32 in place (gradients dropped), as PyTorch does."""
-        for p in self.parameters() + [b for b in self.buffers() if b.dtype.kind == "f"]:
-            p.data, p.grad = p.detach().float().data, None
-        return self
+        """Cast every float parameter and buffer, and each gradient, in place, as PyTorch does."""
+        return self._cast(Tensor.float)
 
     def double(self):
+        return self._cast(Tensor.double)
+
+    def _cast(self, to):
         for p in self.parameters() + [b for b in self.buffers() if b.dtype.kind == "f"]:
-            p.data, p.grad = p.detach().double().data, None
+            p.data, p.grad = to(p.detach()).data, None if p.grad is None else to(_wrap(p.grad, p.device)).data
         return self
 
     def to(self, device):
         """Move every parameter (and its gradient) to `device` in place, as PyTorch does;
-        create the optimizer after this, or before its first step."""
+        create the optimizer after this, or before its first step. A float dtype: _cast."""
+        if not isinstance(device, str):         # a dtype: float() or double()
+            cast = {"float32": self.float, "float64": self.double}.get(np.dtype(device).name)
+            if cast is None:
+                raise TypeError(f"Module.to: a dtype must be float32 or float64, got {device!r}")
+            return cast()
         for p in self.parameters() + self.buffers():
             if p.device != device:
                 moved = Tensor(p.numpy(), device=device, dtype=p.dtype)
@@ -181,8 +206,8 @@ class Module:
             raise TypeError(f"load_state_dict: {source} must be a mapping of name -> array "
                             f"(as state_dict() returns), got {type(state).__name__}")
         own = self._state()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own), key=str)
+        missing = [n for n in own if n not in state]            # (in the module's order,
+        unexpected = [n for n in state if n not in own]         # and in state's: PyTorch's)
         keys = IncompatibleKeys(missing, unexpected)
         if not strict:   # (PyTorch's strict=False: load what matches, report the rest)
             missing, unexpected = [], []
@@ -271,6 +296,8 @@ def need_module(owner, key, m):
     """m, when it is a Module; a container that took anything else would drop it unseen."""
     if not isinstance(m, Module):
         raise TypeError(f"{owner}: {key!r} is not a Module (got {type(m).__name__})")
+    if not str(key) or "." in str(key):    # (a name in state_dict's dotted paths)
+        raise KeyError(f"{owner}: a module name cannot be empty or contain '.', got {key!r}")
     return m
 
 
@@ -297,21 +324,6 @@ class Sequential(Module):
         for layer in self._modules.values():
             x = layer(x)
         return x
-
-
-class MLP(Sequential):
-    """`depth` hidden layers of `width` ReLU units between in_features and out_features."""
-
-    def __init__(self, in_features, width, depth, out_features):
-        for what, n, least in (("in_features", in_features, 1), ("width", width, 1),
-                               ("depth", depth, 0), ("out_features", out_features, 1)):
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < least:
-                raise ValueError(f"MLP: {what} must be an int >= {least}, got {n!r}")
-        layers, n_in = [], in_features
-        for _ in range(depth):
-            layers += [Linear(n_in, width), ReLU()]
-            n_in = width
-        super().__init__(*layers, Linear(n_in, out_features))
 
 
 class Conv2d(Module):
@@ -373,37 +385,6 @@ class MaxPool2d(Module):
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
-IDENTITY_THETA = np.array([1, 0, 0, 0, 1, 0], dtype=DEFAULT_DTYPE)
-
-
-class SpatialTransformer(Module):
-    """Jaderberg et al. 2015: a localization net predicts an affine θ (2×3) per
-    image; the image is resampled at affine_grid(θ) by bilinear grid_sample.
-    The localization net's last layer must be a Linear with 6 outputs; it starts
-    at zero weights and the identity bias, so training begins from "do nothing"."""
-
-    def __init__(self, localization, output_size, align_corners=False):
-        super().__init__()
-        last = [m for m in localization.modules() if isinstance(m, Linear)]
-        if not last or last[-1].out_features != 6:
-            raise ValueError("SpatialTransformer: the localization net must end in a Linear "
-                             "layer with 6 outputs (the affine parameters)")
-        last[-1].weight.data[...] = 0.0
-        if last[-1].bias is None:
-            raise ValueError("SpatialTransformer: the last Linear needs a bias to hold the identity")
-        last[-1].bias.data[...] = IDENTITY_THETA
-        self.localization = localization
-        self.output_size = tuple(output_size)
-        self.align_corners = align_corners
-
-    def theta(self, x):
-        return self.localization(x).reshape(x.shape[0], 2, 3)
-
-    def forward(self, x):
-        n, c = x.shape[:2]
-        grid = F.affine_grid(self.theta(x), (n, c) + self.output_size, self.align_corners)
-        return F.grid_sample(x, grid, align_corners=self.align_corners)
-
-
 from .checkpoint import load, save  # noqa: E402,F401  (nn.save / nn.load: .npz files)
+from .nn_models import MLP, SpatialTransformer  # noqa: E402,F401  (tinydeep's own models)
 from .nn_layers import *  # noqa: E402,F401,F403  (Dropout, BatchNorm2d, ModuleList, losses, ...)

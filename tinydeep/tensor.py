@@ -12,7 +12,10 @@ order and accumulates gradients into the leaves' `.grad`.
 The arithmetic ops live here (they are the Tensor's operators); the neural
 network ops (relu, conv, losses, sampling) live in `functional.py`.
 """
+import functools
+import inspect
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -23,7 +26,11 @@ _grad_enabled = True
 
 
 class no_grad:
-    """Context manager (and decorator) that records no graph: for evaluation and updates."""
+    """Context manager (and decorator, @no_grad() or @no_grad) that records no graph: for
+    evaluation and updates."""
+
+    def __new__(cls, fn=None):
+        return super().__new__(cls) if fn is None else cls()(fn)
 
     def __enter__(self):
         global _grad_enabled
@@ -34,6 +41,11 @@ class no_grad:
         _grad_enabled = self._prev
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):    # (its body would run after the with had ended)
+            raise TypeError(f"no_grad cannot decorate the generator {fn.__name__}; use `with "
+                            f"tinydeep.no_grad():` inside it")
+
+        @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             with no_grad():
                 return fn(*args, **kwargs)
@@ -314,13 +326,14 @@ class Tensor:
         if _grad_enabled and self.requires_grad and self._ctx is None:
             raise RuntimeError(f"in-place {sign}= on a leaf tensor that requires grad: run it "
                                f"under tinydeep.no_grad() (an update), or write x = x {sign} y")
-        if _grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
-            return op(self, other)
-        with no_grad():
+        graph = _grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False))
+        with (nullcontext() if graph else no_grad()):
             y = op(self, other)
         if y.shape != self.shape or y.dtype != self.dtype:
             raise TypeError(f"in-place {sign}=: the result, {y.dtype} {y.shape}, does not fit the "
                             f"tensor, {self.dtype} {self.shape}")
+        if graph:
+            return y
         self.data = y.data
         return self
 
