@@ -640,3 +640,31 @@ def test_in_place_op_in_a_graph_keeps_the_shape():
     a = td.zeros(3)
     with pytest.raises(TypeError, match="does not fit"):
         a += td.ones(2, 3, requires_grad=True)
+
+
+# --- PyTorch tutorials' idioms run with the import changed (a seventh check) --------------
+
+def test_tutorial_idioms_run_as_torchs(tmp_path):
+    """`p.data = t` stored the Tensor itself (the next forward failed inside the matmul
+    kernel), f"{loss:.4f}" raised, nn.ReLU(inplace=True) raised, torch.save/torch.load of
+    a state_dict did not exist."""
+    for lib in (td, torch):
+        lin = lib.nn.Linear(4, 3)
+        lin.weight.data = lib.zeros(3, 4)
+        lin.bias.data = lib.ones(3)
+        assert lin(lib.ones(2, 4)).sum().item() == 6.0
+        assert f"{lib.tensor(0.123456):.3f}" == "0.123"
+        with pytest.raises(TypeError):
+            f"{lib.ones(2):.2f}"
+        net = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.ReLU(inplace=True),
+                                lib.nn.LeakyReLU(0.1, True), lib.nn.Dropout(0.5, inplace=True),
+                                lib.nn.BatchNorm1d(3))
+        path = tmp_path / f"{lib.__name__}.pth"
+        lib.save(net.state_dict(), path)
+        again = lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.ReLU(), lib.nn.LeakyReLU(0.1),
+                                  lib.nn.Dropout(0.5), lib.nn.BatchNorm1d(3))
+        again.load_state_dict(lib.load(path))
+        for (k, a), (j, b) in zip(net.state_dict().items(), again.state_dict().items()):
+            assert k == j and np.array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(TypeError, match="never pickles"):
+        td.save([1, 2], tmp_path / "list.pth")

@@ -1,5 +1,6 @@
 """tinydeep: a from-scratch deep-learning engine to read, run and measure."""
 from . import backends, functional, nn, optim
+from .checkpoint import read as load, save
 from .gradcheck import gradcheck
 from .rng import manual_seed
 from .backends import cuda_available
@@ -8,5 +9,5 @@ from . import creation
 from .creation import *  # noqa: F401,F403  (zeros, cat, where, float32, ...: torch's names)
 
 __version__ = "0.1.0"
-__all__ = ["Tensor", "tensor", "from_numpy", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck",
+__all__ = ["Tensor", "tensor", "from_numpy", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "save", "load",
            "backends", "functional", "nn", "optim", "cuda_available"] + creation.__all__

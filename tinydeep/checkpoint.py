@@ -1,7 +1,9 @@
-"""Checkpoints: a Module's parameters and buffers in an .npz file (NumPy's zip of .npy
-arrays), never pickled. `save` writes the file whole or not at all (tinydeep.files);
-`load` checks every member's header against its size and every name, shape and dtype
-against the module before it copies anything in. Reached as nn.save and nn.load.
+"""Checkpoints: a Module's parameters and buffers (or any state_dict of named arrays) in an
+.npz file (NumPy's zip of .npy arrays), never pickled. `save` writes the file whole or not
+at all (tinydeep.files); `read` checks every member's header against its size, and `load`
+every name, shape and dtype against the module before it copies anything in. Reached as
+nn.save / nn.load, and as tinydeep.save / tinydeep.load (torch's names: load gives the
+state_dict, for model.load_state_dict).
 """
 import math
 import os
@@ -11,15 +13,19 @@ import numpy as np
 
 from .files import atomic_write
 from .nn import Module
+from .tensor import Tensor
 
 
-def save(module, path):
-    """Write the module's parameters to `path` (.npz, no pickle). The file appears
-    complete or not at all: written to a temporary name, then renamed (see
-    tinydeep.files for what happens to a symlink, a read-only file or a device there)."""
-    if not isinstance(module, Module):
-        raise TypeError(f"nn.save: expected a Module, got {type(module).__name__}")
-    return atomic_write(path, lambda f: _write_npz(f, module.state_dict()))
+def save(obj, path):
+    """Write a Module's state_dict(), or a state_dict (name -> array or Tensor), to `path`
+    (.npz, no pickle). The file appears complete or not at all: written to a temporary
+    name, then renamed (see tinydeep.files for a symlink, a read-only file or a device)."""
+    state = obj.state_dict() if isinstance(obj, Module) else obj
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise TypeError(f"save: expected a Module or a state_dict (names -> arrays), got "
+                        f"{type(obj).__name__}; tinydeep writes arrays only, never pickles")
+    state = {k: v.numpy() if isinstance(v, Tensor) else v for k, v in state.items()}
+    return atomic_write(path, lambda f: _write_npz(f, state))
 
 
 def _write_npz(f, state):
@@ -58,7 +64,7 @@ def _checkpoint_arrays(path):
             with z.open(info) as m:
                 version = np.lib.format.read_magic(m)
                 if version not in _NPY_READERS:
-                    raise ValueError(f"{where} has .npy format version {version}, which nn.load "
+                    raise ValueError(f"{where} has .npy format version {version}, which tinydeep "
                                      f"does not read")
                 shape, _, dtype = _NPY_READERS[version](m)
                 header = m.tell()
@@ -75,19 +81,15 @@ def _checkpoint_arrays(path):
     return state
 
 
-def load(module, path):
-    """Load parameters saved by `save`; names, shapes and dtypes are checked for every
-    array before any is copied in (Module.load_state_dict), so a refused file changes
-    nothing. Never unpickles."""
-    if not isinstance(module, Module):
-        raise TypeError(f"nn.load: expected a Module to load into, got {type(module).__name__}")
+def read(path):
+    """name -> array of a checkpoint written by `save` (tinydeep.load: torch.load's place)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder, not a checkpoint file (.npz)")
     try:
-        state = _checkpoint_arrays(path)
+        return _checkpoint_arrays(path)
     except (OSError, EOFError, zipfile.BadZipFile, MemoryError, NotImplementedError,
             RuntimeError) as e:   # a cut file; a flipped compression method or encryption bit
         raise ValueError(f"{path} is not a readable tinydeep checkpoint (.npz): "
@@ -97,5 +99,13 @@ def load(module, path):
         if path not in message:
             message = f"{path} is not a readable tinydeep checkpoint (.npz): {message}"
         raise ValueError(message) from None
-    module.load_state_dict(state, source=f"checkpoint {path}")
+
+
+def load(module, path):
+    """Load parameters saved by `save`; names, shapes and dtypes are checked for every
+    array before any is copied in (Module.load_state_dict), so a refused file changes
+    nothing. Never unpickles."""
+    if not isinstance(module, Module):
+        raise TypeError(f"nn.load: expected a Module to load into, got {type(module).__name__}")
+    module.load_state_dict(read(path), source=f"checkpoint {os.fspath(path)}")
     return module

@@ -19,11 +19,17 @@ IncompatibleKeys = namedtuple("IncompatibleKeys", "missing_keys unexpected_keys"
 functional = F   # torch.nn.functional's place: `F = nn.functional`
 
 
+class _Data:   # Parameter.data: read as an attribute; `p.data = t` (torch's idiom) stores t's array
+    def __set__(self, p, value):
+        p.__dict__["data"] = value.data if isinstance(value, Tensor) else value
+
+
 class Parameter(Tensor):
     """A Tensor that a Module trains: requires_grad is on. Made from an array or a number,
     it holds a copy (float32 unless `dtype` says otherwise), so training never writes into
     the caller's array; made from a Tensor of the same dtype, it shares that tensor's array
     (PyTorch's nn.Parameter(t) does too) and keeps its dtype."""
+    data = _Data()
 
     def __init__(self, data, dtype=None):
         if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
@@ -279,6 +285,10 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    def __init__(self, inplace=False):   # (a new tensor either way: see SEMANTICS.md)
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x):
         return F.relu(x)
 
@@ -342,8 +352,8 @@ class Conv2d(Module):
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
                 raise ValueError(f"Conv2d: {what} must be a positive int, got {n!r}")
         if groups != 1 or padding_mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise ValueError(f"Conv2d: groups must be 1 (got {groups!r}) and padding_mode 'zeros', "
-                             f"'reflect', 'replicate' or 'circular' (got {padding_mode!r})")
+            raise ValueError(f"Conv2d takes groups=1 only and padding_mode 'zeros', 'reflect', "
+                             f"'replicate' or 'circular'; got groups={groups!r}, padding_mode={padding_mode!r}")
         self.padding_mode = padding_mode
         if padding == "same":    # d(k - 1) in all, the odd one on the bottom/right (F.pad's order)
             t = [d * (k - 1) for d, k in zip(self.dilation, (kh, kw))]

@@ -41,11 +41,11 @@ Identity = _layer("Identity", lambda m, x: x)
 Sigmoid = _layer("Sigmoid", lambda m, x: F.sigmoid(x))
 Tanh = _layer("Tanh", lambda m, x: F.tanh(x))
 LeakyReLU = _layer("LeakyReLU", lambda m, x: F.leaky_relu(x, m.negative_slope),
-                   ("negative_slope", 0.01))
+                   ("negative_slope", 0.01), ("inplace", False))
 GELU = _layer("GELU", lambda m, x: F.gelu(x, m.approximate), ("approximate", "none"))
 Softmax = _layer("Softmax", lambda m, x: F.softmax(x, m.dim), ("dim", None))
 LogSoftmax = _layer("LogSoftmax", lambda m, x: F.log_softmax(x, m.dim), ("dim", None))
-Dropout = _layer("Dropout", lambda m, x: F.dropout(x, m.p, m.training), ("p", 0.5),
+Dropout = _layer("Dropout", lambda m, x: F.dropout(x, m.p, m.training), ("p", 0.5), ("inplace", False),
                  doc="Zeroes elements with probability p in training (scaled by 1/(1-p)).")
 AvgPool2d = _layer("AvgPool2d", lambda m, x: F.avg_pool2d(
     x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override),

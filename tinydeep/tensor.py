@@ -202,6 +202,9 @@ class Tensor:
     def item(self):
         return self._scalar("item()")
 
+    def __format__(self, spec):   # f"{loss:.4f}": a 0-d tensor formats as its number (torch's)
+        return format(self.item(), spec) if self.ndim == 0 else object.__format__(self, spec)
+
     def detach(self):
         """The same values (the same array, shared as in PyTorch) with no graph."""
         return _wrap(self.data, self.device)
