@@ -668,3 +668,6 @@ def test_tutorial_idioms_run_as_torchs(tmp_path):
             assert k == j and np.array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(TypeError, match="never pickles"):
         td.save([1, 2], tmp_path / "list.pth")
+    import importlib        # `import tinydeep.nn.functional as F`: 'tinydeep.nn' is not a package
+    assert importlib.import_module("tinydeep.nn.functional") is F
+    assert importlib.import_module("tinydeep.optim.lr_scheduler").StepLR is optim.lr_scheduler.StepLR

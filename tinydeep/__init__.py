@@ -1,4 +1,6 @@
 """tinydeep: a from-scratch deep-learning engine to read, run and measure."""
+import sys
+
 from . import backends, functional, nn, optim
 from .checkpoint import read as load, save
 from .gradcheck import gradcheck
@@ -7,6 +9,10 @@ from .backends import cuda_available
 from .tensor import Tensor, from_numpy, is_grad_enabled, no_grad, tensor
 from . import creation
 from .creation import *  # noqa: F401,F403  (zeros, cat, where, float32, ...: torch's names)
+
+# torch's module paths: `import tinydeep.nn.functional as F`, `from tinydeep.optim.lr_scheduler import StepLR`
+sys.modules[__name__ + ".nn.functional"] = functional
+sys.modules[__name__ + ".optim.lr_scheduler"] = optim.lr_scheduler
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "tensor", "from_numpy", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "save", "load",
