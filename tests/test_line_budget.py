@@ -12,7 +12,7 @@ Two numbers, printed on every test run and bounded:
             the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
-            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,350 (was 7,000
+            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,400 (was 7,000
             until the session of 2026-11-26 added the PyTorch API files, the fault policy,
             signals, MNIST-1D, sweeps and the GPU compile report; 9,000 until the ninth
             session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines,
@@ -33,7 +33,9 @@ Two numbers, printed on every test run and bounded:
             a Tensor over a parameter refused, del, register_buffer's checks, float()/
             double() keeping gradients, no_grad as a bare decorator) and nn_models.py, the
             home of MLP and SpatialTransformer (out of nn.py: tinydeep's own models, not
-            torch.nn's layers; the core count fell by their 48 lines).
+            torch.nn's layers; the core count fell by their 48 lines); 9,350 until PyTorch
+            tutorials ran with the import changed (9,349 -> 9,355: tinydeep.save/load of a
+            state_dict, torch's module paths, f-string formats, inplace=).
 
 Lines are physical lines (as `wc -l` counts them), docstrings and comments included:
 they are part of what a reader reads.
@@ -45,7 +47,7 @@ CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
 API = ("tensor_api.py", "creation.py", "nn_layers.py", "lr_scheduler.py")
 CORE_BUDGET = 2400
 API_BUDGET = 820
-READABLE_BUDGET = 9350
+READABLE_BUDGET = 9400
 
 
 def is_fast_variant(path):
