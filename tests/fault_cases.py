@@ -1117,7 +1117,7 @@ def save_with_an_empty_name(tmp):
 @case(3)
 def save_something_that_is_not_a_module(tmp):
     before = snapshot(tmp)
-    refused(lambda: nn.save(_mlp().state_dict(), tmp / "m.npz"), TypeError, "Module", "dict")
+    refused(lambda: nn.save([_mlp()], tmp / "m.npz"), TypeError, "Module", "list")   # (a state_dict saves)
     untouched(before, tmp)
 
 
