@@ -134,6 +134,12 @@ MODULE_LEVEL = {
     "@ batched": (lambda x, y: x @ y, [(4, 2, 3), (4, 3, 5)]),
     "@ batch broadcast": (lambda x, y: x @ y, [(2, 1, 2, 3), (4, 3, 5)]),
     "@ 2-D by 3-D": (lambda x, y: x @ y, [(2, 3), (4, 3, 5)]),
+    # Tensor methods as module-level functions (torch.max(out, 1) of the blitz, torch.exp(x)...)
+    "torch.max(x, 1)": (lambda x, y: TD(x).max(x, 1)[0] + TD(x).max(y), [(2, 3), (3,)]),
+    "torch.max(a, b), torch.min(a, b)": (lambda x, y: TD(x).max(x, y) * TD(x).min(x, y), [(2, 3), (2, 3)]),
+    "torch.sum, mean, exp, abs": (lambda x, y: TD(x).sum(TD(x).exp(x), dim=1) + TD(x).mean(TD(x).abs(y)), [(2, 3), (3,)]),
+    "torch.flatten, transpose, t": (lambda x, y: TD(x).flatten(TD(x).transpose(x, 0, 1), 0) + TD(x).t(y).sum(), [(2, 3), (2, 3)]),
+    "torch.softmax, sigmoid, clamp": (lambda x, y: TD(x).softmax(x, 1) * TD(x).clamp(TD(x).sigmoid(y), 0.3, 0.7), [(2, 3), (2, 3)]),
 }
 
 

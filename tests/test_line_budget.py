@@ -6,9 +6,10 @@ Two numbers, printed on every test run and bounded:
             and the layers. Budget: CORE_BUDGET = 2,400 lines (issue 16).
   API       the PyTorch-named conveniences built on the core (tensor_api.py,
             creation.py, nn_layers.py, lr_scheduler.py): compositions of core ops.
-            Bounded on their own, API_BUDGET = 820 (800 until the eleventh session's
+            Bounded on their own, API_BUDGET = 840 (800 until the eleventh session's
             argument checks in creation.py and the containers, and torch's edge semantics:
-            785 -> 811 lines), and reported with
+            785 -> 811 lines; 820 until the twelfth session gave torch's module-level
+            functions, torch.max(out, 1), torch.exp(x), ...: 818 -> 835), and reported with
             the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
@@ -46,7 +47,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinydeep"
 CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
 API = ("tensor_api.py", "creation.py", "nn_layers.py", "lr_scheduler.py")
 CORE_BUDGET = 2400
-API_BUDGET = 820
+API_BUDGET = 840
 READABLE_BUDGET = 9400
 
 

@@ -9,6 +9,7 @@ from .backends import cuda_available
 from .tensor import Tensor, from_numpy, is_grad_enabled, no_grad, tensor
 from . import creation
 from .creation import *  # noqa: F401,F403  (zeros, cat, where, float32, ...: torch's names)
+globals().update(creation.FUNCTIONS)   # torch.exp(x), torch.max(out, 1), ...
 
 # torch's module paths: `import tinydeep.nn.functional as F`, `from tinydeep.optim.lr_scheduler import StepLR`
 sys.modules[__name__ + ".nn.functional"] = functional
@@ -16,4 +17,4 @@ sys.modules[__name__ + ".optim.lr_scheduler"] = optim.lr_scheduler
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "tensor", "from_numpy", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "save", "load",
-           "backends", "functional", "nn", "optim", "cuda_available"] + creation.__all__
+           "backends", "functional", "nn", "optim", "cuda_available"] + creation.__all__ + list(creation.FUNCTIONS)

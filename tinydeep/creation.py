@@ -180,3 +180,20 @@ def matmul(input, other):
     """input @ other, as torch.matmul (1-D sides, batches of matrices: see tensor.MatMul)."""
     return input @ other
 
+
+
+def _as_function(name):
+    """torch.exp(x), torch.sum(x, dim=1), torch.max(out, 1): the Tensor method `name` as a
+    function of its tensor; torch.max(a, b) / torch.min(a, b) of two tensors: maximum/minimum."""
+    def f(input, *args, **kwargs):
+        if name in ("max", "min") and args and isinstance(args[0], Tensor):
+            return (maximum if name == "max" else minimum)(input, *args)
+        return getattr(input, name)(*args, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    return f
+
+
+FUNCTIONS = {n: _as_function(n) for n in (   # (a dict: names like sum and max stay builtins here)
+    "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std", "exp", "log", "sqrt",
+    "abs", "tanh", "sigmoid", "relu", "clamp", "flatten", "reshape", "transpose", "permute",
+    "squeeze", "unsqueeze", "softmax", "log_softmax", "t")}
