@@ -321,3 +321,15 @@ def test_bad_arguments_get_clear_errors():
         td.ones(2, 2, 3) @ td.ones(3, 3, 4)
     with pytest.raises(ValueError, match="at least 1 dimension"):
         td.tensor(2.0) @ x
+
+
+def test_type_any_and_all_as_torch(device):
+    """The tutorials' accuracy line `(pred.argmax(1) == y).type(torch.float).sum()`, and
+    any()/all() of a mask."""
+    x = np.array([[0.5, -2.0, 1.0], [3.0, 0.0, -1.0]])
+    for lib in (td, torch):
+        t = lib.tensor(x, device=device) if lib is td else lib.tensor(x)
+        y = lib.tensor([2, 0], device=device) if lib is td else lib.tensor([2, 0])
+        got = [(t.argmax(1) == y).type(lib.float).sum().item(), (t > 2).any().item(),
+               (t > -3).all().item(), (t > 0).all().item(), str(t.type(lib.float64).dtype)[-7:]]
+        assert got == [2.0, True, True, False, "float64"], (lib.__name__, got)

@@ -9,7 +9,7 @@ Two numbers, printed on every test run and bounded:
             Bounded on their own, API_BUDGET = 840 (800 until the eleventh session's
             argument checks in creation.py and the containers, and torch's edge semantics:
             785 -> 811 lines; 820 until the twelfth session gave torch's module-level
-            functions, torch.max(out, 1), torch.exp(x), ...: 818 -> 835), and reported with
+            functions and x.type/any/all, torch.max(out, 1), ...: 818 -> 837), and reported with
             the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning

@@ -241,7 +241,9 @@ METHODS = dict(
     expand_as=expand_as, repeat=repeat, clone=clone, softmax=softmax, log_softmax=log_softmax,
     long=lambda self: _astype(self, np.int64), int=lambda self: _astype(self, np.int32),
     bool=lambda self: _astype(self, np.bool_), tolist=lambda self: self.numpy().tolist(),
-    contiguous=lambda self: self, __abs__=_unary("abs"), sigmoid=_unary("sigmoid"),
+    contiguous=lambda self: self, type=lambda self, dtype: self.to(dtype),   # x.type(torch.float)
+    any=lambda self: Tensor(self.numpy().any(), device=self.device),
+    all=lambda self: Tensor(self.numpy().all(), device=self.device), __abs__=_unary("abs"), sigmoid=_unary("sigmoid"),
     pow=Tensor.__pow__, add=Tensor.__add__, sub=Tensor.__sub__, mul=Tensor.__mul__,
     div=Tensor.__truediv__, neg=Tensor.__neg__,
     **{op: _unary(op) for op in ("exp", "log", "sqrt", "abs", "tanh", "relu")})
