@@ -530,3 +530,43 @@ def test_conv2d_module_takes_torchs_arguments(kw, device):
 @pytest.mark.parametrize("dims", [(), (0,), (1, 2), (0, -2), (2, 3)])
 def test_flatten_module_start_and_end_dim_as_torch(dims):
     assert nn.Flatten(*dims)(td.ones(2, 3, 4, 5)).shape == tuple(torch.nn.Flatten(*dims)(torch.ones(2, 3, 4, 5)).shape)
+
+
+@pytest.mark.parametrize("name,kw,std,bound", [
+    ("kaiming_normal_", dict(mode="fan_out", nonlinearity="relu"), np.sqrt(2 / (64 * 9)), None),
+    ("kaiming_uniform_", dict(a=np.sqrt(5)), None, np.sqrt(3) * np.sqrt(2 / 6) / np.sqrt(32 * 9)),
+    ("xavier_uniform_", dict(gain=2.0), None, 2 * np.sqrt(6 / (32 * 9 + 64 * 9))),
+    ("xavier_normal_", {}, np.sqrt(2 / (32 * 9 + 64 * 9)), None),
+    ("normal_", dict(mean=1.0, std=0.01), 0.01, None), ("uniform_", dict(a=-2.0, b=3.0), None, 3.0)])
+def test_nn_init_has_torchs_distributions(name, kw, std, bound, device):
+    """nn.init fills in place (the same array on the host, so optimizer state stays keyed)
+    with the distribution torch.nn.init draws from for the same shape (fans of a 3x3 conv
+    weight 64x32: fan_in 288, fan_out 576)."""
+    w = nn.Parameter(np.zeros((64, 32, 3, 3))).to(device)
+    before = w.data
+    assert getattr(nn.init, name)(w, **kw) is w and (device != "cpu" or w.data is before)
+    ours = backends.arrays(device).to_host(w.data).astype(np.float64)
+    theirs = getattr(torch.nn.init, name)(torch.empty(64, 32, 3, 3), **kw).numpy()
+    if std is not None:
+        assert abs(ours.std() - std) < 0.03 * std and abs(theirs.std() - std) < 0.03 * std
+    if bound is not None:
+        assert ours.max() <= bound and ours.max() > 0.99 * bound and abs(theirs.max() - bound) < 0.01 * bound
+
+
+def test_nn_init_in_a_models_apply_and_its_gains():
+    m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    def init(layer):
+        if isinstance(layer, nn.Linear):
+            nn.init.constant_(layer.weight, 0.5)
+            nn.init.zeros_(layer.bias)
+    m.apply(init)
+    np.testing.assert_array_equal(m(td.ones(1, 3)).numpy(), [[3.0, 3.0]])
+    for args in [("relu",), ("tanh",), ("leaky_relu", 0.2), ("leaky_relu",), ("selu",), ("conv2d",)]:
+        assert nn.init.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args), rel=1e-12)
+    with pytest.raises(ValueError, match="fan_in"):
+        nn.init.kaiming_normal_(nn.Parameter(np.zeros((2, 2))), mode="fan")
+    with pytest.raises(ValueError, match="2 dimensions"):
+        nn.init.xavier_uniform_(nn.Parameter(np.zeros(3)))
+    import importlib
+    assert importlib.import_module("tinydeep.nn.init") is nn.init

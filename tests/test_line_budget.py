@@ -13,7 +13,7 @@ Two numbers, printed on every test run and bounded:
             the core.
   readable  all of tinydeep/ except the kernels' fast variants, i.e. without the
             Numba kernels in backends/cpu*.py and backends/cuda*.py, whose meaning
-            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,400 (was 7,000
+            backends/reference*.py states in NumPy. Budget: READABLE_BUDGET = 9,500 (was 7,000
             until the session of 2026-11-26 added the PyTorch API files, the fault policy,
             signals, MNIST-1D, sweeps and the GPU compile report; 9,000 until the ninth
             session gave `@` torch.matmul's 1-D sides and batches of matrices, +38 lines,
@@ -36,7 +36,9 @@ Two numbers, printed on every test run and bounded:
             home of MLP and SpatialTransformer (out of nn.py: tinydeep's own models, not
             torch.nn's layers; the core count fell by their 48 lines); 9,350 until PyTorch
             tutorials ran with the import changed (9,349 -> 9,355: tinydeep.save/load of a
-            state_dict, torch's module paths, f-string formats, inplace=).
+            state_dict, torch's module paths, f-string formats, inplace=); 9,400 until
+            nn.init (nn_init.py, 9,375 -> 9,468: torch.nn.init's fills, fans and gains,
+            which `model.apply(init_fn)` in PyTorch code calls).
 
 Lines are physical lines (as `wc -l` counts them), docstrings and comments included:
 they are part of what a reader reads.
@@ -48,7 +50,7 @@ CORE = ("tensor.py", "functional.py", "nn.py", "optim.py")
 API = ("tensor_api.py", "creation.py", "nn_layers.py", "lr_scheduler.py")
 CORE_BUDGET = 2400
 API_BUDGET = 840
-READABLE_BUDGET = 9400
+READABLE_BUDGET = 9500
 
 
 def is_fast_variant(path):
