@@ -34,9 +34,6 @@ class Optimizer:
         name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(f"{name}: a param group must be a dict with a 'params' entry, got {group!r}")
-        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
-        if unknown:
-            raise ValueError(f"{name}: unknown param-group keys {sorted(unknown)}")
         g = {**self.defaults, **group}
         g["params"] = [g["params"]] if isinstance(g["params"], Tensor) else list(g["params"])
         self._check_group(g, len(self.param_groups))
@@ -119,9 +116,6 @@ class Optimizer:
                                      f"shape {tuple(getattr(v, 'shape', ()))}, the parameter {p.shape}")
                 loaded[p][k] = int(v) if k == "step" else Tensor(v, device=p.device, dtype=p.dtype).data
         for gi, (g, saved) in enumerate(zip(self.param_groups, groups)):
-            unknown = set(saved) - set(self.defaults) - {"params", "initial_lr"}
-            if unknown:      # (torch's maximize, foreach...: an option this optimizer lacks)
-                raise ValueError(f"{name}.load_state_dict: unknown param-group keys {sorted(unknown)}")
             new = {**g, **{k: v for k, v in saved.items() if k != "params"}}
             self._check_group(new, gi)
         for g, saved in zip(self.param_groups, groups):
@@ -131,6 +125,9 @@ class Optimizer:
     def _check_group(self, g, gi):
         name = type(self).__name__
         where = f"{name} (param group {gi})"
+        unknown = set(g) - set(self.defaults) - {"params", "initial_lr"}
+        if unknown:      # (a typo, or torch's maximize / foreach: an option this optimizer lacks)
+            raise ValueError(f"{where}: unknown param-group keys {sorted(unknown)}")
         for i, p in enumerate(g["params"]):  # as PyTorch: only tensors, named by position
             if not isinstance(p, Tensor):
                 raise TypeError(f"{name} can only optimize Tensors, but params[{i}] of group "
